@@ -1,0 +1,106 @@
+"""The landmark backend interface and the face-choosing rules shared by all backends."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Protocol
+
+import numpy as np
+
+from ..errors import FaceNotFoundError, TalkingHeadError
+
+
+@dataclass
+class FaceLandmarks:
+    """Landmarks of one face in image pixels.
+
+    ``points`` is (N, 3): x, y in pixels, z a relative depth in the same pixel scale (smaller is nearer
+    the camera; 0 where the backend has no depth). ``layout`` names the point set ("mediapipe478" or
+    "ibug68") so consumers know which index is which.
+    """
+
+    points: np.ndarray
+    layout: str
+
+    @property
+    def xy(self) -> np.ndarray:
+        return self.points[:, :2]
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        x0, y0 = self.xy.min(axis=0)
+        x1, y1 = self.xy.max(axis=0)
+        return float(x0), float(y0), float(x1), float(y1)
+
+    @property
+    def size(self) -> float:
+        x0, y0, x1, y1 = self.box
+        return float(np.sqrt(max(x1 - x0, 1.0) * max(y1 - y0, 1.0)))
+
+
+class LandmarkBackend(Protocol):
+    name: str
+    layout: str
+
+    def detect(self, rgb: np.ndarray) -> list[FaceLandmarks]:
+        """All faces in a still image, in any order."""
+
+    def track(self, frames: Iterable[np.ndarray]) -> Iterator[FaceLandmarks | None]:
+        """One result per frame of a video (None where the face is lost), following one face."""
+
+
+def choose_face(faces: list[FaceLandmarks], face_index: int | None = None, *, what: str = "the portrait") -> FaceLandmarks:
+    """The largest face, or the ``face_index``-th counted from the left (0-based)."""
+    if not faces:
+        raise FaceNotFoundError(
+            f"No face was found in {what}; choose an image where one face is clearly visible, "
+            "facing forward and at least about 80 pixels tall.")
+    if face_index is None:
+        return max(faces, key=lambda f: f.size)
+    ordered = sorted(faces, key=lambda f: f.box[0])
+    if not 0 <= face_index < len(ordered):
+        raise FaceNotFoundError(
+            f"{what.capitalize()} has {len(ordered)} face(s); face number {face_index} does not exist "
+            f"(faces are counted from the left, starting at 0).")
+    return ordered[face_index]
+
+
+_BACKENDS = {}
+
+
+def register_backend(name: str):
+    def deco(factory):
+        _BACKENDS[name] = factory
+        return factory
+    return deco
+
+
+def available_backends() -> dict[str, str | None]:
+    """Backend name -> None if usable here, else the reason it is not."""
+    from . import fan_backend, mediapipe_backend  # noqa: F401  (registration)
+    out = {}
+    for name, factory in _BACKENDS.items():
+        out[name] = factory.unavailable_reason()
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def get_backend(name: str = "auto") -> LandmarkBackend:
+    """A ready backend by name; ``auto`` prefers the offline mediapipe mesh, then face-alignment."""
+    status = available_backends()
+    if name == "auto":
+        for candidate in ("mediapipe", "face_alignment"):
+            if status.get(candidate) is None:
+                return _BACKENDS[candidate]()
+        raise TalkingHeadError("No face landmark backend can run here: " + "; ".join(
+            f"{k}: {v}" for k, v in status.items()))
+    if name not in status:
+        raise TalkingHeadError(f"Unknown landmark backend {name!r}; choose one of: auto, {', '.join(status)}.")
+    if status[name] is not None:
+        raise TalkingHeadError(f"The {name} landmark backend cannot run here: {status[name]}")
+    return _BACKENDS[name]()
+
+
+def detect_face(rgb: np.ndarray, *, backend: str = "auto", face_index: int | None = None,
+                what: str = "the portrait") -> FaceLandmarks:
+    return choose_face(get_backend(backend).detect(rgb), face_index, what=what)

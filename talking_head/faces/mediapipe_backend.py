@@ -1,0 +1,196 @@
+"""MediaPipe face mesh (478 points with irises). Its models ship inside the mediapipe 0.10.14 wheel,
+so this backend works on a fresh machine with no network."""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from .base import FaceLandmarks, register_backend
+
+LAYOUT = "mediapipe478"
+# Detection runs on a copy no larger than this; the face mesh then runs on a crop around each face,
+# so small faces in big paintings are found at a useful resolution.
+_DETECT_SIDE = 1024
+_MESH_CROP = 384
+
+
+import warnings as _warnings
+
+# protobuf 4 warns on every FaceMesh.process() call inside mediapipe 0.10.14; it is noise, not ours.
+_warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype")
+
+
+def _import_mp():
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import mediapipe as mp
+    return mp
+
+
+def _square(cx, cy, side, w, h):
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    return x0, y0, x0 + int(round(side)), y0 + int(round(side))
+
+
+def _crop_padded(rgb, box):
+    """Crop box (may extend past the image) with edge padding, so the face stays centred."""
+    x0, y0, x1, y1 = box
+    h, w = rgb.shape[:2]
+    pad = max(0, -x0, -y0, x1 - w, y1 - h)
+    if pad:
+        rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    return rgb[y0 + pad:y1 + pad, x0 + pad:x1 + pad]
+
+
+def _iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / ua if ua > 0 else 0.0
+
+
+@register_backend("mediapipe")
+class MediaPipeBackend:
+    name = "mediapipe"
+    layout = LAYOUT
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        try:
+            mp = _import_mp()
+            mp.solutions.face_mesh  # noqa: B018  (0.10.31+ have no solutions and no bundled models)
+        except Exception as e:  # pragma: no cover - depends on the install
+            return f"mediapipe 0.10.14 is not installed ({e}); run pip install -r requirements.txt"
+        return None
+
+    def __init__(self):
+        mp = _import_mp()
+        self._mp = mp
+        self._lock = threading.Lock()
+        self._mesh_still = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3)
+        self._detectors = [mp.solutions.face_detection.FaceDetection(model_selection=m, min_detection_confidence=0.4)
+                           for m in (1, 0)]
+
+    # -- stills -------------------------------------------------------------------------------
+    def _face_boxes(self, rgb) -> list[tuple[float, float, float, float]]:
+        h, w = rgb.shape[:2]
+        s = min(1.0, _DETECT_SIDE / max(h, w))
+        small = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else rgb
+        boxes = []
+        for det in self._detectors:
+            res = det.process(small)
+            for d in res.detections or []:
+                b = d.location_data.relative_bounding_box
+                box = (b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h)
+                if all(_iou(box, o) < 0.4 for o in boxes):
+                    boxes.append(box)
+        return boxes
+
+    def _mesh_in_box(self, rgb, box, scale=2.2) -> FaceLandmarks | None:
+        h, w = rgb.shape[:2]
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        side = max(box[2] - box[0], box[3] - box[1]) * scale
+        crop_box = _square(cx, cy, side, w, h)
+        crop = _crop_padded(rgb, crop_box)
+        k = _MESH_CROP / crop.shape[0]
+        crop = cv2.resize(crop, (_MESH_CROP, _MESH_CROP), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+        res = self._mesh_still.process(crop)
+        if not res.multi_face_landmarks:
+            return None
+        return self._to_landmarks(res.multi_face_landmarks[0], crop_box, _MESH_CROP)
+
+    @staticmethod
+    def _to_landmarks(lms, crop_box, crop_px) -> FaceLandmarks:
+        x0, y0, x1, _ = crop_box
+        k = (x1 - x0) / crop_px
+        pts = np.array([(p.x, p.y, p.z) for p in lms.landmark], dtype=np.float32) * crop_px
+        pts *= k
+        pts[:, 0] += x0
+        pts[:, 1] += y0
+        return FaceLandmarks(pts, LAYOUT)
+
+    def detect(self, rgb: np.ndarray) -> list[FaceLandmarks]:
+        with self._lock:
+            faces: list[FaceLandmarks] = []
+            candidates = self._face_boxes(rgb)
+            h, w = rgb.shape[:2]
+            # Stylised faces (brush strokes, sepia photographs) can escape the detectors but not the
+            # mesh's own search on a centred square, so try the image itself last.
+            side = min(h, w)
+            candidates.append(((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2))
+            for i, box in enumerate(candidates):
+                scale = 2.2 if i < len(candidates) - 1 else 1.0
+                face = self._mesh_in_box(rgb, box, scale)
+                if face is None and i < len(candidates) - 1:
+                    face = self._mesh_in_box(rgb, box, 1.5)
+                if face is not None and all(_iou(face.box, f.box) < 0.3 for f in faces):
+                    faces.append(face)
+            return faces
+
+    # -- video --------------------------------------------------------------------------------
+    def track(self, frames: Iterable[np.ndarray], first: FaceLandmarks | None = None) -> Iterator[FaceLandmarks | None]:
+        """Follow the largest face (or ``first``) through a clip.
+
+        The mesh runs in video mode on a fixed square around the face, so small or off-centre faces
+        in large or vertical frames are tracked at a useful resolution; the square is re-centred when
+        the face drifts towards its edge or is lost.
+        """
+        mesh = None
+        crop_box = None
+        prev = first
+        try:
+            for rgb in frames:
+                h, w = rgb.shape[:2]
+                if crop_box is None:
+                    if prev is None:
+                        found = self.detect(rgb)
+                        prev = max(found, key=lambda f: f.size) if found else None
+                    if prev is None:
+                        yield None
+                        continue
+                    crop_box = self._track_box(prev, w, h)
+                    if mesh is not None:
+                        mesh.close()
+                    mesh = self._mp.solutions.face_mesh.FaceMesh(
+                        static_image_mode=False, max_num_faces=1, refine_landmarks=True,
+                        min_detection_confidence=0.3, min_tracking_confidence=0.3)
+                crop = _crop_padded(rgb, crop_box)
+                side = crop.shape[0]
+                px = min(side, 512)
+                if px != side:
+                    crop = cv2.resize(crop, (px, px), interpolation=cv2.INTER_AREA)
+                res = mesh.process(np.ascontiguousarray(crop))
+                if not res.multi_face_landmarks:
+                    crop_box, prev = None, None
+                    yield None
+                    continue
+                face = self._to_landmarks(res.multi_face_landmarks[0], crop_box, px)
+                x0, y0, x1, y1 = face.box
+                cx0, cy0, cx1, cy1 = crop_box
+                margin = 0.08 * (cx1 - cx0)
+                if x0 < cx0 + margin or y0 < cy0 + margin or x1 > cx1 - margin or y1 > cy1 - margin:
+                    crop_box = self._track_box(face, w, h)  # re-centre before the face leaves the square
+                    mesh.close()
+                    mesh = self._mp.solutions.face_mesh.FaceMesh(
+                        static_image_mode=False, max_num_faces=1, refine_landmarks=True,
+                        min_detection_confidence=0.3, min_tracking_confidence=0.3)
+                prev = face
+                yield face
+        finally:
+            if mesh is not None:
+                mesh.close()
+
+    @staticmethod
+    def _track_box(face: FaceLandmarks, w: int, h: int):
+        x0, y0, x1, y1 = face.box
+        side = max(x1 - x0, y1 - y0) * 2.4
+        return _square((x0 + x1) / 2, (y0 + y1) / 2, side, w, h)

@@ -1,0 +1,109 @@
+"""Load a portrait image safely: size limits before decoding, any mode to RGB, EXIF upright."""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+# Pixels are checked from the header, before any decoding, so a decompression bomb costs nothing.
+MAX_PIXELS = 40_000_000
+MIN_SIDE = 64
+# The animation is rendered at the portrait's own resolution up to this long side; larger
+# scans are scaled down so a 100-megapixel museum file does not make a 2 GB video.
+DEFAULT_MAX_SIDE = 2048
+
+
+def _open(source: str | os.PathLike | bytes) -> Image.Image:
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) > MAX_FILE_BYTES:
+            raise ImageError(_too_big_file(len(source)))
+        return Image.open(io.BytesIO(source))
+    path = Path(source)
+    if not path.is_file():
+        raise ImageError(f"The portrait file {path.name!r} does not exist; check the path.")
+    size = path.stat().st_size
+    if size == 0:
+        raise ImageError(f"The portrait file {path.name!r} is empty; choose a JPEG or PNG image.")
+    if size > MAX_FILE_BYTES:
+        raise ImageError(_too_big_file(size))
+    return Image.open(path)
+
+
+def _too_big_file(n: int) -> str:
+    return (f"The image file is {n / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB. "
+            "Save it as a JPEG or scale it down and try again.")
+
+
+def load_image(source: str | os.PathLike | bytes | np.ndarray, *, max_side: int | None = DEFAULT_MAX_SIDE) -> np.ndarray:
+    """Return the portrait as an upright RGB uint8 array, or raise ImageError saying what to do."""
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source, max_side)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = _open(source)
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise ImageError(
+                    f"The image is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
+                    f"{MAX_PIXELS / 1e6:.0f} megapixels. Scale it down (e.g. to 2048 pixels on the long side) and try again.")
+            if min(w, h) < MIN_SIDE:
+                raise ImageError(f"The image is only {w}x{h} pixels; use a portrait at least {MIN_SIDE} pixels on each side.")
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)  # animated GIF/WebP: the first frame is the portrait
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"The image has more than {MAX_PIXELS / 1e6:.0f} megapixels; scale it down "
+                         "(e.g. to 2048 pixels on the long side) and try again.") from None
+    except UnidentifiedImageError:
+        raise ImageError("This file is not an image we can read; upload a JPEG, PNG or WebP portrait.") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        # Pillow reports truncated/corrupt data as OSError("image file is truncated ...") or similar.
+        raise ImageError("The image file is damaged or incomplete; export it again as a JPEG or PNG and retry.") from e
+    return _array_to_rgb(_to_rgb(img), max_side)
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        g = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+    if mode in ("P", "PA", "LA", "RGBA", "La", "RGBa") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        # Transparent areas become a neutral museum-wall grey rather than black.
+        bg = Image.new("RGBA", rgba.size, (200, 200, 196, 255))
+        return np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def _array_to_rgb(a: np.ndarray, max_side: int | None) -> np.ndarray:
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ImageError("The portrait must be an RGB image.")
+    if a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    a = np.ascontiguousarray(a[..., :3])
+    if max_side and max(a.shape[:2]) > max_side:
+        s = max_side / max(a.shape[:2])
+        size = (max(1, round(a.shape[1] * s)), max(1, round(a.shape[0] * s)))
+        a = np.asarray(Image.fromarray(a).resize(size, Image.LANCZOS))
+    return a
+
+
+# A bomb check must not depend on the global limit of whoever imported PIL first.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
