@@ -1,0 +1,4 @@
+"""Animation engines behind one interface, chosen by name or ``auto``."""
+from .base import DrivingFrame, Engine, Prepared, create_engine, engine_names, engine_status, register_engine
+
+__all__ = ["DrivingFrame", "Engine", "Prepared", "create_engine", "engine_names", "engine_status", "register_engine"]

@@ -1,0 +1,103 @@
+"""The engine interface: prepare a portrait once, then render driving frames onto it."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import EngineUnavailableError, TalkingHeadError
+from ..faces import FaceLandmarks
+
+
+@dataclass
+class Prepared:
+    """A portrait made ready for one engine: the crop it animates and whatever state it keeps."""
+
+    crop_box: tuple[int, int, int, int]   # x0, y0, x1, y1 in portrait pixels
+    crop: np.ndarray                      # the portrait's pixels inside crop_box
+    paste_mask: np.ndarray                # (h, w) float32 in 0..1: how much of the rendered crop replaces the canvas
+    state: Any = None
+
+
+@dataclass
+class DrivingFrame:
+    """One frame of driving motion, already expressed on the portrait."""
+
+    index: int
+    image: np.ndarray | None   # the driving clip's frame (RGB) when the engine needs pixels
+    landmarks: np.ndarray      # (N, 3) driving landmarks, driving pixels (smoothed)
+    target: np.ndarray         # (N, 3) where the portrait's landmarks go, portrait pixels
+    head: np.ndarray           # (2, 3) affine for points rigidly attached to the head, portrait pixels
+
+
+class Engine(ABC):
+    """Small on purpose: the pipeline owns files, caching, pasting and encoding."""
+
+    name: str = ""
+    needs_driving_pixels: bool = False
+    batch_size: int = 1
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """None when the engine can run here, else what is missing and how to get it."""
+        return None
+
+    def settings_key(self) -> str:
+        """Everything that changes this engine's output, for cache keys."""
+        return self.name
+
+    @abstractmethod
+    def prepare(self, portrait: np.ndarray, face: FaceLandmarks) -> Prepared: ...
+
+    @abstractmethod
+    def render(self, prepared: Prepared, frames: list[DrivingFrame]) -> list[np.ndarray]:
+        """Rendered crops, each the size of ``prepared.crop``."""
+
+
+@dataclass
+class _Entry:
+    factory: Callable[..., Engine]
+    priority: int  # ``auto`` takes the available engine with the highest priority
+    description: str = field(default="")
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_engine(name: str, *, priority: int = 0, description: str = ""):
+    def deco(cls):
+        cls.name = name
+        _REGISTRY[name] = _Entry(cls, priority, description)
+        return cls
+    return deco
+
+
+def _load_builtin() -> None:
+    from . import meshwarp  # noqa: F401
+
+
+def engine_status() -> dict[str, str | None]:
+    """Engine name -> None when ready, else why not."""
+    _load_builtin()
+    return {name: e.factory.unavailable_reason() for name, e in _REGISTRY.items()}
+
+
+def engine_names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY, key=lambda n: -_REGISTRY[n].priority)
+
+
+def create_engine(name: str = "auto", **options) -> Engine:
+    status = engine_status()
+    if name == "auto":
+        for candidate in engine_names():
+            if status[candidate] is None:
+                return _REGISTRY[candidate].factory(**options)
+        raise EngineUnavailableError("No animation engine can run here: " + "; ".join(f"{k}: {v}" for k, v in status.items()))
+    if name not in _REGISTRY:
+        raise TalkingHeadError(f"Unknown engine {name!r}; choose one of: auto, {', '.join(engine_names())}.")
+    if status[name] is not None:
+        raise EngineUnavailableError(f"The {name} engine cannot run here: {status[name]}")
+    return _REGISTRY[name].factory(**options)

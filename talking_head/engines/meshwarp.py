@@ -1,0 +1,252 @@
+"""meshwarp: classical landmark-driven animation, no learned weights, CPU.
+
+In the spirit of Averbuch-Elor et al., "Bringing Portraits to Life" (SIGGRAPH Asia 2017): the
+portrait's dense face mesh follows the retargeted driving landmarks, rings of anchor points carry hair,
+ears and neck with the head (with a falloff to a still canvas border), the mouth interior is filled
+when the driver opens wider than the portrait, and the eyes close by their own lid triangles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from ..faces import FaceLandmarks
+from ..topology import Layout, face_triangles, get_layout, hole_triangles, mouth_opening, strip_triangles
+from ..warp import MeshWarper, coverage_mask
+from .base import DrivingFrame, Engine, Prepared, register_engine
+
+# Rings around the face outline: (scale about the face centre, how much of the head's motion they take).
+# The first ring is hair and ears, which move with the skull; the outer rings blend into a still canvas.
+_RINGS = ((1.22, 1.0), (1.6, 0.55), (2.1, 0.18))
+_CROP_SCALE = 2.6       # crop side / face outline size
+_BORDER_POINTS = 8      # fixed anchors per crop edge
+
+
+@dataclass
+class _MeshState:
+    layout: Layout
+    rest: np.ndarray        # (V, 2) rest vertices in crop pixels (face points, then anchors)
+    rest_z: np.ndarray      # (V,) depth at rest
+    n_face: int
+    anchor_weight: np.ndarray  # (V - n_face,)
+    tris: np.ndarray
+    mouth_tris: np.ndarray
+    rest_opening: float
+    iod: float
+    warper: MeshWarper
+
+
+def _crop_box(face: FaceLandmarks, layout: Layout, w: int, h: int) -> tuple[int, int, int, int]:
+    oval = face.xy[list(layout.oval)]
+    c = oval.mean(axis=0)
+    side = _CROP_SCALE * float(np.max(oval.max(axis=0) - oval.min(axis=0)))
+    cy = c[1] - 0.05 * side  # hair needs more room above than the neck below
+    x0, y0 = int(max(0, np.floor(c[0] - side / 2))), int(max(0, np.floor(cy - side / 2)))
+    x1, y1 = int(min(w, np.ceil(c[0] + side / 2))), int(min(h, np.ceil(cy + side / 2)))
+    return x0, y0, x1, y1
+
+
+def _paste_mask(box, w, h, feather_frac=0.06) -> np.ndarray:
+    """1 inside, ramping to 0 at crop edges that lie inside the canvas (edges on the canvas border stay 1)."""
+    x0, y0, x1, y1 = box
+    cw, ch = x1 - x0, y1 - y0
+    f = max(2, int(feather_frac * min(cw, ch)))
+    ramp_x = np.ones(cw, np.float32)
+    ramp_y = np.ones(ch, np.float32)
+    r = (np.arange(f, dtype=np.float32) + 0.5) / f
+    if x0 > 0:
+        ramp_x[:f] = np.minimum(ramp_x[:f], r)
+    if x1 < w:
+        ramp_x[-f:] = np.minimum(ramp_x[-f:], r[::-1])
+    if y0 > 0:
+        ramp_y[:f] = np.minimum(ramp_y[:f], r)
+    if y1 < h:
+        ramp_y[-f:] = np.minimum(ramp_y[-f:], r[::-1])
+    return np.outer(ramp_y, ramp_x)
+
+
+def _inside(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    contour = poly.astype(np.float32).reshape(-1, 1, 2)
+    return np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), False) > 0 for x, y in pts])
+
+
+@register_engine("meshwarp", priority=0, description="classical mesh warp, CPU, no weights")
+class MeshWarpEngine(Engine):
+    needs_driving_pixels = True
+    batch_size = 1
+
+    def __init__(self, grid_step: int = 2, fill_mouth: bool = True):
+        self.grid_step = grid_step
+        self.fill_mouth = fill_mouth
+
+    def settings_key(self) -> str:
+        return f"meshwarp-v1-step{self.grid_step}-mouth{int(self.fill_mouth)}"
+
+    # -- preparation --------------------------------------------------------------------------
+    def prepare(self, portrait: np.ndarray, face: FaceLandmarks) -> Prepared:
+        layout = get_layout(face.layout)
+        h, w = portrait.shape[:2]
+        box = _crop_box(face, layout, w, h)
+        x0, y0, x1, y1 = box
+        cw, ch = x1 - x0, y1 - y0
+        pts = face.points.astype(np.float64).copy()
+        pts[:, 0] -= x0
+        pts[:, 1] -= y0
+        face_xy, face_z = pts[:, :2], pts[:, 2]
+        oval = face_xy[list(layout.oval)]
+        centre = oval.mean(axis=0)
+        chin_y = face_xy[layout.chin, 1]
+        face_h = float(oval[:, 1].max() - oval[:, 1].min())
+
+        anchors, weights = [], []
+        for scale, weight in _RINGS:
+            ring = centre + scale * (oval - centre)
+            # Below the chin is neck and collar: it follows the head less than hair does.
+            below = np.clip((ring[:, 1] - chin_y) / (0.6 * face_h), 0, 1)
+            wts = weight * (1 - 0.6 * below)
+            keep = (ring[:, 0] > 1) & (ring[:, 0] < cw - 2) & (ring[:, 1] > 1) & (ring[:, 1] < ch - 2)
+            anchors.append(ring[keep])
+            weights.append(wts[keep])
+        t = np.linspace(0, 1, _BORDER_POINTS + 1)[:-1]
+        border = np.concatenate([
+            np.stack([t * (cw - 1), np.zeros_like(t)], 1), np.stack([np.full_like(t, cw - 1), t * (ch - 1)], 1),
+            np.stack([(1 - t) * (cw - 1), np.full_like(t, ch - 1)], 1), np.stack([np.zeros_like(t), (1 - t) * (ch - 1)], 1)])
+        anchors.append(border)
+        weights.append(np.zeros(len(border)))
+        anchors = np.concatenate(anchors)
+        weights = np.concatenate(weights)
+
+        n = len(face_xy)
+        rest = np.concatenate([face_xy, anchors])
+        # Anchors sit behind the face, so where the mesh folds the face is drawn on top.
+        depth_behind = float(face_z.max() + 0.5 * face_h)
+        rest_z = np.concatenate([face_z, np.full(len(anchors), depth_behind)])
+
+        # The face keeps its own topology; the rings are triangulated around the outline only.
+        outline = list(layout.oval)
+        ring_pts = np.concatenate([face_xy[outline], anchors])
+        ring_idx = np.concatenate([np.array(outline), n + np.arange(len(anchors))])
+        dela = Delaunay(ring_pts).simplices
+        centroids = ring_pts[dela].mean(axis=1)
+        outer = ~_inside(oval, centroids)
+        ring_tris = ring_idx[dela[outer]]
+        tris = np.concatenate([face_triangles(layout, face_xy), ring_tris]).astype(np.int32)
+        mouth_tris, _ = hole_triangles(layout)
+
+        iod = float(np.linalg.norm(np.subtract(*[face_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod])))
+        state = _MeshState(layout, rest.astype(np.float32), rest_z.astype(np.float32), n, weights.astype(np.float32),
+                           tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod,
+                           MeshWarper(cw, ch, self.grid_step))
+        crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
+        return Prepared(box, crop, _paste_mask(box, w, h), state)
+
+    # -- rendering ----------------------------------------------------------------------------
+    def vertices(self, prepared: Prepared, frame: DrivingFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Destination vertices (V, 2) and depths (V,) in crop pixels for one frame."""
+        s: _MeshState = prepared.state
+        x0, y0 = prepared.crop_box[:2]
+        face = frame.target[:, :2] - (x0, y0)
+        a = frame.head[:, :2]
+        b = frame.head[:, 2] + a @ (x0, y0) - (x0, y0)  # the head affine, moved into crop pixels
+        anchors = s.rest[s.n_face:]
+        moved = anchors @ a.T + b
+        anchors = anchors + s.anchor_weight[:, None] * (moved - anchors)
+        z = np.concatenate([frame.target[:, 2], s.rest_z[s.n_face:]])
+        return np.concatenate([face, anchors]).astype(np.float32), z.astype(np.float32)
+
+    def render(self, prepared: Prepared, frames: list[DrivingFrame]) -> list[np.ndarray]:
+        s: _MeshState = prepared.state
+        out = []
+        for fr in frames:
+            dst, z = self.vertices(prepared, fr)
+            img = s.warper.warp(prepared.crop, dst, s.rest, z, s.tris)
+            if self.fill_mouth:
+                self._fill_mouth(img, s, dst, fr, prepared.crop_box)
+            out.append(img)
+        return out
+
+    def _fill_mouth(self, img: np.ndarray, s: _MeshState, dst: np.ndarray, fr: DrivingFrame, box) -> None:
+        """Replace stretched lip texture in an opened mouth with a mouth interior.
+
+        The driver's own interior (teeth, tongue, shadow) is mapped through the lip-gap triangles and
+        colour-matched to the portrait's lips; without driving pixels a shaded cavity is drawn.
+        """
+        layout = s.layout
+        face_dst = dst[: s.n_face]
+        opening = float(mouth_opening(layout, face_dst))
+        if opening <= s.rest_opening + 0.015 * s.iod:
+            return
+        ring = face_dst[list(layout.mouth_ring)]
+        bx0, by0 = np.floor(ring.min(0)).astype(int) - 2
+        bx1, by1 = np.ceil(ring.max(0)).astype(int) + 3
+        h, w = img.shape[:2]
+        bx0, by0, bx1, by1 = max(bx0, 0), max(by0, 0), min(bx1, w), min(by1, h)
+        if bx1 - bx0 < 3 or by1 - by0 < 3:
+            return
+        local = ring - (bx0, by0)
+        # A soft mask: a fully hard edge would show a cut-out line along the lips.
+        mask = coverage_mask(bx1 - bx0, by1 - by0, local, feather=max(0.6, 0.01 * s.iod))
+        region = img[by0:by1, bx0:bx1]
+        patch = None
+        if fr.image is not None:
+            patch = self._driver_interior(fr, layout, face_dst - (bx0, by0), s.mouth_tris, bx1 - bx0, by1 - by0)
+            if patch is not None:
+                patch = _match_colour(patch, fr.image, fr.landmarks, region, face_dst - (bx0, by0), layout)
+        if patch is None:
+            patch = _cavity(region, local, layout, face_dst - (bx0, by0))
+        # Strength grows with the extra opening so the fill fades in instead of popping.
+        k = np.clip((opening - s.rest_opening) / (0.06 * s.iod), 0, 1)
+        m = (mask * k)[..., None]
+        img[by0:by1, bx0:bx1] = (region * (1 - m) + patch * m).astype(np.uint8)
+
+    @staticmethod
+    def _driver_interior(fr: DrivingFrame, layout: Layout, dst_local, tris, w, h):
+        warper = MeshWarper(w, h, 1)
+        m = warper.table(dst_local.astype(np.float32), fr.landmarks[:, :2].astype(np.float32),
+                         np.zeros(len(dst_local), np.float32), tris)
+        return cv2.remap(fr.image, m, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+
+
+def _lip_band(xy: np.ndarray, layout: Layout, shape) -> np.ndarray:
+    h, w = shape[:2]
+    outer = coverage_mask(w, h, xy[list(layout.outer_lip)]) > 0.5
+    inner = coverage_mask(w, h, xy[list(layout.mouth_ring)]) > 0.5
+    return outer & ~inner
+
+
+def _match_colour(patch, drv_img, drv_lm, region, dst_local, layout):
+    """Map the driver's colours to the portrait's by matching lip statistics (mean and spread per channel)."""
+    x0, y0 = np.floor(drv_lm[list(layout.outer_lip), :2].min(0)).astype(int) - 2
+    x1, y1 = np.ceil(drv_lm[list(layout.outer_lip), :2].max(0)).astype(int) + 3
+    hh, ww = drv_img.shape[:2]
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, ww), min(y1, hh)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return patch
+    d_band = _lip_band(drv_lm[:, :2] - (x0, y0), layout, (y1 - y0, x1 - x0))
+    p_band = _lip_band(dst_local, layout, region.shape)
+    if d_band.sum() < 10 or p_band.sum() < 10:
+        return patch
+    d = drv_img[y0:y1, x0:x1][d_band].astype(np.float32)
+    p = region[p_band].astype(np.float32)
+    gain = np.clip((p.std(0) + 1) / (d.std(0) + 1), 0.5, 2.0)
+    return np.clip((patch - d.mean(0)) * gain + p.mean(0), 0, 255)
+
+
+def _cavity(region, ring_local, layout, face_local):
+    """A shaded mouth interior in the portrait's own palette: dark throat, a hint of upper teeth."""
+    h, w = region.shape[:2]
+    band = _lip_band(face_local, layout, region.shape)
+    lip = region[band].mean(0) if band.sum() > 5 else region.reshape(-1, 3).mean(0)
+    up = face_local[list(layout.inner_lip_upper), 1].mean()
+    lo = face_local[list(layout.inner_lip_lower), 1].mean()
+    yy = np.arange(h, dtype=np.float32)[:, None, None]
+    t = np.clip((yy - up) / max(lo - up, 1.0), 0, 1)
+    throat = lip * 0.18
+    patch = np.broadcast_to(throat + (lip * 0.35 - throat) * np.abs(t - 0.5)[..., :] * 2, (h, w, 3)).copy()
+    teeth = (yy - up) < 0.22 * max(lo - up, 1.0)
+    ivory = 0.55 * np.array([235, 225, 205], np.float32) + 0.45 * lip
+    patch = np.where(teeth & (yy >= up - 1), ivory * 0.85, patch)
+    return cv2.GaussianBlur(patch.astype(np.float32), (0, 0), 0.8)

@@ -1,0 +1,135 @@
+"""The curated gallery: portraits and driving clips shipped in ``gallery/`` with one manifest.
+
+Face landmarks of each portrait and the motion of each clip are found once, when a work is added,
+so the gallery needs no detector at run time.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GalleryError
+
+GALLERY_DIR = Path(os.environ.get("LIVING_PORTRAITS_GALLERY", Path(__file__).resolve().parent.parent / "gallery"))
+_MANIFESTS: dict[tuple, dict] = {}
+_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
+
+
+def check_id(item_id: str) -> str:
+    """Gallery ids are plain names; anything that could reach outside the gallery is refused."""
+    if not isinstance(item_id, str) or not _ID.match(item_id):
+        raise GalleryError(f"{item_id!r} is not a gallery id; ids are lower-case letters, digits and underscores "
+                           "(see `python -m talking_head gallery list`).")
+    return item_id
+
+
+@dataclass
+class Gallery:
+    root: Path
+
+    @classmethod
+    def default(cls) -> "Gallery":
+        return cls(GALLERY_DIR)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    def manifest(self) -> dict:
+        """The parsed manifest; re-read only when the file changes (it holds every face's landmarks)."""
+        try:
+            st = self.manifest_path.stat()
+        except FileNotFoundError:
+            return {"portraits": {}, "clips": {}}
+        stamp = (str(self.manifest_path), st.st_mtime_ns, st.st_size)
+        cached = _MANIFESTS.get(stamp)
+        if cached is None:
+            cached = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            _MANIFESTS.clear()
+            _MANIFESTS[stamp] = cached
+        return cached
+
+    def _write(self, manifest: dict) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".manifest.", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+        os.replace(tmp, self.manifest_path)
+
+    # -- lookups --------------------------------------------------------------------------------
+    def portrait(self, item_id: str) -> dict:
+        return self._entry("portraits", item_id, "portrait")
+
+    def clip(self, item_id: str) -> dict:
+        return self._entry("clips", item_id, "clip")
+
+    def _entry(self, kind: str, item_id: str, noun: str) -> dict:
+        check_id(item_id)
+        entries = self.manifest()[kind]
+        if item_id not in entries:
+            raise GalleryError(f"There is no gallery {noun} {item_id!r}; choose one of: {', '.join(sorted(entries))}.")
+        return {"id": item_id, **entries[item_id]}
+
+    def portrait_path(self, item_id: str) -> Path:
+        return self.root / "portraits" / self.portrait(item_id)["file"]
+
+    def clip_path(self, item_id: str) -> Path:
+        return self.root / "clips" / self.clip(item_id)["file"]
+
+    def motion_path(self, item_id: str) -> Path:
+        return self.root / "motion" / f"{check_id(item_id)}.npz"
+
+    def portrait_face(self, item_id: str):
+        from .faces import FaceLandmarks
+        face = self.portrait(item_id)["face"]
+        return FaceLandmarks(np.asarray(face["points"], dtype=np.float32), face["layout"])
+
+    # -- adding works -------------------------------------------------------------------------
+    def add_portrait(self, src: Path, item_id: str, info: dict, *, backend: str = "auto", face_index: int | None = None) -> dict:
+        """Copy an image in, find its face once, and record it in the manifest."""
+        from .faces import detect_face
+        from .images import load_image
+        check_id(item_id)
+        img = load_image(src)
+        face = detect_face(img, backend=backend, face_index=face_index)
+        dest_dir = self.root / "portraits"
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{item_id}{Path(src).suffix.lower()}"
+        if Path(src).resolve() != (dest_dir / name).resolve():
+            shutil.copyfile(src, dest_dir / name)
+        entry = {**info, "file": name, "size": [int(img.shape[1]), int(img.shape[0])],
+                 "face": {"layout": face.layout, "box": [round(v, 1) for v in face.box],
+                          "points": np.round(face.points.astype(np.float64), 2).tolist()}}
+        m = copy.deepcopy(self.manifest())  # the cached copy stays untouched until the write lands
+        m.setdefault("portraits", {})[item_id] = entry
+        self._write(m)
+        return entry
+
+    def add_clip(self, src: Path, item_id: str, info: dict, *, backend: str = "auto", max_duration: float | None = None) -> dict:
+        """Copy a clip in, extract its motion once, and record it in the manifest."""
+        from .pipeline import extract_motion
+        from .video import probe
+        check_id(item_id)
+        clip = probe(src, max_duration=max_duration)
+        track = extract_motion(Path(src), clip, backend=backend)
+        for sub in ("clips", "motion"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        name = f"{item_id}{Path(src).suffix.lower()}"
+        if Path(src).resolve() != (self.root / "clips" / name).resolve():
+            shutil.copyfile(src, self.root / "clips" / name)
+        track.save(self.motion_path(item_id))
+        entry = {**info, "file": name, "duration": round(clip.duration, 3), "fps": f"{clip.fps.numerator}/{clip.fps.denominator}",
+                 "n_frames": clip.n_frames, "size": [clip.width, clip.height], "has_audio": clip.has_audio,
+                 "motion": f"motion/{item_id}.npz", "faces_found": f"{int(track.found.sum())}/{len(track)}"}
+        m = copy.deepcopy(self.manifest())  # the cached copy stays untouched until the write lands
+        m.setdefault("clips", {})[item_id] = entry
+        self._write(m)
+        return entry

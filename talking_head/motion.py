@@ -1,0 +1,174 @@
+"""Driving motion: landmark tracks, head pose separated from expression, retargeting to a portrait.
+
+Pure functions over arrays; the only state is the ``MotionTrack`` data itself.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .smoothing import fill_gaps, smooth_track
+from .topology import Layout, get_layout
+
+
+@dataclass
+class MotionTrack:
+    """Per-frame landmarks of the driving face, in the driving clip's pixels.
+
+    Stored raw (gaps filled, not smoothed) so that the smoothing strength stays a render-time choice.
+    """
+
+    landmarks: np.ndarray        # (T, N, 3) float32
+    found: np.ndarray            # (T,) bool: the face was detected in that frame (others interpolated)
+    layout: str
+    fps: Fraction
+    frame_size: tuple[int, int]  # (w, h)
+
+    def __len__(self) -> int:
+        return len(self.landmarks)
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, landmarks=self.landmarks.astype(np.float32), found=self.found,
+                            layout=self.layout, fps=np.array([self.fps.numerator, self.fps.denominator]),
+                            frame_size=np.array(self.frame_size))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "MotionTrack":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls(z["landmarks"], z["found"].astype(bool), str(z["layout"]),
+                       Fraction(int(z["fps"][0]), int(z["fps"][1])), tuple(int(v) for v in z["frame_size"]))
+
+    def save(self, path: Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: Path) -> "MotionTrack":
+        return cls.from_bytes(Path(path).read_bytes())
+
+
+    def smoothed(self, strength: float = 1.0) -> "MotionTrack":
+        """The same track smoothed without lag; strength 0 returns it unchanged."""
+        size = face_size(self.landmarks[0], get_layout(self.layout))
+        arr = smooth_track(self.landmarks, float(self.fps), strength, scale=size)
+        return MotionTrack(arr.astype(np.float32), self.found, self.layout, self.fps, self.frame_size)
+
+
+def build_track(raw: list[np.ndarray | None], layout: str, fps: Fraction, frame_size: tuple[int, int]) -> MotionTrack:
+    """A track from per-frame detections (None where the face was lost, filled by interpolation)."""
+    found = np.array([r is not None for r in raw], dtype=bool)
+    n = get_layout(layout).n_points
+    arr = np.stack([r if r is not None else np.zeros((n, 3), np.float32) for r in raw])
+    arr = fill_gaps(arr, found)
+    return MotionTrack(arr.astype(np.float32), found, layout, Fraction(fps), frame_size)
+
+
+def face_size(points: np.ndarray, layout: Layout) -> float:
+    """Face scale: distance between the eye centres (stable under expressions)."""
+    from .topology import eye_centres
+    c = eye_centres(layout, points[:, :2])
+    return float(np.linalg.norm(c[1] - c[0]))
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Least-squares similarity dst ~ s * R @ src + t (Umeyama 1991). Returns (R, s, t)."""
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - mu_s, dst - mu_d
+    cov = b.T @ a / len(src)
+    u, d, vt = np.linalg.svd(cov)
+    sign = np.ones(len(d))
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1
+    r = u @ np.diag(sign) @ vt
+    var = (a ** 2).sum() / len(src)
+    s = float((d * sign).sum() / var) if var > 0 else 1.0
+    return r, s, mu_d - s * r @ mu_s
+
+
+@dataclass
+class PoseExpression:
+    """A track split into rigid head motion and expression, relative to the neutral (first) frame.
+
+    frame t = scale[t] * rotation[t] @ (neutral + expression[t]) + translation[t]
+    """
+
+    neutral: np.ndarray      # (N, 3)
+    rotation: np.ndarray     # (T, 3, 3)
+    scale: np.ndarray        # (T,)
+    translation: np.ndarray  # (T, 3)
+    expression: np.ndarray   # (T, N, 3), in the neutral frame's coordinates
+
+
+def decompose(track: MotionTrack, neutral_index: int = 0) -> PoseExpression:
+    layout = get_layout(track.layout)
+    rigid = list(layout.rigid)
+    lm = track.landmarks.astype(np.float64)
+    neutral = lm[neutral_index]
+    T = len(lm)
+    rot = np.empty((T, 3, 3))
+    scale = np.empty(T)
+    trans = np.empty((T, 3))
+    expr = np.empty_like(lm)
+    for t in range(T):
+        r, s, tr = umeyama(neutral[rigid], lm[t][rigid])
+        rot[t], scale[t], trans[t] = r, s, tr
+        expr[t] = ((lm[t] - tr) @ r) / s - neutral
+    return PoseExpression(neutral, rot, scale, trans, expr)
+
+
+def _scale_rotation(r: np.ndarray, k: float) -> np.ndarray:
+    """R**k via the axis-angle vector, so 'motion strength' scales turning smoothly."""
+    if k == 1.0:
+        return r
+    from scipy.spatial.transform import Rotation
+    return Rotation.from_rotvec(Rotation.from_matrix(r).as_rotvec() * k).as_matrix()
+
+
+@dataclass
+class Retargeted:
+    """The driving motion expressed on the portrait: per-frame target landmarks and head transform."""
+
+    targets: np.ndarray  # (T, N, 3) where each portrait landmark should be, portrait pixels
+    head: np.ndarray     # (T, 2, 3) affine moving points rigidly attached to the head (hair, ears)
+
+
+def retarget(pe: PoseExpression, portrait: np.ndarray, layout_name: str, *, expression_strength: float = 1.0,
+             head_strength: float = 1.0, head_motion: bool = True) -> Retargeted:
+    """Relative motion transfer onto a portrait's own landmarks (N, 3).
+
+    The driver's expression displacements are rotated and scaled from the driver's face into the
+    portrait's face (an in-plane similarity fitted on rigid points), so a wide-faced driver does not
+    change the portrait's face shape; head rotation is applied about the portrait's own face centre.
+    """
+    layout = get_layout(layout_name)
+    rigid = list(layout.rigid)
+    q0 = portrait.astype(np.float64)
+    # In-plane similarity from the driver's neutral face to the portrait's (z ignored for the angle).
+    r2, k, _ = umeyama(pe.neutral[rigid, :2], q0[rigid, :2])
+    rz = np.eye(3)
+    rz[:2, :2] = r2
+    centre = q0[rigid].mean(axis=0)
+    T = len(pe.scale)
+    targets = np.empty((T,) + q0.shape)
+    head = np.empty((T, 2, 3))
+    c_drv = pe.neutral[rigid].mean(axis=0)
+    for t in range(T):
+        e = (k * expression_strength) * (pe.expression[t] @ rz.T)
+        if head_motion:
+            r = rz @ _scale_rotation(pe.rotation[t], head_strength) @ rz.T
+            s = pe.scale[t] ** head_strength
+            # Where the driver's face centre went, scaled into the portrait's pixels.
+            moved = pe.scale[t] * pe.rotation[t] @ c_drv + pe.translation[t] - c_drv
+            shift = head_strength * k * (rz @ moved)
+        else:
+            r, s, shift = np.eye(3), 1.0, np.zeros(3)
+        targets[t] = centre + s * (q0 + e - centre) @ r.T + shift
+        a = s * r[:2, :2]
+        head[t, :, :2] = a
+        head[t, :, 2] = centre[:2] + shift[:2] - a @ centre[:2]
+    return Retargeted(targets.astype(np.float32), head.astype(np.float32))

@@ -1,0 +1,141 @@
+"""Named parts of each landmark layout: which index is an eye, a lip, the face outline.
+
+Everything that needs to know "where is the mouth" asks here, so engines and motion code work with
+either the 478-point MediaPipe mesh or the 68-point iBUG set.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    n_points: int
+    oval: tuple[int, ...]            # closed loop around the face, clockwise from the top
+    rigid: tuple[int, ...]           # points that move with the skull, not with expressions
+    inner_lip_upper: tuple[int, ...]  # left corner -> right corner along the upper inner lip
+    inner_lip_lower: tuple[int, ...]  # left corner -> right corner along the lower inner lip
+    outer_lip: tuple[int, ...]       # closed loop around the lips
+    eyes: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # per eye: (upper lid, lower lid), corner -> corner
+    iris_centres: tuple[int, ...]    # one per eye, same order as ``eyes``; empty when unknown
+    eye_centres_for_iod: tuple[tuple[int, ...], tuple[int, ...]]  # points averaged into each eye centre
+    chin: int
+
+    @property
+    def mouth_ring(self) -> tuple[int, ...]:
+        """The inner-lip loop: upper lip left to right, then the lower lip back."""
+        return self.inner_lip_upper + tuple(reversed(self.inner_lip_lower[1:-1]))
+
+
+MEDIAPIPE = Layout(
+    name="mediapipe478",
+    n_points=478,
+    oval=(10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
+          148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109),
+    rigid=(10, 109, 67, 103, 338, 297, 332, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 263, 362,
+           234, 454, 127, 356, 93, 323, 71, 301, 139, 368),
+    inner_lip_upper=(78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308),
+    inner_lip_lower=(78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308),
+    outer_lip=(61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146),
+    eyes=(((33, 246, 161, 160, 159, 158, 157, 173, 133), (33, 7, 163, 144, 145, 153, 154, 155, 133)),
+          ((263, 466, 388, 387, 386, 385, 384, 398, 362), (263, 249, 390, 373, 374, 380, 381, 382, 362))),
+    iris_centres=(468, 473),
+    eye_centres_for_iod=((33, 133, 159, 145), (263, 362, 386, 374)),
+    chin=152,
+)
+
+IBUG68 = Layout(
+    name="ibug68",
+    n_points=68,
+    oval=tuple(range(0, 17)) + tuple(range(26, 16, -1)),
+    rigid=(27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45, 0, 1, 15, 16),
+    inner_lip_upper=(60, 61, 62, 63, 64),
+    inner_lip_lower=(60, 67, 66, 65, 64),
+    outer_lip=tuple(range(48, 60)),
+    eyes=(((36, 37, 38, 39), (36, 41, 40, 39)), ((42, 43, 44, 45), (42, 47, 46, 45))),
+    iris_centres=(),
+    eye_centres_for_iod=(tuple(range(36, 42)), tuple(range(42, 48))),
+    chin=8,
+)
+
+LAYOUTS = {MEDIAPIPE.name: MEDIAPIPE, IBUG68.name: IBUG68}
+
+
+def get_layout(name: str) -> Layout:
+    return LAYOUTS[name]
+
+
+def strip_triangles(upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
+    """Triangles filling the gap between two polylines that share their end points (a lip gap, an eye)."""
+    tris = []
+    u, l = list(upper), list(lower)
+    i = j = 0
+    # Walk both curves from the shared left corner, always advancing the one that lags, so the
+    # strip has no slivers even when the curves have different point counts.
+    while i < len(u) - 1 or j < len(l) - 1:
+        if j >= len(l) - 1 or (i < len(u) - 1 and (i + 1) / len(u) <= (j + 1) / len(l)):
+            a, b, c = u[i], u[i + 1], l[j]
+            i += 1
+        else:
+            a, b, c = u[i], l[j + 1], l[j]
+            j += 1
+        if len({a, b, c}) == 3:
+            tris.append((a, b, c))
+    return np.array(tris, dtype=np.int32).reshape(-1, 3)
+
+
+@functools.lru_cache(maxsize=None)
+def mediapipe_face_triangles() -> np.ndarray:
+    """The mesh's own triangles (3-cliques of its tesselation edges); eyes and mouth are holes."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+    edges = {tuple(sorted(e)) for e in FACEMESH_TESSELATION}
+    adj: dict[int, set[int]] = {}
+    for a, b in edges:
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    tris = {tuple(sorted((a, b, k))) for a, b in edges for k in adj[a] & adj[b]}
+    return np.array(sorted(tris), dtype=np.int32)
+
+
+def hole_triangles(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """(mouth gap triangles, eye triangles) that close the holes of the face mesh."""
+    mouth = strip_triangles(layout.inner_lip_upper, layout.inner_lip_lower)
+    eyes = []
+    for k, (upper, lower) in enumerate(layout.eyes):
+        if layout.iris_centres:
+            # A fan around the iris centre lets gaze move the iris inside the lids.
+            c = layout.iris_centres[k]
+            ring = list(upper) + list(reversed(lower[1:-1]))
+            eyes += [(c, ring[i], ring[(i + 1) % len(ring)]) for i in range(len(ring))]
+        else:
+            eyes += strip_triangles(upper, lower).tolist()
+    return mouth, np.array(eyes, dtype=np.int32).reshape(-1, 3)
+
+
+def face_triangles(layout: Layout, rest_xy: np.ndarray) -> np.ndarray:
+    """Triangles covering the whole face (skin, eyes, mouth gap) for a layout."""
+    mouth, eyes = hole_triangles(layout)
+    if layout.name == MEDIAPIPE.name:
+        skin = mediapipe_face_triangles()
+    else:
+        from scipy.spatial import Delaunay
+        tri = Delaunay(rest_xy[: layout.n_points]).simplices.astype(np.int32)
+        inside = set(layout.inner_lip_upper) | set(layout.inner_lip_lower)
+        # Delaunay would bridge the lip gap with its own triangles; the strip replaces them.
+        skin = np.array([t for t in tri if not set(t) <= inside], dtype=np.int32)
+    return np.concatenate([skin, mouth, eyes])
+
+
+def eye_centres(layout: Layout, xy: np.ndarray) -> np.ndarray:
+    return np.stack([xy[list(ix)].mean(axis=0) for ix in layout.eye_centres_for_iod])
+
+
+def mouth_opening(layout: Layout, xy: np.ndarray) -> np.ndarray:
+    """Gap between the inner lips, per frame, in the units of ``xy`` (..., N, 2)."""
+    up = xy[..., list(layout.inner_lip_upper[1:-1]), 1]
+    lo = xy[..., list(layout.inner_lip_lower[1:-1]), 1]
+    return np.clip(lo - up, 0, None).max(axis=-1)

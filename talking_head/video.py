@@ -1,0 +1,768 @@
+"""Reading and writing video clips through the static ffmpeg bundled with imageio-ffmpeg.
+
+Why not imageio-ffmpeg's reader or moviepy: both guess a frame count from duration * fps, which
+is off by one (or worse on variable-frame-rate phone clips), and the renderer needs exactly one
+output frame per driving frame so that the audio we mux back stays in sync. Everything here
+therefore talks to the ffmpeg binary directly and counts frames instead of estimating them:
+
+* :func:`probe` decodes the whole video stream once (cheaply: frames are wrapped, not copied or
+  hashed) and records every decoded frame's timestamp in the stream's own time base. That gives
+  the exact number of frames ``read_frames`` will yield, an exact frame-rate fraction and a
+  variable-frame-rate flag. The container header is used only for things it states exactly
+  (codec, rotation, audio present).
+* :func:`read_frames` decodes with ``-fps_mode passthrough`` so ffmpeg never drops or
+  duplicates frames to hit a nominal rate.
+* :class:`VideoWriter` feeds raw RGB frames to libx264 at an exact fraction rate and only
+  moves the finished file into place once ffmpeg has exited cleanly.
+
+No ffprobe is needed (the wheel ships only ffmpeg); all stream facts come from ``ffmpeg -i``
+output and the ``framecrc`` muxer.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import secrets
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from talking_head.errors import ClipError
+
+__all__ = [
+    "ClipInfo",
+    "probe",
+    "read_frames",
+    "VideoWriter",
+    "ffmpeg_exe",
+    "ClipNotFoundError",
+    "NotAVideoError",
+    "NoVideoStreamError",
+    "EmptyClipError",
+    "ClipTooLongError",
+    "ClipDecodeError",
+    "VideoEncodeError",
+    "FrameFormatError",
+]
+
+# A header read only parses container metadata; the full-stream probe decodes every frame of
+# a clip that already passed the length limit. Both are generous so that only a wedged ffmpeg
+# (e.g. a file on a dead network mount) trips them.
+_HEADER_TIMEOUT_S = 60.0
+_DECODE_TIMEOUT_S = 600.0
+
+# Frame rates people mean when a measured average lands next to them.
+_NTSC_BASES = (24, 30, 48, 60, 120)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class ClipNotFoundError(ClipError):
+    """The clip path does not exist or cannot be read."""
+
+
+class NotAVideoError(ClipError):
+    """ffmpeg cannot open the file as a media container (not a video, or a corrupt header)."""
+
+
+class NoVideoStreamError(ClipError):
+    """The file opens but holds no video stream (e.g. an audio-only file)."""
+
+
+class EmptyClipError(ClipError):
+    """The video stream exists but not a single frame decodes."""
+
+
+class ClipTooLongError(ClipError):
+    """The clip is longer than the caller's limit."""
+
+
+class ClipDecodeError(ClipError):
+    """ffmpeg failed part-way through decoding a clip that probed fine."""
+
+
+class VideoEncodeError(ClipError):
+    """ffmpeg failed while writing an output video; nothing was written."""
+
+
+class FrameFormatError(ClipError, ValueError):
+    """A frame passed to VideoWriter.write has the wrong shape or dtype (a caller bug).
+
+    Also a ValueError, because it is a programming error rather than something a user did.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# ClipInfo
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What :func:`probe` found out about a clip.
+
+    ``width``/``height`` are the upright display size, i.e. the size of the frames
+    :func:`read_frames` yields without ``max_side``. ``rotation`` is clockwise degrees (the
+    convention of the legacy mp4 ``rotate`` tag that phones write: a portrait phone clip is
+    stored landscape with ``rotation == 90``). ``n_frames`` is exactly the number of frames
+    :func:`read_frames` yields. ``fps`` is exact for constant-rate clips and the average rate,
+    snapped to a conventional value when close, for variable-rate ones.
+    """
+
+    path: Path
+    width: int
+    height: int
+    fps: Fraction
+    n_frames: int
+    duration: float
+    has_audio: bool
+    rotation: int
+    codec: str
+    variable_frame_rate: bool
+
+
+# --------------------------------------------------------------------------------------------
+# ffmpeg plumbing
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the static ffmpeg that ships inside the imageio-ffmpeg wheel."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _url(path: Path) -> str:
+    # "file:" stops ffmpeg from reading a name like "clip:1.mp4" or "-x.mp4" as a protocol or
+    # an option.
+    return "file:" + str(path)
+
+
+def _tail(text: str, lines: int = 6) -> str:
+    kept = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return " | ".join(kept[-lines:])
+
+
+def _with_log(err: ClipError, ffmpeg_log: str) -> ClipError:
+    # str(err) must stay one sentence a user can act on; ffmpeg's own words are for whoever
+    # reads the traceback or the log, so they go into a note.
+    if ffmpeg_log.strip():
+        err.add_note("ffmpeg: " + _tail(ffmpeg_log))
+    return err
+
+
+def _read_text(f: IO[bytes]) -> str:
+    f.seek(0)
+    return f.read().decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class _Stream:
+    index: int
+    kind: str  # "Video", "Audio", ...
+    desc: str  # the rest of the "Stream #0:N: Kind: ..." line
+    side_lines: tuple[str, ...]  # indented lines that follow (metadata, side data)
+
+    @property
+    def is_real_video(self) -> bool:
+        # Matches ffmpeg's own "0:V" specifier: cover art in an mp3/m4a is a Video stream too.
+        return self.kind == "Video" and "(attached pic)" not in self.desc and "(timed thumbnails)" not in self.desc
+
+
+@dataclass(frozen=True)
+class _Header:
+    format_name: str
+    duration: float | None
+    streams: tuple[_Stream, ...]
+
+    @property
+    def video(self) -> _Stream | None:
+        return next((s for s in self.streams if s.is_real_video), None)
+
+    @property
+    def has_audio(self) -> bool:
+        return any(s.kind == "Audio" for s in self.streams)
+
+
+_INPUT_RE = re.compile(r"^Input #0, (.*?), from '", re.M)
+_DURATION_RE = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_STREAM_RE = re.compile(r"^\s*Stream #0:(\d+)\S*: (\w+): (.*)$")
+_SIZE_RE = re.compile(r"(?<![\w/])([1-9]\d{0,5})x([1-9]\d{0,5})(?!\w)")
+_HDR_FPS_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)\b")
+# ffmpeg 9 prints "Display Matrix: rotation of -90.00 degrees", older builds
+# "displaymatrix: rotation of -90.00 degrees". The angle is counter-clockwise.
+_ROTATION_RE = re.compile(r"display ?matrix: rotation of (-?\d+(?:\.\d+)?) degrees", re.I)
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise ClipNotFoundError(f"The clip {path} does not exist; check the path and try again.")
+    if not path.is_file():
+        raise ClipNotFoundError(f"The clip path {path} is not a file; choose a video file instead.")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise ClipNotFoundError(
+            f"The clip {path} cannot be read ({e.strerror or e}); fix its permissions and try again."
+        ) from e
+
+
+def _read_header(path: Path) -> _Header:
+    """Parse ``ffmpeg -i`` (which exits 1 because no output is named; that is expected)."""
+    _check_readable(path)
+    try:
+        proc = subprocess.run(
+            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _url(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=_HEADER_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise NotAVideoError(
+            f"Reading the header of {path.name} took longer than {_HEADER_TIMEOUT_S:.0f} s; "
+            "copy the clip to a local disk or re-export it and try again."
+        ) from e
+    err = proc.stderr.decode("utf-8", "replace")
+    m = _INPUT_RE.search(err)
+    if not m:
+        if "No such file or directory" in err:
+            raise ClipNotFoundError(f"The clip {path} does not exist; check the path and try again.")
+        if "Permission denied" in err:
+            raise ClipNotFoundError(f"The clip {path} cannot be read; fix its permissions and try again.")
+        raise _with_log(
+            NotAVideoError(
+                f"{path.name} is not a video file that can be opened (it is corrupt or in an unknown format); "
+                "export it as an MP4 and try again."
+            ),
+            err,
+        )
+
+    dm = _DURATION_RE.search(err)
+    duration = int(dm[1]) * 3600 + int(dm[2]) * 60 + float(dm[3]) if dm else None
+
+    streams: list[_Stream] = []
+    cur: tuple[int, str, str] | None = None
+    side: list[str] = []
+    for line in err[m.start() :].splitlines():
+        sm = _STREAM_RE.match(line)
+        if sm or not line.startswith(" "):  # a new stream, or the end of Input #0's block
+            if cur:
+                streams.append(_Stream(*cur, tuple(side)))
+            cur, side = None, []
+            if sm:
+                cur = (int(sm[1]), sm[2], sm[3])
+            elif not line.startswith("Input #0"):
+                break
+        elif cur:
+            side.append(line.strip())
+    if cur:
+        streams.append(_Stream(*cur, tuple(side)))
+    return _Header(format_name=m[1], duration=duration, streams=tuple(streams))
+
+
+def _stream_rotation(s: _Stream) -> int:
+    for line in s.side_lines:
+        m = _ROTATION_RE.search(line)
+        if m:
+            ccw = float(m[1])
+            # Clockwise, snapped to a right angle: nothing downstream can display skewed video.
+            return int(round(-ccw / 90.0)) % 4 * 90
+    return 0
+
+
+def _header_fps(s: _Stream) -> Fraction | None:
+    """The header's rounded rate ("29.97 fps"); only used when a clip has a single frame."""
+    m = _HDR_FPS_RE.search(s.desc)
+    if not m:
+        return None
+    value = Fraction(m[1]) * (1000 if m[2] else 1)
+    return value if value > 0 else None
+
+
+# --------------------------------------------------------------------------------------------
+# Frame-rate arithmetic
+# --------------------------------------------------------------------------------------------
+
+
+def _snap_fps(value: Fraction, rel_tol: float) -> Fraction | None:
+    """The conventional rate (integer or N*1000/1001) nearest to ``value`` within ``rel_tol``."""
+    if value <= 0:
+        return None
+    candidates = [Fraction(round(value))] if round(value) >= 1 else []
+    candidates += [Fraction(n * 1000, 1001) for n in _NTSC_BASES]
+    best = min(candidates, key=lambda c: abs(c - value))
+    return best if abs(best - value) <= value * Fraction(rel_tol) else None
+
+
+def _simplest_fraction(value: Fraction, rel_tol: float) -> Fraction:
+    """The fraction with the smallest denominator within ``rel_tol`` of ``value``.
+
+    An average like 361 frames / 12.0333 s is exactly 5415/181; 359/12 says the same to 0.001%.
+    """
+    for den in range(1, 1002):
+        f = value.limit_denominator(den)
+        if abs(f - value) <= value * Fraction(rel_tol):
+            return f
+    return value.limit_denominator(1001)
+
+
+def _fps_from_timestamps(pts: list[int], tb: Fraction, fallback: Fraction | None) -> tuple[Fraction, bool]:
+    """(fps, variable_frame_rate) from decoded frame timestamps in time base ``tb``."""
+    ts = sorted(pts)
+    diffs = [b - a for a, b in zip(ts, ts[1:])]
+    if not diffs or ts[-1] <= ts[0]:
+        fps = fallback or Fraction(25)
+        return (_snap_fps(fps, 1e-3) or fps), False
+    med = statistics.median(diffs)
+    # One tick of slack: a 29.97 clip in a 1/1000 time base legitimately alternates 33 and 34.
+    tol = max(1.0, 1e-3 * med)
+    vfr = any(abs(d - med) > tol for d in diffs)
+    if min(diffs) == max(diffs):
+        exact = 1 / (diffs[0] * tb)  # e.g. 3003 ticks of 1/90000 -> exactly 30000/1001
+        return (_snap_fps(exact, 1e-9) or exact), False
+    span_ticks = ts[-1] - ts[0]
+    avg = (len(ts) - 1) / (span_ticks * tb)
+    # Timestamps are rounded to whole ticks, so a short clip in a coarse time base cannot pin
+    # the rate down to better than about one tick over the whole span.
+    rel_tol = max(1e-4, 1.5 / span_ticks)
+    return (_snap_fps(avg, rel_tol) or _simplest_fraction(avg, 1e-4)), vfr
+
+
+def _as_fraction(fps: Fraction | int | float | str) -> Fraction:
+    if isinstance(fps, float):
+        # 29.97 as a float is really 2997/100 or worse; the caller surely meant 30000/1001.
+        f = Fraction(fps)
+        return _snap_fps(f, 1e-3) or f.limit_denominator(1001)
+    return Fraction(fps)
+
+
+# --------------------------------------------------------------------------------------------
+# probe
+# --------------------------------------------------------------------------------------------
+
+
+def _too_long(path: Path, found: float, limit: float, at_least: bool) -> ClipTooLongError:
+    length = f"at least {found:.1f} s" if at_least else f"{found:.1f} s"
+    return ClipTooLongError(
+        f"The clip {path.name} is {length} long but the limit is {limit:g} s; "
+        f"trim it to {limit:g} s or less and try again."
+    )
+
+
+def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) -> ClipInfo:
+    """Inspect a clip, decoding its video stream once to count frames exactly.
+
+    Raises a :class:`~talking_head.errors.ClipError` subclass for every way a clip can be
+    unusable: :class:`ClipNotFoundError`, :class:`NotAVideoError`,
+    :class:`NoVideoStreamError`, :class:`EmptyClipError`, :class:`ClipTooLongError`
+    (when the clip is longer than ``max_duration`` seconds by more than half a frame) and
+    :class:`ClipDecodeError`.
+    """
+    path = Path(path)
+    header = _read_header(path)
+    fmt = header.format_name
+    # ffmpeg happily opens a PNG/JPEG as a one-frame "video"; a still is not a driving clip.
+    if fmt == "image2" or fmt.endswith("_pipe"):
+        raise NotAVideoError(f"{path.name} is a still image, not a video; choose a video clip instead.")
+    vstream = header.video
+    if vstream is None:
+        raise NoVideoStreamError(
+            f"{path.name} has no video stream (it looks like an audio-only file); choose a video clip instead."
+        )
+
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-max_error_rate", "1", "-noautorotate"]
+    if max_duration is not None:
+        # Stop decoding one second past the limit: an hour-long upload is rejected after
+        # decoding about max_duration seconds of it, not the whole hour.
+        cmd += ["-t", f"{max_duration + 1.0:.3f}"]
+    cmd += [
+        "-i", _url(path),
+        "-map", "0:V:0",
+        # passthrough: one output per decoded frame, no drop/dup to a nominal rate;
+        # enc_time_base demux: keep the stream's own time base instead of 1/round(fps), which
+        # would quantise away exactly the timestamps we are here to measure.
+        "-fps_mode", "passthrough", "-enc_time_base:v", "demux",
+        # wrapped_avframe passes a pointer, so framecrc checksums a few hundred bytes per frame
+        # instead of the whole picture.
+        "-c:v", "wrapped_avframe", "-f", "framecrc", "pipe:1",
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=_DECODE_TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        raise ClipDecodeError(
+            f"Decoding {path.name} took longer than {_DECODE_TIMEOUT_S:.0f} s; "
+            "use a shorter or smaller clip and try again."
+        ) from e
+    out = proc.stdout.decode("ascii", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+
+    tb: Fraction | None = None
+    dims: tuple[int, int] | None = None
+    pts: list[int] = []
+    for line in out.splitlines():
+        if line.startswith("#tb 0:"):
+            tb = Fraction(line.split(":", 1)[1].strip())
+        elif line.startswith("#dimensions 0:"):
+            w, h = line.split(":", 1)[1].strip().split("x")
+            dims = (int(w), int(h))
+        elif line.startswith("0,"):
+            fields = line.split(",")
+            pts.append(int(fields[2]))
+    n = len(pts)
+    if n == 0 and ("Decoder (codec" in err or "Unsupported codec" in err):
+        raise _with_log(
+            ClipDecodeError(
+                f"The video in {path.name} cannot be decoded here; re-export it as an H.264 MP4 and try again."
+            ),
+            err,
+        )
+    if n == 0:
+        raise _with_log(
+            EmptyClipError(
+                f"Not a single video frame of {path.name} could be decoded (the file is probably damaged); "
+                "re-export it as an H.264 MP4 and try again."
+            ),
+            err,
+        )
+
+    fps, vfr = _fps_from_timestamps(pts, tb or Fraction(1, 90000), _header_fps(vstream))
+    duration = float(n / fps)
+    if max_duration is not None and duration > max_duration + 0.5 / float(fps):
+        # Decoding may have stopped at the -t bound; then only the header knows the full length
+        # (and if it lacks one, all we can say is "at least").
+        cut = duration >= max_duration + 0.9
+        if cut and header.duration and header.duration >= duration:
+            raise _too_long(path, header.duration, max_duration, at_least=False)
+        raise _too_long(path, duration, max_duration, at_least=cut)
+
+    rotation = _stream_rotation(vstream)
+    if dims is None:
+        m = _SIZE_RE.search(vstream.desc)
+        if not m:
+            raise NotAVideoError(f"{path.name} has a video stream of unknown size; re-export it as an MP4 and try again.")
+        dims = (int(m[1]), int(m[2]))
+    w, h = dims
+    if rotation in (90, 270):
+        w, h = h, w
+    codec = vstream.desc.split(None, 1)[0].rstrip(",")
+    return ClipInfo(
+        path=path,
+        width=w,
+        height=h,
+        fps=fps,
+        n_frames=n,
+        duration=duration,
+        has_audio=header.has_audio,
+        rotation=rotation,
+        codec=codec,
+        variable_frame_rate=vfr,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# read_frames
+# --------------------------------------------------------------------------------------------
+
+
+def _fit(w: int, h: int, max_side: int | None) -> tuple[int, int]:
+    if max_side is None or max(w, h) <= max_side:
+        return w, h
+    if max_side < 1:
+        raise ValueError(f"max_side must be positive, got {max_side}")
+    s = max_side / max(w, h)
+    return max(1, min(max_side, round(w * s))), max(1, min(max_side, round(h * s)))
+
+
+def read_frames(
+    path: str | os.PathLike[str], info: ClipInfo | None = None, *, max_side: int | None = None
+) -> Iterator[np.ndarray]:
+    """Yield every coded frame of ``path`` as an upright, C-contiguous RGB uint8 (H, W, 3) array.
+
+    Exactly ``info.n_frames`` frames come out. With ``max_side`` the frames are downscaled
+    (area filter, aspect kept) so the longer side is at most ``max_side``. The clip is probed
+    now when ``info`` is not given, so bad paths fail here rather than on first iteration;
+    ffmpeg itself starts on first iteration and is always reaped, even when the consumer stops
+    early.
+    """
+    path = Path(path)
+    if info is None:
+        info = probe(path)
+    w, h = _fit(info.width, info.height, max_side)
+    return _frame_iter(path, w, h, resize=(w, h) != (info.width, info.height), expected=info.n_frames)
+
+
+def _frame_iter(path: Path, w: int, h: int, resize: bool, expected: int) -> Iterator[np.ndarray]:
+    # An explicit size also pins the output size if the stream changes resolution mid-way,
+    # which would otherwise make the raw byte stream unparseable.
+    vf = f"scale={w}:{h}" + (":flags=area" if resize else "")
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error",
+        # ffmpeg 9 exits non-zero once over 2/3 of frames fail to decode (-max_error_rate);
+        # probe counts whatever decodes, so reading must not give up where probe did not.
+        "-max_error_rate", "1",
+        "-i", _url(path),
+        "-map", "0:V:0", "-fps_mode", "passthrough",  # never drop/dup (autorotate stays on)
+        "-vf", vf, "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1",
+    ]  # fmt: skip
+    frame_bytes = w * h * 3
+    # stderr goes to a file: a pipe nobody drains can fill up and deadlock ffmpeg.
+    with tempfile.TemporaryFile() as errf:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf)
+        assert proc.stdout is not None
+        count = 0
+        try:
+            while True:
+                frame = np.empty((h, w, 3), np.uint8)
+                buf = memoryview(frame).cast("B")
+                got = 0
+                while got < frame_bytes:
+                    k = proc.stdout.readinto(buf[got:])
+                    if not k:
+                        break
+                    got += k
+                if got < frame_bytes:
+                    break  # EOF (a partial frame only happens if ffmpeg died; checked below)
+                count += 1
+                yield frame
+            rc = proc.wait()
+            # A complaint after every probed frame came out (e.g. about the damaged tail that
+            # probe already excluded) costs the caller nothing, so only a short read is fatal.
+            if rc != 0 and count < expected:
+                raise _with_log(
+                    ClipDecodeError(
+                        f"Decoding {path.name} failed part-way; re-export the clip as an H.264 MP4 and try again."
+                    ),
+                    _read_text(errf),
+                )
+        finally:
+            # Runs on normal end, on error, and on generator close()/garbage collection when
+            # the consumer stops early: kill first so ffmpeg is not blocked writing to a pipe
+            # nobody reads, then reap it so no zombie is left.
+            if proc.poll() is None:
+                proc.kill()
+            proc.stdout.close()
+            proc.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# VideoWriter
+# --------------------------------------------------------------------------------------------
+
+# Tags the mp4 muxer writes natively (as iTunes-style atoms). Any other key is only kept with
+# "-movflags use_metadata_tags", which stores *all* tags as QuickTime mdta keys instead; so that
+# flag is added only when it is needed.
+_NATIVE_MP4_TAGS = frozenset(
+    {
+        "title", "artist", "author", "album_artist", "album", "composer", "date", "comment",
+        "genre", "copyright", "grouping", "lyrics", "description", "synopsis", "show",
+        "episode_id", "network", "track", "disc",
+    }
+)  # fmt: skip
+
+
+class VideoWriter:
+    """Write RGB frames to a browser-playable H.264 MP4, atomically.
+
+    ``size`` is ``(width, height)`` of the frames that will be written. Odd sizes are padded
+    (never scaled) by one black row/column, because yuv420p needs even dimensions. The output
+    rate is exactly ``fps`` and each :meth:`write` is exactly one output frame. When
+    ``audio_from`` has an audio stream it is re-encoded to AAC, starts at t=0 together with
+    frame 0 (keeping its original offset to that clip's video) and is padded with silence or
+    cut so that it ends with the video.
+
+    Frames go to ``.<name>.<random>.partial.mp4`` next to ``path``; only a clean close renames
+    it onto ``path``. An exception in the ``with`` block, :meth:`abort`, or an encoder failure
+    kills ffmpeg and deletes the partial file, so ``path`` is never half-written.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: Fraction | int | float | str,
+        size: tuple[int, int],
+        *,
+        audio_from: str | os.PathLike[str] | Path | None = None,
+        crf: int = 18,
+        preset: str = "veryfast",
+        metadata: dict[str, str] | None = None,
+    ):
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            # Caught here because ffmpeg would only notice after the first frames were rendered.
+            raise VideoEncodeError(
+                f"Cannot write {self.path.name}: the folder {self.path.parent} does not exist; create it and try again."
+            )
+        self.fps = _as_fraction(fps)
+        if self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps!r}")
+        w, h = (int(v) for v in size)
+        if w < 1 or h < 1:
+            raise ValueError(f"size must be positive (width, height), got {size!r}")
+        self.size = (w, h)
+        self.frames_written = 0
+        # "Closed" until ffmpeg is running, so that __del__/abort after a failed __init__ are no-ops.
+        self._closed = True
+        self._proc: subprocess.Popen[bytes] | None = None
+
+        audio: Path | None = None
+        if audio_from is not None:
+            audio_path = Path(audio_from)
+            if _read_header(audio_path).has_audio:
+                audio = audio_path
+        self.has_audio = audio is not None
+
+        tags = dict(metadata or {})
+        for key in tags:
+            if not key or "=" in key or not key.isprintable():
+                raise ValueError(f"invalid metadata key {key!r}")
+
+        # Not mkstemp: that creates the file 0600, and the final video should get the same
+        # umask-derived permissions as any other file the app writes. The random part keeps
+        # concurrent renders of the same target apart.
+        self._tmp = self.path.with_name(f".{self.path.stem}.{secrets.token_hex(4)}.partial.mp4")
+
+        filters = []
+        if w % 2 or h % 2:
+            filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2")
+        # Convert with the BT.709 matrix and tag it so: untagged yuv is guessed as BT.601 or
+        # BT.709 depending on the player, which shifts skin tones between browsers.
+        filters.append("scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")
+
+        cmd = [
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{w}x{h}",
+            # The exact fraction: "29.97" would give a 2997/100 stream that drifts from the audio.
+            "-framerate", f"{self.fps.numerator}/{self.fps.denominator}",
+            "-i", "pipe:0",
+        ]  # fmt: skip
+        if audio is not None:
+            cmd += ["-i", _url(audio)]
+        cmd += ["-map", "0:v:0"]
+        if audio is not None:
+            cmd += ["-map", "1:a:0"]
+        cmd += [
+            "-vf", ",".join(filters),
+            "-fps_mode", "passthrough",  # one output frame per written frame, whatever happens
+            "-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
+            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+        ]  # fmt: skip
+        if audio is not None:
+            # apad makes the audio endless and -shortest ends it with the video: audio longer
+            # than the render is cut, shorter is padded with silence. (-shortest alone would cut
+            # the *video* when the audio is the shorter stream.)
+            cmd += ["-af", "apad", "-c:a", "aac", "-b:a", "160k", "-shortest"]
+        movflags = "+faststart"  # moov first, so browsers start playing before the download ends
+        if any(k not in _NATIVE_MP4_TAGS for k in tags):
+            movflags += "+use_metadata_tags"
+        cmd += ["-movflags", movflags]
+        for k, v in tags.items():
+            cmd += ["-metadata", f"{k}={v}"]
+        cmd += ["-f", "mp4", _url(self._tmp)]
+
+        self._errf = tempfile.TemporaryFile()
+        try:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._errf)
+        except BaseException:
+            self._errf.close()
+            raise
+        self._closed = False
+
+    # -- context manager -------------------------------------------------------------------
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            self.abort()
+            return False
+        self.close()
+        return False
+
+    def __del__(self):
+        # A writer dropped without close() must not leave ffmpeg running or a partial file.
+        try:
+            if not self._closed:
+                self.abort()
+        except Exception:
+            pass
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 frame of shape (height, width, 3)."""
+        if self._closed:
+            raise VideoEncodeError(f"The writer for {self.path.name} is already closed; start a new render.")
+        w, h = self.size
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (h, w, 3):
+            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise FrameFormatError(f"Frames must be uint8 arrays of shape ({h}, {w}, 3), got {got}; this is a bug.")
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+        except (BrokenPipeError, ValueError, OSError) as e:
+            raise self._fail("ffmpeg stopped accepting frames") from e
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Finish encoding and move the file onto ``path``; on failure nothing is left behind."""
+        if self._closed:
+            return
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass  # ffmpeg already gone; its exit status below says why
+        rc = self._proc.wait()
+        if rc != 0:
+            raise self._fail(f"ffmpeg exited with status {rc}")
+        if self.frames_written == 0:
+            raise self._fail("no frames were written")
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError as e:
+            raise self._fail(f"the finished file could not be moved into place ({e})") from e
+        self._closed = True
+        self._errf.close()
+
+    def abort(self) -> None:
+        """Stop ffmpeg and delete the partial file. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        proc = self._proc
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+            if proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                except (BrokenPipeError, OSError):
+                    pass
+            proc.wait()
+        try:
+            self._tmp.unlink(missing_ok=True)
+        finally:
+            self._errf.close()
+
+    def _fail(self, what: str) -> VideoEncodeError:
+        ffmpeg_log = "" if self._errf.closed else _read_text(self._errf)
+        self.abort()
+        err = VideoEncodeError(f"Writing {self.path.name} failed ({what}); nothing was saved, try the render again.")
+        return _with_log(err, ffmpeg_log)

@@ -1,0 +1,91 @@
+"""Piecewise-affine warping by rasterising a triangle mesh into a remap table.
+
+The destination mesh is drawn into a (coarse) grid; every covered cell stores the source position
+interpolated from the triangle's source vertices. A depth buffer decides which triangle wins where
+the mesh folds over itself (a head turning away hides its far cheek), so a turn never tears the face
+into shards. The coarse table is then upsampled and handed to ``cv2.remap`` at full resolution.
+"""
+from __future__ import annotations
+
+import cv2
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def _rasterize(dst, src, z, tris, map_xy, zbuf, step, offset):
+    h, w = zbuf.shape
+    for f in range(tris.shape[0]):
+        i0, i1, i2 = tris[f, 0], tris[f, 1], tris[f, 2]
+        # Grid coordinates of the destination vertices.
+        x0 = (dst[i0, 0] - offset) / step
+        y0 = (dst[i0, 1] - offset) / step
+        x1 = (dst[i1, 0] - offset) / step
+        y1 = (dst[i1, 1] - offset) / step
+        x2 = (dst[i2, 0] - offset) / step
+        y2 = (dst[i2, 1] - offset) / step
+        den = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
+        if abs(den) < 1e-9:
+            continue
+        inv = 1.0 / den
+        xmin = max(int(np.floor(min(x0, x1, x2))), 0)
+        xmax = min(int(np.ceil(max(x0, x1, x2))), w - 1)
+        ymin = max(int(np.floor(min(y0, y1, y2))), 0)
+        ymax = min(int(np.ceil(max(y0, y1, y2))), h - 1)
+        for py in range(ymin, ymax + 1):
+            for px in range(xmin, xmax + 1):
+                a = ((y1 - y2) * (px - x2) + (x2 - x1) * (py - y2)) * inv
+                b = ((y2 - y0) * (px - x2) + (x0 - x2) * (py - y2)) * inv
+                c = 1.0 - a - b
+                if a < -1e-4 or b < -1e-4 or c < -1e-4:
+                    continue
+                depth = a * z[i0] + b * z[i1] + c * z[i2]
+                if depth < zbuf[py, px]:
+                    zbuf[py, px] = depth
+                    map_xy[py, px, 0] = a * src[i0, 0] + b * src[i1, 0] + c * src[i2, 0]
+                    map_xy[py, px, 1] = a * src[i0, 1] + b * src[i1, 1] + c * src[i2, 1]
+
+
+class MeshWarper:
+    """Remap tables for one output size, reused for every frame.
+
+    ``step`` is the grid spacing in output pixels: the warp is exactly piecewise affine at the grid's
+    cells and bilinear in between, which is invisible at step 2 and four times cheaper than step 1.
+    """
+
+    def __init__(self, width: int, height: int, step: int = 2):
+        self.width, self.height, self.step = width, height, step
+        gw, gh = -(-width // step), -(-height // step)
+        # Cell centres in output pixels, under the same half-pixel convention as cv2.resize.
+        self.offset = (step - 1) / 2.0
+        ys, xs = np.mgrid[0:gh, 0:gw].astype(np.float32)
+        self._identity = np.dstack([xs * step + self.offset, ys * step + self.offset])
+        self._zbuf = np.empty((gh, gw), np.float32)
+        self._map = np.empty((gh, gw, 2), np.float32)
+
+    def table(self, dst: np.ndarray, src: np.ndarray, z: np.ndarray, tris: np.ndarray) -> np.ndarray:
+        """Full-resolution (H, W, 2) float32 map: output pixel -> source position."""
+        self._map[:] = self._identity  # cells no triangle covers stay where they are
+        self._zbuf.fill(np.inf)
+        _rasterize(np.ascontiguousarray(dst, np.float32), np.ascontiguousarray(src, np.float32),
+                   np.ascontiguousarray(z, np.float32), tris, self._map, self._zbuf,
+                   np.float32(self.step), np.float32(self.offset))
+        if self.step == 1:
+            return self._map.copy()
+        full = cv2.resize(self._map, (self._map.shape[1] * self.step, self._map.shape[0] * self.step),
+                          interpolation=cv2.INTER_LINEAR)
+        return full[: self.height, : self.width]
+
+    def warp(self, image: np.ndarray, dst, src, z, tris) -> np.ndarray:
+        m = self.table(dst, src, z, tris)
+        return cv2.remap(image, m, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def coverage_mask(width: int, height: int, polygon: np.ndarray, feather: float = 0.0) -> np.ndarray:
+    """Float mask (H, W) of a polygon, optionally feathered by a Gaussian of ``feather`` pixels."""
+    m = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(m, [np.round(polygon * 4).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=2)
+    out = m.astype(np.float32) / 255.0
+    if feather > 0:
+        out = cv2.GaussianBlur(out, (0, 0), feather)
+    return out

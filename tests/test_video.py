@@ -1,0 +1,513 @@
+"""Tests for talking_head.video.
+
+Every clip except the two gallery ones is synthesised here with the bundled ffmpeg, so the
+tests run offline. Frame counts are always checked against an independent count (packets
+from a stream copy, or frames we wrote ourselves), never against the code under test.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from talking_head import video
+from talking_head.errors import ClipError, TalkingHeadError
+from talking_head.video import (
+    ClipDecodeError,
+    ClipInfo,
+    ClipNotFoundError,
+    ClipTooLongError,
+    EmptyClipError,
+    FrameFormatError,
+    NotAVideoError,
+    NoVideoStreamError,
+    VideoEncodeError,
+    VideoWriter,
+    probe,
+    read_frames,
+)
+
+GALLERY = Path("/work/shared/gallery-src/clips")
+FF = video.ffmpeg_exe()
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def ff(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([FF, "-hide_banner", "-nostdin", "-v", "error", "-y", *args], input=input, capture_output=True, check=True)
+
+
+def ffmpeg_info(path: Path) -> str:
+    """The human-readable stream summary that `ffmpeg -i` prints (it exits 1: no output named)."""
+    return subprocess.run([FF, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+
+
+def packet_count(path: Path, stream: str = "v:0") -> int:
+    """Coded frames counted from packets by stream copy: independent of any decoding."""
+    out = subprocess.run(
+        [FF, "-nostdin", "-v", "error", "-i", str(path), "-map", f"0:{stream}", "-c", "copy", "-f", "framecrc", "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return sum(1 for ln in out.splitlines() if ln.startswith("0,"))
+
+
+def audio_span(path: Path) -> float:
+    """Seconds from 0 to the end of the last audio packet."""
+    out = subprocess.run(
+        [FF, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-c", "copy", "-f", "framecrc", "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    tb = Fraction(re.search(r"#tb 0: (\S+)", out)[1])
+    last = [ln.split(",") for ln in out.splitlines() if ln.startswith("0,")][-1]
+    return float((int(last[2]) + int(last[3])) * tb)
+
+
+def make_clip(path: Path, rate: str, n: int, size: str = "96x64", *extra: str) -> Path:
+    ff("-f", "lavfi", "-i", f"testsrc2=s={size}:r={rate}", "-frames:v", str(n), *extra,
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path))  # fmt: skip
+    return path
+
+
+# Frame i shows the bits of i as 7 black/white vertical bars: survives H.264 at any sane CRF,
+# so a dropped or duplicated frame shows up as a wrong number, not as a fuzzy difference.
+BITS = 7
+
+
+def coded_frame(i: int, w: int, h: int) -> np.ndarray:
+    f = np.zeros((h, w, 3), np.uint8)
+    bar = w // BITS
+    for b in range(BITS):
+        if i >> b & 1:
+            f[:, b * bar : (b + 1) * bar] = 255
+    return f
+
+
+def decode_index(f: np.ndarray, w: int) -> int:
+    bar = w // BITS
+    h = f.shape[0]
+    return sum(1 << b for b in range(BITS) if f[h // 4 : 3 * h // 4, b * bar + 2 : (b + 1) * bar - 2].mean() > 128)
+
+
+# --------------------------------------------------------------------------------------------
+# probe + read_frames on synthetic CFR clips
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "fps"), [("25", Fraction(25)), ("30", Fraction(30)), ("30000/1001", Fraction(30000, 1001))]
+)
+def test_exact_frame_count_and_fps(tmp_path, rate, fps):
+    clip = make_clip(tmp_path / "c.mp4", rate, 37)
+    info = probe(clip)
+    assert info == ClipInfo(
+        path=clip, width=96, height=64, fps=fps, n_frames=37, duration=pytest.approx(37 / float(fps)),
+        has_audio=False, rotation=0, codec="h264", variable_frame_rate=False,
+    )  # fmt: skip
+    assert type(info.fps) is Fraction
+    frames = list(read_frames(clip, info))
+    assert len(frames) == 37 == packet_count(clip)
+    for f in frames[:3]:
+        assert f.shape == (64, 96, 3) and f.dtype == np.uint8 and f.flags.c_contiguous and f.flags.writeable
+
+
+def test_coarse_timebase_jitter_is_still_cfr(tmp_path):
+    # Matroska stores ms timestamps, so 29.97 fps comes back as 33/34 ms steps: that is
+    # rounding, not a variable rate, and the rate must still be recognised as 30000/1001.
+    clip = make_clip(tmp_path / "c.mkv", "30000/1001", 50)
+    info = probe(clip)
+    assert info.fps == Fraction(30000, 1001)
+    assert not info.variable_frame_rate
+    assert info.n_frames == 50
+
+
+def test_read_frames_max_side(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", "25", 5, "160x96")
+    frames = list(read_frames(clip, max_side=64))
+    assert len(frames) == 5
+    assert frames[0].shape == (38, 64, 3)  # 96 * 64/160 = 38.4
+    assert list(read_frames(clip, max_side=500))[0].shape == (96, 160, 3)  # never upscales
+
+
+# --------------------------------------------------------------------------------------------
+# real gallery clips
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "fps", "has_audio"),
+    [("clip_talking_01.mp4", Fraction(30), True), ("clip_smile_eyes_01.mp4", Fraction(25), False)],
+)
+def test_gallery_clips(name, fps, has_audio):
+    clip = GALLERY / name
+    if not clip.exists():
+        pytest.skip(f"{clip} not present")
+    info = probe(clip)
+    assert (info.fps, info.has_audio, info.codec, info.rotation) == (fps, has_audio, "h264", 0)
+    assert (info.width, info.height) == (512, 512)
+    assert not info.variable_frame_rate
+    expected = packet_count(clip)
+    assert info.n_frames == expected
+    assert sum(1 for _ in read_frames(clip, info)) == expected
+
+
+def test_gallery_clip_with_a_dropped_frame():
+    # clip_wink_01 holds 362 frames at 30 fps with one doubled gap; imageio-ffmpeg's reader
+    # yields 363 for it. It is honestly VFR, and its average rate is reported.
+    clip = GALLERY / "clip_wink_01.mp4"
+    if not clip.exists():
+        pytest.skip(f"{clip} not present")
+    info = probe(clip, max_duration=60)
+    assert info.n_frames == packet_count(clip) == 362
+    assert info.variable_frame_rate
+    assert info.fps == Fraction(359, 12)  # 361 intervals over 12.0333 s, as the simplest fraction
+    assert sum(1 for _ in read_frames(clip, info, max_side=32)) == 362
+
+
+# --------------------------------------------------------------------------------------------
+# VFR, truncation, rotation
+# --------------------------------------------------------------------------------------------
+
+
+def test_variable_frame_rate(tmp_path):
+    # 30 fps with a 0.3 s freeze after frame 19 and small wobble; a 1/1000 encoder time base
+    # keeps the uneven timestamps instead of rounding them onto a 1/30 grid.
+    clip = make_clip(tmp_path / "vfr.mp4", "30", 40, "96x64",
+                   "-vf", "setpts='(N/30 + gte(N,20)*0.3 + eq(mod(N,3),1)*0.007)/TB'",
+                   "-fps_mode", "passthrough", "-enc_time_base:v", "1/1000")  # fmt: skip
+    info = probe(clip)
+    assert info.variable_frame_rate
+    assert info.n_frames == 40 == packet_count(clip)
+    span = 39 / 30 + 0.3
+    assert float(info.fps) == pytest.approx(39 / span, rel=2e-3)
+    assert info.fps.denominator <= 1001
+    assert sum(1 for _ in read_frames(clip, info)) == 40
+
+
+@pytest.mark.parametrize(
+    ("pts", "tb", "fps", "vfr"),
+    [
+        ([i * 3003 for i in range(10)], Fraction(1, 90000), Fraction(30000, 1001), False),
+        ([i * 512 for i in range(10)], Fraction(1, 12800), Fraction(25), False),
+        ([round(i * 1001 / 24) for i in range(100)], Fraction(1, 1000), Fraction(24000, 1001), False),
+        ([i * 512 for i in range(20)] + [i * 512 + 1024 for i in range(20, 40)], Fraction(1, 15360), None, True),
+        ([0], Fraction(1, 1000), Fraction(30), False),  # single frame: header rate
+    ],
+)
+def test_fps_from_timestamps(pts, tb, fps, vfr):
+    got, got_vfr = video._fps_from_timestamps(pts, tb, Fraction(30))
+    assert got_vfr is vfr
+    if fps is not None:
+        assert got == fps
+    else:  # 39 intervals over 41 frame times at 30 fps: 28.537..., as a small fraction
+        assert float(got) == pytest.approx(39 * 15360 / 20992, rel=1e-4)
+        assert got.denominator <= 100
+
+
+def test_truncated_tail(tmp_path):
+    whole = make_clip(tmp_path / "whole.mp4", "25", 100, "128x96", "-movflags", "+faststart")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    info = probe(cut)
+    assert 0 < info.n_frames < 100
+    assert sum(1 for _ in read_frames(cut, info)) == info.n_frames
+
+
+@pytest.mark.parametrize(("display_rotation", "rotation", "k"), [("-90", 90, -1), ("90", 270, 1), ("180", 180, 2)])
+def test_rotation_metadata(tmp_path, display_rotation, rotation, k):
+    w, h = 64, 48
+    src = np.zeros((h, w, 3), np.uint8)
+    src[:16, :16] = 255  # white top-left corner
+    src[:, -8:, 1] = 200  # green right edge
+    plain = tmp_path / "plain.mp4"
+    with VideoWriter(plain, Fraction(25), (w, h), crf=0) as wr:
+        for _ in range(3):
+            wr.write(src)
+    rotated = tmp_path / "rot.mp4"
+    # -display_rotation is counter-clockwise; the legacy "rotate" tag phones write is clockwise.
+    # (-metadata:s:v rotate=90 is silently dropped by ffmpeg 9, so it cannot make a test clip.)
+    ff("-display_rotation", display_rotation, "-i", str(plain), "-c", "copy", str(rotated))
+    info = probe(rotated)
+    assert info.rotation == rotation
+    expected = np.rot90(src, k)
+    assert (info.height, info.width) == expected.shape[:2]
+    frames = list(read_frames(rotated, info))
+    assert len(frames) == 3
+    assert frames[0].shape == expected.shape
+    assert np.abs(frames[0].astype(int) - expected).mean() < 6
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_error_classes(tmp_path):
+    classes = [ClipNotFoundError, NotAVideoError, NoVideoStreamError, EmptyClipError, ClipTooLongError, ClipDecodeError, VideoEncodeError]
+    assert len(set(classes)) == len(classes)
+    for cls in classes:
+        assert issubclass(cls, ClipError) and issubclass(cls, TalkingHeadError)
+    assert issubclass(FrameFormatError, ClipError) and issubclass(FrameFormatError, ValueError)
+
+
+def _expect(exc_type, path, **kw) -> str:
+    with pytest.raises(ClipError) as ei:
+        probe(path, **kw)
+    assert type(ei.value) is exc_type, f"{path.name}: {type(ei.value).__name__}: {ei.value}"
+    msg = str(ei.value)
+    assert "\n" not in msg and msg.endswith(".")
+    return msg
+
+
+def test_probe_errors(tmp_path):
+    _expect(ClipNotFoundError, tmp_path / "missing.mp4")
+    _expect(ClipNotFoundError, tmp_path)  # a directory
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    _expect(NotAVideoError, text)
+
+    good = make_clip(tmp_path / "good.mp4", "25", 50, "96x64")  # moov at the end, as by default
+    headless = tmp_path / "headless.mp4"
+    headless.write_bytes(good.read_bytes()[:3000])
+    _expect(NotAVideoError, headless)
+
+    png = tmp_path / "still.png"
+    ff("-f", "lavfi", "-i", "testsrc2=s=64x64", "-frames:v", "1", str(png))
+    _expect(NotAVideoError, png)
+
+    m4a = tmp_path / "voice.m4a"
+    ff("-f", "lavfi", "-i", "sine=d=0.5", "-c:a", "aac", str(m4a))
+    _expect(NoVideoStreamError, m4a)
+
+    jpg = tmp_path / "cover.jpg"
+    ff("-f", "lavfi", "-i", "testsrc2=s=64x64", "-frames:v", "1", str(jpg))
+    mp3 = tmp_path / "song.mp3"  # cover art is a "video" stream to ffmpeg, but not a clip
+    ff("-f", "lavfi", "-i", "sine=d=0.5", "-i", str(jpg), "-map", "0", "-map", "1", "-c:v", "copy",
+       "-disposition:v", "attached_pic", str(mp3))  # fmt: skip
+    _expect(NoVideoStreamError, mp3)
+
+    # Header intact, picture data gone: the moov (faststart) says 50 frames, none decode.
+    fast = make_clip(tmp_path / "fast.mp4", "25", 50, "96x64", "-movflags", "+faststart")
+    data = fast.read_bytes()
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(data[: data.index(b"mdat") + 4])
+    _expect(EmptyClipError, empty)
+
+    msg = _expect(ClipTooLongError, good, max_duration=1.0)
+    assert "2.0 s" in msg and "1 s" in msg and "trim" in msg
+    assert probe(good, max_duration=2.0).n_frames == 50  # exactly at the limit is fine
+
+
+def test_too_long_is_rejected_without_decoding_everything(tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", "25", 250, "64x64")  # 10 s
+    msg = _expect(ClipTooLongError, clip, max_duration=2)
+    assert "10.0 s" in msg
+
+
+# --------------------------------------------------------------------------------------------
+# VideoWriter
+# --------------------------------------------------------------------------------------------
+
+
+def _write_coded(path: Path, n: int, w: int, h: int, **kw) -> list[np.ndarray]:
+    frames = [coded_frame(i, w, h) for i in range(n)]
+    with VideoWriter(path, Fraction(30000, 1001), (w, h), **kw) as wr:
+        for f in frames:
+            wr.write(f)
+    assert wr.frames_written == n
+    return frames
+
+
+@pytest.fixture(scope="module")
+def audio_src(tmp_path_factory) -> Path:
+    """A 3 s clip whose audio is silent until a 1 kHz tone starts at exactly 0.5 s."""
+    p = tmp_path_factory.mktemp("audio") / "speech.mp4"
+    ff("-f", "lavfi", "-i", "testsrc2=s=64x64:r=25:d=3",
+       "-f", "lavfi", "-i", "sine=f=1000:d=3:sample_rate=48000",
+       "-af", "volume='if(lt(t,0.5),0,1)':eval=frame", "-c:v", "libx264", "-preset", "ultrafast",
+       "-c:a", "aac", "-shortest", str(p))  # fmt: skip
+    return p
+
+
+def test_round_trip_exact_frames_odd_size_no_audio(tmp_path, audio_src):
+    out = tmp_path / "out.mp4"
+    n, w, h = 45, 99, 65
+    frames = _write_coded(out, n, w, h, metadata={"comment": "AI-generated test clip", "engine": "demo"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+    info = probe(out)
+    assert info.fps == Fraction(30000, 1001) and not info.variable_frame_rate
+    assert (info.width, info.height) == (100, 66)  # padded to even, not scaled
+    assert info.n_frames == n == packet_count(out)
+    assert not info.has_audio
+
+    got = list(read_frames(out, info))
+    assert [decode_index(f, w) for f in got] == list(range(n))
+    # Padding adds a black column/row and leaves the picture where it was (a rescale would
+    # move the bar edges and smear the last column).
+    assert np.abs(got[5][:h, :w].astype(int) - frames[5]).mean() < 3
+    assert got[127 % n][:, w:].max() < 40 and got[127 % n][h:, :].max() < 40
+
+    hdr = ffmpeg_info(out)
+    assert re.search(r"Video: h264 .*yuv420p", hdr)
+    assert "29.97 fps" in hdr and "Audio:" not in hdr
+    assert re.search(r"comment\s*: AI-generated test clip", hdr)
+    assert re.search(r"engine\s*: demo", hdr)
+    data = out.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # +faststart: playable while downloading
+
+
+def test_round_trip_with_audio_in_sync_and_cut(tmp_path, audio_src):
+    out = tmp_path / "out.mp4"
+    n, w, h = 45, 64, 48  # 1.5 s of video; the audio source runs 3 s
+    _write_coded(out, n, w, h, audio_from=audio_src)
+    info = probe(out)
+    assert info.has_audio and info.n_frames == n and info.fps == Fraction(30000, 1001)
+    assert [decode_index(f, w) for f in read_frames(out, info)] == list(range(n))
+    assert re.search(r"Audio: aac", ffmpeg_info(out))
+    assert audio_span(out) == pytest.approx(n * 1001 / 30000, abs=0.03)  # cut to the video
+
+    # The tone must still start at 0.5 s: the audio was not shifted against frame 0.
+    pcm = ff("-i", str(out), "-map", "0:a:0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-").stdout
+    samples = np.abs(np.frombuffer(pcm, np.int16))
+    onset = np.argmax(samples > 3000) / 48000
+    assert onset == pytest.approx(0.5, abs=0.02)
+
+
+def test_audio_shorter_than_video_is_padded_not_truncating_video(tmp_path):
+    short_audio = tmp_path / "short.m4a"
+    ff("-f", "lavfi", "-i", "sine=d=0.4", "-c:a", "aac", str(short_audio))
+    out = tmp_path / "out.mp4"
+    n = 40
+    _write_coded(out, n, 64, 48, audio_from=short_audio)
+    info = probe(out)
+    assert info.n_frames == n and info.has_audio
+    assert audio_span(out) == pytest.approx(n * 1001 / 30000, abs=0.03)
+
+
+def test_audio_from_without_audio_writes_no_audio(tmp_path):
+    silent = make_clip(tmp_path / "silent.mp4", "25", 5)
+    out = tmp_path / "out.mp4"
+    _write_coded(out, 5, 64, 48, audio_from=silent)
+    assert not probe(out).has_audio
+
+
+def test_exception_in_with_block_leaves_nothing(tmp_path):
+    out = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="boom"):
+        with VideoWriter(out, Fraction(25), (64, 48)) as wr:
+            # Keep feeding until ffmpeg has really created the partial file, so the cleanup
+            # is tested on a half-written mp4 and not on a file that never existed.
+            deadline = time.monotonic() + 5
+            i = 0
+            while not wr._tmp.exists() and time.monotonic() < deadline:
+                wr.write(coded_frame(i % 100, 64, 48))
+                i += 1
+            assert wr._tmp.exists()
+            proc = wr._proc
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    assert proc.returncode is not None  # killed and reaped
+
+
+def test_missing_output_folder(tmp_path):
+    with pytest.raises(VideoEncodeError, match="does not exist"):
+        VideoWriter(tmp_path / "nope" / "out.mp4", 25, (64, 48))
+
+
+def test_abort_and_existing_file_untouched(tmp_path):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"previous render")
+    wr = VideoWriter(out, 25, (64, 48))
+    wr.write(coded_frame(1, 64, 48))
+    wr.abort()
+    wr.abort()  # idempotent
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    assert out.read_bytes() == b"previous render"
+
+
+def test_encoder_failure_raises_and_cleans_up(tmp_path):
+    out = tmp_path / "out.mp4"
+    with pytest.raises(VideoEncodeError) as ei:
+        with VideoWriter(out, 25, (64, 48), preset="no-such-preset") as wr:
+            for i in range(3):
+                wr.write(coded_frame(i, 64, 48))
+    assert "try the render again" in str(ei.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_frame_shape(tmp_path):
+    out = tmp_path / "out.mp4"
+    with pytest.raises(FrameFormatError):
+        with VideoWriter(out, 25, (64, 48)) as wr:
+            wr.write(np.zeros((64, 48, 3), np.uint8))  # (w, h) swapped
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_temp_file_name(tmp_path):
+    out = tmp_path / "render.mp4"
+    wr = VideoWriter(out, Fraction(24000, 1001), (64, 48))
+    try:
+        wr.write(coded_frame(0, 64, 48))
+        # ffmpeg creates the file only once the encoder has output, so check the name we gave it.
+        tmp = wr._tmp
+        assert tmp.parent == tmp_path
+        assert tmp.name.startswith(".render.") and tmp.name.endswith(".partial.mp4")
+    finally:
+        wr.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["render.mp4"]
+    assert probe(out).fps == Fraction(24000, 1001)
+
+
+# --------------------------------------------------------------------------------------------
+# process hygiene
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def spawned(monkeypatch):
+    """Every Popen that talking_head.video starts."""
+    procs: list[subprocess.Popen] = []
+    real = subprocess.Popen
+
+    def spy(*a, **kw):
+        p = real(*a, **kw)
+        procs.append(p)
+        return p
+
+    monkeypatch.setattr(video.subprocess, "Popen", spy)
+    return procs
+
+
+def test_read_frames_stopped_early_leaves_no_process(tmp_path, spawned):
+    clip = make_clip(tmp_path / "c.mp4", "25", 100, "128x96")
+    info = probe(clip)
+    spawned.clear()  # probe's own runs are waited for by subprocess.run
+
+    it = read_frames(clip, info)
+    assert spawned == []  # nothing starts until iteration does
+    next(it), next(it)
+    it.close()
+    assert len(spawned) == 1 and spawned[0].returncode is not None
+
+    it = read_frames(clip, info)
+    next(it)
+    del it  # dropped without close(): the generator finaliser must still reap ffmpeg
+    gc.collect()
+    assert len(spawned) == 2 and spawned[1].returncode is not None
+
+    for _ in zip(range(3), read_frames(clip, info)):  # the usual "break early" pattern
+        pass
+    gc.collect()
+    assert all(p.returncode is not None for p in spawned)
