@@ -161,15 +161,31 @@ def resolve_clip(spec, settings: AnimateSettings, gallery: Gallery, cache: DiskC
 
 
 # -- the path ---------------------------------------------------------------------------------------
-def animate(portrait, clip, out: os.PathLike | str, *, engine: str | Engine = "auto",
+class _NoWriter:
+    """Stands in for the encoder when a caller wants frames, not a file (benchmarks, previews)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, frame):
+        pass
+
+
+def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engine = "auto",
             settings: AnimateSettings | None = None, progress: ProgressFn | None = None, cancel=None,
-            gallery: Gallery | None = None, cache: DiskCache | None = None, label: str | None = None) -> AnimateResult:
+            gallery: Gallery | None = None, cache: DiskCache | None = None, label: str | None = None,
+            on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> AnimateResult:
     """Make ``portrait`` perform ``clip`` and write an H.264 mp4 to ``out``.
 
     ``portrait``: ``"gallery:ID"``, an image path, bytes or an RGB array. ``clip``: ``"gallery:ID"`` or
     a video path. ``progress(fraction, message)`` is called as work proceeds; ``cancel`` is a
     ``threading.Event`` or a callable returning True to stop (raises :class:`Cancelled`, writes nothing).
     Errors a user can fix raise :class:`TalkingHeadError` with a message that says what to do.
+    ``on_frame(index, frame, crop)`` sees every finished frame and the engine's raw crop; with
+    ``out=None`` nothing is encoded (benchmarks score frames before compression).
     """
     settings = settings or AnimateSettings()
     gallery = gallery or Gallery.default()
@@ -213,10 +229,10 @@ def animate(portrait, clip, out: os.PathLike | str, *, engine: str | Engine = "a
     n = len(track)
     t = time.perf_counter()
     scale_drv = None
-    with video.VideoWriter(out, info.fps, (out_w + sbs_w, out_h), audio_from=clip_path if info.has_audio else None,
-                           preset=ENCODER_PRESET,
-                           metadata={"comment": "AI-generated animation of a portrait (Living Portraits)",
-                                     "description": f"engine={eng.name}"}) as writer:
+    writer_cm = _NoWriter() if out is None else video.VideoWriter(
+        out, info.fps, (out_w + sbs_w, out_h), audio_from=clip_path if info.has_audio else None, preset=ENCODER_PRESET,
+        metadata={"comment": "AI-generated animation of a portrait (Living Portraits)", "description": f"engine={eng.name}"})
+    with writer_cm as writer:
         frames_iter = video.read_frames(clip_path, info, max_side=DRIVE_MAX_SIDE) if need_pixels else None
         # The output is trimmed to even sides, so the crop may lose its last row or column.
         pbox = (x0, y0, min(x1, out_w), min(y1, out_h))
@@ -241,6 +257,8 @@ def animate(portrait, clip, out: os.PathLike | str, *, engine: str | Engine = "a
                 if settings.side_by_side:
                     frame = side_by_side(drv, frame)[:, : out_w + sbs_w]
                 writer.write(frame)
+                if on_frame is not None:
+                    on_frame(fr.index, frame, crop)
                 done += 1
             batch.clear()
             drv_images.clear()
@@ -269,5 +287,5 @@ def animate(portrait, clip, out: os.PathLike | str, *, engine: str | Engine = "a
     timings["render_encode_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     report(1.0, "Done")
-    return AnimateResult(Path(out), done, info.fps, (out_w + sbs_w, out_h), eng.name, prepared.crop_box,
+    return AnimateResult(Path(out) if out is not None else None, done, info.fps, (out_w + sbs_w, out_h), eng.name, prepared.crop_box,
                          timings, motion_cached)

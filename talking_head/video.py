@@ -336,6 +336,12 @@ def _fps_from_timestamps(pts: list[int], tb: Fraction, fallback: Fraction | None
     if min(diffs) == max(diffs):
         exact = 1 / (diffs[0] * tb)  # e.g. 3003 ticks of 1/90000 -> exactly 30000/1001
         return (_snap_fps(exact, 1e-9) or exact), False
+    regular = sum(abs(d - med) <= tol for d in diffs) / len(diffs)
+    nominal = 1 / (Fraction(med).limit_denominator(1 << 20) * tb)
+    if fallback and regular >= 0.9 and abs(nominal - fallback) <= 1e-3 * fallback:
+        # A constant-rate clip with a few frames dropped (e.g. cut by stream copy): its rate is the
+        # one it was shot at, and playing the kept frames at that rate matches its audio best.
+        return (_snap_fps(fallback, 1e-3) or fallback), vfr
     span_ticks = ts[-1] - ts[0]
     avg = (len(ts) - 1) / (span_ticks * tb)
     # Timestamps are rounded to whole ticks, so a short clip in a coarse time base cannot pin

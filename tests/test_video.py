@@ -162,14 +162,15 @@ def test_gallery_clips(name, fps, has_audio):
 
 def test_gallery_clip_with_a_dropped_frame():
     # clip_wink_01 holds 362 frames at 30 fps with one doubled gap; imageio-ffmpeg's reader
-    # yields 363 for it. It is honestly VFR, and its average rate is reported.
+    # yields 363 for it. It is flagged VFR, but its rate is the 30 fps it was shot at: playing
+    # the kept frames at 30 matches the container's duration and its audio.
     clip = GALLERY / "clip_wink_01.mp4"
     if not clip.exists():
         pytest.skip(f"{clip} not present")
     info = probe(clip, max_duration=60)
     assert info.n_frames == packet_count(clip) == 362
     assert info.variable_frame_rate
-    assert info.fps == Fraction(359, 12)  # 361 intervals over 12.0333 s, as the simplest fraction
+    assert info.fps == Fraction(30)
     assert sum(1 for _ in read_frames(clip, info, max_side=32)) == 362
 
 
@@ -199,7 +200,10 @@ def test_variable_frame_rate(tmp_path):
         ([i * 3003 for i in range(10)], Fraction(1, 90000), Fraction(30000, 1001), False),
         ([i * 512 for i in range(10)], Fraction(1, 12800), Fraction(25), False),
         ([round(i * 1001 / 24) for i in range(100)], Fraction(1, 1000), Fraction(24000, 1001), False),
-        ([i * 512 for i in range(20)] + [i * 512 + 1024 for i in range(20, 40)], Fraction(1, 15360), None, True),
+        # One gap in an otherwise regular 30 fps clip: the nominal rate, still flagged VFR.
+        ([i * 512 for i in range(20)] + [i * 512 + 1024 for i in range(20, 40)], Fraction(1, 15360), Fraction(30), True),
+        # Irregular throughout: the average rate.
+        ([i * 512 + (i % 3) * 100 for i in range(20)] + [i * 512 + 1024 for i in range(20, 40)], Fraction(1, 15360), None, True),
         ([0], Fraction(1, 1000), Fraction(30), False),  # single frame: header rate
     ],
 )
@@ -209,7 +213,7 @@ def test_fps_from_timestamps(pts, tb, fps, vfr):
     if fps is not None:
         assert got == fps
     else:  # 39 intervals over 41 frame times at 30 fps: 28.537..., as a small fraction
-        assert float(got) == pytest.approx(39 * 15360 / 20992, rel=1e-4)
+        assert float(got) == pytest.approx(39 * 15360 / 20992, rel=1e-3)
         assert got.denominator <= 100
 
 

@@ -1,0 +1,168 @@
+"""Command line: ``python -m talking_head animate|gallery|engines|bench``. Thin over the library."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import TalkingHeadError
+
+
+def _quiet_native_logs() -> None:
+    # mediapipe/absl print start-up chatter to stderr; a teacher should see only our progress bar.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _add_animate(sub) -> None:
+    p = sub.add_parser("animate", help="make a portrait perform a driving clip and write an mp4")
+    p.add_argument("--portrait", required=True, help="image path, or gallery:ID (see `gallery list`)")
+    p.add_argument("--clip", required=True, help="video path, or gallery:ID")
+    p.add_argument("--out", required=True, help="output .mp4 path")
+    p.add_argument("--engine", default="auto", help="auto (default), meshwarp, or another engine from `engines`")
+    p.add_argument("--side-by-side", action="store_true", help="driving clip | result in one video")
+    p.add_argument("--crop-only", action="store_true", help="output the animated face crop instead of the whole canvas")
+    p.add_argument("--strength", type=float, default=1.0, help="expression strength (0 still, 1 as driven, up to 2)")
+    p.add_argument("--head-strength", type=float, default=1.0, help="how much of the driver's head motion to use")
+    p.add_argument("--no-head-motion", action="store_true", help="only the face moves; the head stays still")
+    p.add_argument("--smoothing", type=float, default=1.0, help="motion smoothing (0 off, 1 default, 2 strong)")
+    p.add_argument("--face", type=int, default=None, help="which face, counted from the left from 0 (default: the largest)")
+    p.add_argument("--landmarks", default="auto", help="landmark backend: auto, mediapipe, face_alignment")
+    p.add_argument("--max-duration", type=float, default=30.0, help="longest driving clip accepted, seconds (default 30)")
+    p.add_argument("--max-side", type=int, default=1280, help="long side of the output canvas in pixels (default 1280)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk cache")
+
+
+def _run_animate(a) -> int:
+    from tqdm import tqdm
+
+    from .cache import DiskCache
+    from .pipeline import AnimateSettings, animate
+    out = Path(a.out)
+    if out.suffix.lower() != ".mp4":
+        raise TalkingHeadError(f"The output must be an .mp4 file; got {out.name!r}.")
+    if not out.parent.exists():
+        raise TalkingHeadError(f"The folder {str(out.parent)!r} does not exist; create it or choose another --out.")
+    settings = AnimateSettings(
+        expression_strength=a.strength, head_strength=a.head_strength, head_motion=not a.no_head_motion,
+        smoothing=a.smoothing, side_by_side=a.side_by_side, crop_only=a.crop_only, max_duration=a.max_duration,
+        face_index=a.face, landmarks=a.landmarks, max_side=a.max_side)
+    bar = tqdm(total=1000, unit="", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
+               file=sys.stderr, disable=None)
+    state = {"desc": ""}
+
+    def progress(frac: float, message: str) -> None:
+        if message != state["desc"].split(" of ")[0] and not message.startswith("Animating frame"):
+            state["desc"] = message
+        bar.set_description_str(message if not message.startswith("Animating") else "Animating")
+        bar.n = int(frac * 1000)
+        bar.refresh()
+
+    try:
+        result = animate(a.portrait, a.clip, out, engine=a.engine, settings=settings, progress=progress,
+                         cache=DiskCache(enabled=not a.no_cache))
+    finally:
+        bar.close()
+    w, h = result.size
+    print(f"Wrote {result.path} ({result.n_frames} frames at {float(result.fps):.3f} fps, {w}x{h}, "
+          f"engine {result.engine}, {result.timings['total_s']:.1f} s)")
+    return 0
+
+
+def _add_gallery(sub) -> None:
+    p = sub.add_parser("gallery", help="list the gallery or add a portrait or a clip to it")
+    gs = p.add_subparsers(dest="gallery_cmd", required=True)
+    gs.add_parser("list", help="list portraits and clips with their ids")
+    ap = gs.add_parser("add-portrait", help="copy an image in, find its face, write its manifest entry")
+    ap.add_argument("path")
+    ap.add_argument("--id", required=True, help="short id: lower-case letters, digits, underscores")
+    ap.add_argument("--title", required=True)
+    ap.add_argument("--artist", required=True)
+    ap.add_argument("--year", required=True)
+    ap.add_argument("--label", required=True, help="2-4 sentence museum label")
+    ap.add_argument("--label-fr", default="", help="the label in French")
+    ap.add_argument("--provenance", required=True, help="where the file comes from")
+    ap.add_argument("--licence", required=True, help="why the work may be shown (e.g. public domain because ...)")
+    ap.add_argument("--source", default="", help="holding museum or collection")
+    ap.add_argument("--face", type=int, default=None, help="which face, counted from the left from 0")
+    ac = gs.add_parser("add-clip", help="copy a driving clip in, extract its motion, write its manifest entry")
+    ac.add_argument("path")
+    ac.add_argument("--id", required=True)
+    ac.add_argument("--title", required=True)
+    ac.add_argument("--title-fr", default="")
+    ac.add_argument("--shows", required=True, help="what motion the clip shows")
+    ac.add_argument("--provenance", required=True)
+    ac.add_argument("--licence", required=True)
+    ac.add_argument("--consent", required=True, help="how the performer's consent was recorded")
+    ac.add_argument("--max-duration", type=float, default=30.0)
+
+
+def _run_gallery(a) -> int:
+    from .gallery import Gallery
+    g = Gallery.default()
+    if a.gallery_cmd == "list":
+        m = g.manifest()
+        print("Portraits (use as --portrait gallery:ID):")
+        for pid, e in sorted(m.get("portraits", {}).items()):
+            print(f"  {pid:28s} {e.get('title', '')} - {e.get('artist', '')}, {e.get('year', '')}")
+        print("Clips (use as --clip gallery:ID):")
+        for cid, e in sorted(m.get("clips", {}).items()):
+            print(f"  {cid:28s} {e.get('duration', 0):5.1f} s  {e.get('title', '')}: {e.get('shows', '')}")
+        return 0
+    if a.gallery_cmd == "add-portrait":
+        info = {k: getattr(a, k) for k in ("title", "artist", "year", "label", "provenance", "licence", "source")}
+        info["label_fr"] = a.label_fr
+        e = g.add_portrait(Path(a.path), a.id, info, face_index=a.face)
+        print(f"Added portrait {a.id!r} ({e['size'][0]}x{e['size'][1]}, face at {e['face']['box']})")
+        return 0
+    info = {k: getattr(a, k) for k in ("title", "shows", "provenance", "licence", "consent")}
+    info["title_fr"] = a.title_fr
+    e = g.add_clip(Path(a.path), a.id, info, max_duration=a.max_duration)
+    print(f"Added clip {a.id!r} ({e['duration']} s at {e['fps']} fps, face in {e['faces_found']} frames)")
+    return 0
+
+
+def _run_engines(a) -> int:
+    from .engines import engine_names, engine_status
+    from .faces import available_backends
+    status = engine_status()
+    print("Engines (auto takes the first ready one):")
+    for name in engine_names():
+        print(f"  {name:14s} {'ready' if status[name] is None else 'not ready: ' + status[name]}")
+    print("Landmark backends:")
+    for name, why in available_backends().items():
+        print(f"  {name:14s} {'ready' if why is None else 'not ready: ' + why}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_native_logs()
+    parser = argparse.ArgumentParser(prog="python -m talking_head",
+                                     description="Living Portraits: make a portrait perform a driving clip.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _add_animate(sub)
+    _add_gallery(sub)
+    sub.add_parser("engines", help="which engines and landmark backends can run here")
+    bp = sub.add_parser("bench", help="measure speed (and with --quality, self-reenactment quality)")
+    bp.add_argument("--quality", action="store_true", help="also run the self-reenactment quality table")
+    bp.add_argument("--repeats", type=int, default=5)
+    bp.add_argument("--clips", default="all", help="comma-separated gallery clip ids for --quality")
+    a = parser.parse_args(argv)
+    try:
+        if a.cmd == "animate":
+            return _run_animate(a)
+        if a.cmd == "gallery":
+            return _run_gallery(a)
+        if a.cmd == "engines":
+            return _run_engines(a)
+        if a.cmd == "bench":
+            from .bench import main as bench_main
+            return bench_main(a)
+    except TalkingHeadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    return 1
