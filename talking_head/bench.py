@@ -109,7 +109,7 @@ def self_reenactment(clip_ids: list[str] | None = None, stride: int = 2, engine_
         gen: dict[int, np.ndarray] = {}
         animate(real[0], f"gallery:{cid}", None, engine=engine_name,
                 settings=AnimateSettings(max_side=4096), label=" ",
-                on_frame=lambda i, frame, c: gen.__setitem__(i, frame) if i % stride == 0 else None)
+                on_frame=lambda i, frame, c: gen.__setitem__(i, frame.copy()) if i % stride == 0 else None)
         acc = {k: [] for k in ("l1", "psnr", "ssim", "akd", "s_l1", "s_psnr", "s_ssim", "s_akd")}
         static = real[0]
         s_det = det.detect(static)

@@ -184,7 +184,8 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
     a video path. ``progress(fraction, message)`` is called as work proceeds; ``cancel`` is a
     ``threading.Event`` or a callable returning True to stop (raises :class:`Cancelled`, writes nothing).
     Errors a user can fix raise :class:`TalkingHeadError` with a message that says what to do.
-    ``on_frame(index, frame, crop)`` sees every finished frame and the engine's raw crop; with
+    ``on_frame(index, frame, crop)`` sees every finished frame (a buffer reused for the next frame:
+    copy it to keep it) and the engine's raw crop; with
     ``out=None`` nothing is encoded (benchmarks score frames before compression).
     """
     settings = settings or AnimateSettings()

@@ -1,0 +1,388 @@
+"""A corpus of bad (and awkward but legitimate) portraits and driving clips, generated at test time.
+
+Nothing here is committed as data: every file is derived in a few seconds from the gallery's own
+portraits and clips, from Pillow, or from ffmpeg's lavfi sources, using the ffmpeg binary that
+ships with imageio-ffmpeg. ``build_corpus(dest)`` writes everything and returns ``{name: path}``;
+each ``make_*`` function can also be called on its own.
+
+The expected outcome of each case is decided in ``tests/test_bad_input.py``, not here.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+PORTRAITS = REPO / "gallery" / "portraits"
+CLIPS = REPO / "gallery" / "clips"
+
+# A frontal, clearly visible face that mediapipe finds at small sizes.
+BASE_PORTRAIT = PORTRAITS / "gogol.jpg"
+# 3.12 s, 78 frames at 25 fps, 512x512, no audio, moov atom at the end of the file.
+BASE_CLIP = CLIPS / "smile_eyes.mp4"
+# 7.32 s, 183 frames at 25 fps, 512x512, with audio.
+AUDIO_CLIP = CLIPS / "talking_02.mp4"
+
+# Frame counts of the clips we cut ourselves (independent of the code under test).
+SHORT_FRAMES = 25          # the 1 s cuts at 25 fps
+VFR_FRAMES = 30
+
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ff(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args],
+                   capture_output=True, check=True, timeout=120)
+
+
+def _base_image(max_side: int = 640) -> Image.Image:
+    """The base portrait, upright RGB, scaled down so that every derived file stays small."""
+    img = Image.open(BASE_PORTRAIT).convert("RGB")
+    img.thumbnail((max_side, max_side), Image.LANCZOS)
+    return img
+
+
+# ---------------------------------------------------------------------------------------------
+# images
+# ---------------------------------------------------------------------------------------------
+
+def make_empty(dest: Path) -> Path:
+    p = dest / "empty.jpg"
+    p.write_bytes(b"")
+    return p
+
+
+def make_text_as_jpg(dest: Path) -> Path:
+    p = dest / "notes.jpg"
+    p.write_text("Dear museum, here is my portrait! (this is a text file renamed to .jpg)\n" * 20)
+    return p
+
+
+def make_truncated_jpeg(dest: Path) -> Path:
+    data = BASE_PORTRAIT.read_bytes()
+    p = dest / "truncated.jpg"
+    p.write_bytes(data[: len(data) // 2])
+    return p
+
+
+def make_truncated_png(dest: Path) -> Path:
+    buf = io.BytesIO()
+    _base_image().save(buf, "PNG")
+    data = buf.getvalue()
+    p = dest / "truncated.png"
+    p.write_bytes(data[: len(data) // 2])
+    return p
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def make_bomb_header(dest: Path, side: int = 30000) -> Path:
+    """A tiny PNG whose IHDR claims side x side RGB pixels but whose data is almost nothing."""
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * (1 + 3 * 64))  # not even one full row
+    p = dest / "bomb_header.png"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat)
+                  + _png_chunk(b"IEND", b""))
+    return p
+
+
+def make_bomb_1bit(dest: Path, side: int = 20000) -> Path:
+    """A complete, valid 1-bit all-black PNG of side x side (400 megapixels) in a few tens of KB."""
+    row = b"\x00" + b"\x00" * ((side + 7) // 8)  # filter byte + packed bits
+    comp = zlib.compressobj(9)
+    chunks = []
+    block = row * 500
+    for _ in range(side // 500):
+        chunks.append(comp.compress(block))
+    chunks.append(comp.compress(row * (side % 500)))
+    chunks.append(comp.flush())
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    p = dest / "bomb_1bit.png"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(chunks))
+                  + _png_chunk(b"IEND", b""))
+    return p
+
+
+def make_one_pixel(dest: Path) -> Path:
+    p = dest / "one_pixel.png"
+    Image.new("RGB", (1, 1), (120, 90, 60)).save(p)
+    return p
+
+
+def make_cmyk_jpeg(dest: Path) -> Path:
+    p = dest / "cmyk.jpg"
+    img = _base_image().convert("CMYK")
+    img.save(p, "JPEG", quality=90)
+    assert Image.open(p).mode == "CMYK"
+    return p
+
+
+def make_gray16_png(dest: Path) -> Path:
+    p = dest / "gray16.png"
+    g = np.asarray(_base_image().convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(g).save(p)  # uint16 -> mode I;16, stored as a 16-bit grayscale PNG
+    with Image.open(p) as chk:
+        assert chk.mode.startswith("I"), chk.mode
+    return p
+
+
+def make_palette_png(dest: Path) -> Path:
+    p = dest / "palette.png"
+    _base_image().convert("P", palette=Image.ADAPTIVE, colors=128).save(p)
+    assert Image.open(p).mode == "P"
+    return p
+
+
+def make_rgba_png(dest: Path) -> Path:
+    """Transparent margins (an oval cut-out), the face opaque."""
+    img = _base_image()
+    w, h = img.size
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = ((xx - w / 2) / (0.48 * w)) ** 2 + ((yy - h / 2) / (0.49 * h)) ** 2 <= 1.0
+    alpha = np.where(inside, 255, 0).astype(np.uint8)
+    rgba = img.convert("RGBA")
+    rgba.putalpha(Image.fromarray(alpha))
+    p = dest / "rgba.png"
+    rgba.save(p)
+    assert Image.open(p).mode == "RGBA"
+    return p
+
+
+def make_gray_jpeg(dest: Path) -> Path:
+    p = dest / "gray.jpg"
+    _base_image().convert("L").save(p, "JPEG", quality=90)
+    assert Image.open(p).mode == "L"
+    return p
+
+
+def make_animated_gif(dest: Path) -> Path:
+    """Three frames: the portrait, a darker copy and a mirrored copy."""
+    img = _base_image(480)
+    frames = [img, img.point(lambda v: v * 6 // 10), img.transpose(Image.FLIP_LEFT_RIGHT)]
+    p = dest / "animated.gif"
+    frames[0].save(p, save_all=True, append_images=frames[1:], duration=200, loop=0)
+    assert Image.open(p).n_frames == 3
+    return p
+
+
+def make_exif_rotated(dest: Path) -> Path:
+    """The portrait stored lying on its side (landscape pixels) with EXIF Orientation=6.
+
+    Orientation 6 means "rotate 90 degrees clockwise to display", so a viewer that honours EXIF
+    shows the upright (taller than wide) portrait; one that ignores it shows the face sideways.
+    """
+    upright = _base_image()
+    stored = upright.transpose(Image.ROTATE_90)  # 90 degrees counter-clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    p = dest / "exif_rotated.jpg"
+    stored.save(p, "JPEG", quality=92, exif=exif.tobytes())
+    with Image.open(p) as chk:
+        assert chk.size == (upright.height, upright.width)
+        assert chk.getexif().get(0x0112) == 6
+    return p
+
+
+def upright_size() -> tuple[int, int]:
+    """(width, height) of the upright portrait behind the derived images."""
+    return _base_image().size
+
+
+def make_no_face(dest: Path) -> Path:
+    """A landscape: sky gradient, a green field and some noise. No face anywhere."""
+    rng = np.random.default_rng(7)
+    h, w = 480, 640
+    img = np.zeros((h, w, 3), np.float32)
+    t = np.linspace(0, 1, h // 2)[:, None]
+    img[: h // 2] = (np.array([90, 140, 220]) * (1 - t) + np.array([200, 220, 240]) * t)[:, None, :]
+    img[h // 2:] = np.array([60, 120, 50])
+    img += rng.normal(0, 12, img.shape)
+    p = dest / "landscape.png"
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(p)
+    return p
+
+
+# Left to right; the leftmost is drawn largest so the default ("largest face") is face 0 and
+# face_index=1 must select a different one.
+GROUP_MEMBERS = (("gogol.jpg", 620), ("voltaire.jpg", 440), ("rousseau.jpg", 440))
+
+
+def make_group(dest: Path) -> Path:
+    tiles = []
+    for name, height in GROUP_MEMBERS:
+        im = Image.open(PORTRAITS / name).convert("RGB")
+        tiles.append(im.resize((round(im.width * height / im.height), height), Image.LANCZOS))
+    gap = 20
+    W = sum(t.width for t in tiles) + gap * (len(tiles) + 1)
+    H = max(t.height for t in tiles) + 2 * gap
+    canvas = Image.new("RGB", (W, H), (200, 200, 196))
+    x = gap
+    for t in tiles:
+        canvas.paste(t, (x, H - gap - t.height))
+        x += t.width + gap
+    p = dest / "group.jpg"
+    canvas.save(p, "JPEG", quality=90)
+    return p
+
+
+def group_tile_spans() -> list[tuple[int, int]]:
+    """(x0, x1) of each member's tile in make_group's canvas, in canvas pixels."""
+    spans, x, gap = [], 20, 20
+    for name, height in GROUP_MEMBERS:
+        with Image.open(PORTRAITS / name) as im:
+            w = round(im.width * height / im.height)
+        spans.append((x, x + w))
+        x += w + gap
+    return spans
+
+
+def group_canvas_width() -> int:
+    return group_tile_spans()[-1][1] + 20
+
+
+# ---------------------------------------------------------------------------------------------
+# clips
+# ---------------------------------------------------------------------------------------------
+
+def make_audio_only(dest: Path) -> Path:
+    p = dest / "voice.m4a"
+    ff("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(p))
+    return p
+
+
+def make_zero_frames(dest: Path) -> Path:
+    """An mp4 that has a video stream but not a single frame in it."""
+    p = dest / "zero_frames.mp4"
+    ff("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", "-frames:v", "0",
+       "-c:v", "libx264", "-pix_fmt", "yuv420p", str(p))
+    return p
+
+
+def make_random_bytes(dest: Path) -> Path:
+    p = dest / "corrupt.mp4"
+    p.write_bytes(np.random.default_rng(3).integers(0, 256, 200_000, dtype=np.uint8).tobytes())
+    return p
+
+
+def make_truncated_clip(dest: Path) -> Path:
+    """The first 60% of a gallery clip as it is (its index is at the end, so it cannot be opened)."""
+    data = BASE_CLIP.read_bytes()
+    p = dest / "truncated_moov_end.mp4"
+    p.write_bytes(data[: int(len(data) * 0.6)])
+    return p
+
+
+def make_truncated_faststart_clip(dest: Path) -> Path:
+    """The first 60% of a faststart (index-first) copy of a gallery clip: opens, but its tail is gone."""
+    full = dest / "_faststart_full.mp4"
+    ff("-i", str(BASE_CLIP), "-c", "copy", "-movflags", "+faststart", str(full))
+    data = full.read_bytes()
+    full.unlink()
+    p = dest / "truncated_faststart.mp4"
+    p.write_bytes(data[: int(len(data) * 0.6)])
+    return p
+
+
+def make_no_face_clip(dest: Path) -> Path:
+    p = dest / "testsrc.mp4"
+    ff("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", str(SHORT_FRAMES),
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p))
+    return p
+
+
+def make_short_no_audio(dest: Path) -> Path:
+    """One second (25 frames) of a talking gallery clip with its audio removed."""
+    p = dest / "short_no_audio.mp4"
+    ff("-i", str(AUDIO_CLIP), "-frames:v", str(SHORT_FRAMES), "-an",
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p))
+    return p
+
+
+def make_short_with_audio(dest: Path) -> Path:
+    """One second (25 frames) of a talking gallery clip, audio kept."""
+    p = dest / "short_with_audio.mp4"
+    ff("-i", str(AUDIO_CLIP), "-t", "1", "-frames:v", str(SHORT_FRAMES),
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(p))
+    return p
+
+
+def make_vfr_clip(dest: Path) -> Path:
+    """30 frames of a real clip: the first 15 at 25 fps, then 12.5 fps, then a stutter of 50 fps."""
+    p = dest / "vfr.mp4"
+    expr = "if(lt(N,15),N*0.04,if(lt(N,22),0.6+(N-15)*0.08,1.16+(N-22)*0.02))/TB"
+    ff("-i", str(BASE_CLIP), "-vf", f"setpts='{expr}'", "-frames:v", str(VFR_FRAMES),
+       "-fps_mode", "passthrough", "-video_track_timescale", "1000",
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p))
+    return p
+
+
+def make_rotated_phone_clip(dest: Path) -> tuple[Path, Path]:
+    """A portrait-shaped (384x512) upright clip and its phone-style copy.
+
+    The copy stores the pixels turned 90 degrees counter-clockwise (512x384, landscape) and
+    carries a display-matrix rotation of -90 (i.e. rotate 90 degrees clockwise to display),
+    written by stream copy just as a phone's recorder would: upright use requires honouring it.
+    Returns (upright, rotated).
+    """
+    upright = dest / "phone_upright.mp4"
+    ff("-i", str(BASE_CLIP), "-vf", "crop=384:512:64:0", "-frames:v", str(SHORT_FRAMES),
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(upright))
+    sideways = dest / "_phone_sideways.mp4"
+    ff("-i", str(upright), "-vf", "transpose=cclock", "-c:v", "libx264", "-preset", "ultrafast",
+       "-pix_fmt", "yuv420p", str(sideways))
+    rotated = dest / "phone_rotated.mp4"
+    ff("-display_rotation", "-90", "-i", str(sideways), "-c", "copy", str(rotated))
+    sideways.unlink()
+    return upright, rotated
+
+
+def make_one_frame_clip(dest: Path) -> Path:
+    p = dest / "one_frame.mp4"
+    ff("-i", str(BASE_CLIP), "-frames:v", "1", "-c:v", "libx264", "-preset", "ultrafast",
+       "-pix_fmt", "yuv420p", str(p))
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+
+def build_corpus(dest: str | os.PathLike) -> dict[str, Path]:
+    """Write every case into ``dest`` (created if needed); returns {case name: path}."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    c: dict[str, Path] = {}
+    for name, fn in (
+        ("empty", make_empty), ("text_as_jpg", make_text_as_jpg),
+        ("truncated_jpeg", make_truncated_jpeg), ("truncated_png", make_truncated_png),
+        ("bomb_header", make_bomb_header), ("bomb_1bit", make_bomb_1bit), ("one_pixel", make_one_pixel),
+        ("cmyk_jpeg", make_cmyk_jpeg), ("gray16_png", make_gray16_png), ("palette_png", make_palette_png),
+        ("rgba_png", make_rgba_png), ("gray_jpeg", make_gray_jpeg), ("animated_gif", make_animated_gif),
+        ("exif_rotated", make_exif_rotated), ("no_face", make_no_face), ("group", make_group),
+        ("audio_only", make_audio_only), ("zero_frames", make_zero_frames), ("random_bytes", make_random_bytes),
+        ("truncated_clip", make_truncated_clip), ("truncated_faststart", make_truncated_faststart_clip),
+        ("no_face_clip", make_no_face_clip), ("short_no_audio", make_short_no_audio),
+        ("short_with_audio", make_short_with_audio), ("vfr_clip", make_vfr_clip),
+        ("one_frame_clip", make_one_frame_clip),
+    ):
+        c[name] = fn(dest)
+    c["phone_upright"], c["phone_rotated"] = make_rotated_phone_clip(dest)
+    return c
+
+
+if __name__ == "__main__":  # python tests/badinput.py DEST: write the corpus to look at it
+    import sys
+
+    for k, v in build_corpus(sys.argv[1] if len(sys.argv) > 1 else "badinput_corpus").items():
+        print(f"{k:22s} {v.stat().st_size:>9d}  {v}")

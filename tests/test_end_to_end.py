@@ -1,0 +1,143 @@
+"""A teacher's path: the CLI renders a gallery portrait with a gallery clip into a playable mp4."""
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from talking_head import video
+from talking_head.compose import label_box
+from talking_head.gallery import Gallery
+from talking_head.images import load_image
+
+REPO = Path(__file__).resolve().parent.parent
+NATIVE_NOISE = ("W0000", "I0000", "INFO:", "WARNING: All log messages")
+
+
+def run_cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "talking_head", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [l for l in stderr.splitlines() if l.strip() and not l.startswith(NATIVE_NOISE) and "%|" not in l]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e") / "mona.mp4"
+    r = run_cli("animate", "--portrait", "gallery:mona_lisa", "--clip", "gallery:mouth_open", "--out", str(out),
+                "--max-side", "640")
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def test_cli_writes_one_frame_per_driving_frame_at_the_clip_rate_with_audio(rendered):
+    out, r = rendered
+    g = Gallery.default()
+    clip = video.probe(g.clip_path("mouth_open"))
+    got = video.probe(out)
+    assert got.n_frames == clip.n_frames
+    assert got.fps == clip.fps == Fraction(30)
+    assert got.has_audio and got.codec == "h264"
+    assert "Wrote" in r.stdout and str(clip.n_frames) in r.stdout
+    assert not list(out.parent.glob("*.partial.mp4"))
+
+
+def test_the_face_moves_and_the_far_canvas_stays_still(rendered):
+    out, _ = rendered
+    frames = list(video.read_frames(out))
+    g = Gallery.default()
+    face = g.portrait_face("mona_lisa")
+    scale = frames[0].shape[0] / load_image(g.portrait_path("mona_lisa"), max_side=None).shape[0]
+    x0, y0, x1, y1 = (np.array(face.box) * scale).astype(int)
+    mx, my = (face.xy[[13, 14, 61, 291]].mean(0) * scale).astype(int)
+    diffs_face = [np.abs(f[y0:y1, x0:x1].astype(int) - frames[0][y0:y1, x0:x1]).mean() for f in frames[::10]]
+    assert max(diffs_face) > 4.0, "the face never moves"
+    mouth_change = max(np.abs(f[my - 8:my + 8, mx - 15:mx + 15].astype(int) - frames[0][my - 8:my + 8, mx - 15:mx + 15]).mean()
+                       for f in frames[::5])
+    assert mouth_change > 15.0, "the mouth never opens"
+    # The bottom of the canvas (hands, far below the head) only carries coding noise.
+    h = frames[0].shape[0]
+    far = [np.abs(f[int(0.9 * h):, :].astype(int) - frames[0][int(0.9 * h):, :]).mean() for f in frames[::10]]
+    assert max(far) < 1.5
+
+
+def test_every_frame_carries_the_ai_label(rendered):
+    out, _ = rendered
+    frames = list(video.read_frames(out))
+    x0, y0, x1, y1 = label_box(frames[0].shape)
+    g = Gallery.default()
+    original = load_image(g.portrait_path("mona_lisa"), max_side=640)
+    for f in frames[:: max(1, len(frames) // 5)]:
+        region = f[y0:y1, x0:x1].astype(int)
+        assert region.max() > 200  # white lettering
+        assert np.abs(region - original[y0:y1, x0:x1]).mean() > 20  # clearly not the painting
+
+
+def test_side_by_side_and_gallery_listing(tmp_path):
+    out = tmp_path / "sbs.mp4"
+    r = run_cli("animate", "--portrait", "gallery:voltaire", "--clip", "gallery:smile_eyes", "--out", str(out),
+                "--side-by-side", "--max-side", "360")
+    assert r.returncode == 0, r.stderr
+    info = video.probe(out)
+    assert info.n_frames == 78 and info.fps == 25 and not info.has_audio
+    assert info.width > info.height  # the driving clip sits beside the portrait
+    r = run_cli("gallery", "list")
+    assert r.returncode == 0 and "mona_lisa" in r.stdout and "talking_01" in r.stdout
+
+
+def test_cli_errors_are_one_line_and_non_zero(tmp_path):
+    r = run_cli("animate", "--portrait", "gallery:../../etc/passwd", "--clip", "gallery:smile_eyes",
+                "--out", str(tmp_path / "x.mp4"))
+    assert r.returncode == 2
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "gallery id" in lines[0]
+    assert not list(tmp_path.iterdir())
+
+
+def test_cancel_stops_and_leaves_nothing(tmp_path):
+    from talking_head import animate
+    from talking_head.errors import Cancelled
+    from talking_head.pipeline import AnimateSettings
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 20
+
+    with pytest.raises(Cancelled):
+        animate("gallery:gogol", "gallery:smile_eyes", tmp_path / "c.mp4", settings=AnimateSettings(max_side=320),
+                cancel=cancel)
+    assert not list(tmp_path.iterdir())
+
+
+def test_progress_is_reported_monotonically(tmp_path):
+    from talking_head import animate
+    from talking_head.pipeline import AnimateSettings
+    seen = []
+    res = animate("gallery:gogol", "gallery:smile_eyes", tmp_path / "p.mp4", settings=AnimateSettings(max_side=320),
+                  progress=lambda f, m: seen.append(f))
+    assert seen[0] == 0.0 and seen[-1] == 1.0
+    assert all(b >= a for a, b in zip(seen, seen[1:]))
+    assert res.engine == "meshwarp" and res.n_frames == 78
+
+
+def test_gallery_manifest_is_complete():
+    g = Gallery.default()
+    m = g.manifest()
+    assert len(m["portraits"]) >= 10 and len(m["clips"]) >= 5
+    for pid, e in m["portraits"].items():
+        assert g.portrait_path(pid).is_file()
+        for key in ("title", "artist", "year", "label", "provenance", "licence"):
+            assert e[key], (pid, key)
+        assert 2 <= e["label"].count(". ") + 1 <= 6
+        assert e["face"]["layout"] == "mediapipe478" and len(e["face"]["points"]) == 478
+        assert "astronaut" not in pid and "collins" not in e["file"]
+    for cid, e in m["clips"].items():
+        assert g.clip_path(cid).is_file() and g.motion_path(cid).is_file()
+        for key in ("shows", "duration", "fps", "provenance", "consent"):
+            assert e[key], (cid, key)
+    json.dumps(m)

@@ -1,0 +1,187 @@
+"""The pure pieces: smoothing, pose/expression split, retargeting, the mesh warp, paste-back."""
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from talking_head.compose import PasteMask, draw_label, label_box, paste_back, side_by_side
+from talking_head.motion import MotionTrack, build_track, decompose, retarget, umeyama
+from talking_head.smoothing import fill_gaps, one_euro, smooth_track
+from talking_head.topology import IBUG68, MEDIAPIPE, face_triangles, mediapipe_face_triangles, mouth_opening, strip_triangles
+from talking_head.warp import MeshWarper
+
+
+def _lag(x, truth):
+    """Frames by which x trails truth (argmax of the cross-correlation)."""
+    lags = range(-10, 11)
+    return max(lags, key=lambda k: np.dot(np.roll(x, -k)[20:-20], truth[20:-20]))
+
+
+def test_smoothing_removes_jitter_without_lag():
+    rng = np.random.default_rng(0)
+    t = np.arange(300) / 30.0
+    truth = 40 * np.sin(2 * np.pi * 0.4 * t)
+    noisy = truth + rng.normal(0, 1.5, t.shape)
+    smooth = smooth_track(noisy[:, None], 30.0, 1.0, scale=60.0)[:, 0]
+    # Frame-to-frame jitter (what a viewer sees as shaking) drops, more so at a higher strength.
+    jitter = lambda x: np.diff(x - truth).std()  # noqa: E731
+    strong = smooth_track(noisy[:, None], 30.0, 2.0, scale=60.0)[:, 0]
+    assert jitter(smooth) < 0.6 * jitter(noisy)
+    assert jitter(strong) < 0.45 * jitter(noisy)
+    # A strongly smoothing causal One-Euro trails the motion; the two-way version does not.
+    causal = one_euro(noisy[:, None], 30.0, 0.3, 0.0)[:, 0]
+    assert _lag(causal, truth) >= 2
+    assert _lag(smooth, truth) == 0
+
+
+def test_smoothing_strength_zero_is_identity():
+    x = np.random.default_rng(1).normal(size=(50, 4, 3))
+    np.testing.assert_array_equal(smooth_track(x, 25.0, 0.0), x)
+
+
+def test_fill_gaps_interpolates_and_holds_ends():
+    x = np.array([[0.0], [0.0], [2.0], [0.0], [4.0], [0.0]])
+    valid = np.array([False, True, True, False, True, False])
+    out = fill_gaps(x, valid)[:, 0]
+    np.testing.assert_allclose(out, [0.0, 0.0, 2.0, 3.0, 4.0, 4.0])
+
+
+def test_umeyama_recovers_a_similarity():
+    rng = np.random.default_rng(2)
+    src = rng.normal(size=(30, 3))
+    r = Rotation.from_euler("xyz", [10, -20, 5], degrees=True).as_matrix()
+    dst = 1.7 * src @ r.T + np.array([3.0, -1.0, 0.5])
+    r2, s2, t2 = umeyama(src, dst)
+    np.testing.assert_allclose(r2, r, atol=1e-9)
+    assert s2 == pytest.approx(1.7)
+    np.testing.assert_allclose(t2, [3.0, -1.0, 0.5], atol=1e-9)
+
+
+def _synthetic_face(layout=IBUG68, seed=3):
+    rng = np.random.default_rng(seed)
+    pts = np.zeros((layout.n_points, 3))
+    pts[:, :2] = rng.uniform(100, 200, size=(layout.n_points, 2))
+    pts[:, 2] = rng.normal(0, 5, layout.n_points)
+    # Put the eyes where eyes are so the face scale is meaningful.
+    pts[list(range(36, 42)), :2] = [120, 130]
+    pts[list(range(42, 48)), :2] = [180, 130]
+    return pts
+
+
+def test_decompose_separates_head_pose_from_expression():
+    neutral = _synthetic_face()
+    expr = np.zeros_like(neutral)
+    expr[62:68, 1] = 6.0  # the lower inner lip drops: an expression, not a head motion
+    r = Rotation.from_euler("z", 12, degrees=True).as_matrix()
+    frames = [neutral, 1.1 * (neutral + expr) @ r.T + [5, -3, 0]]
+    track = MotionTrack(np.array(frames, np.float32), np.ones(2, bool), "ibug68", 25, (400, 400))
+    pe = decompose(track)
+    np.testing.assert_allclose(pe.rotation[1], r, atol=0.02)
+    assert pe.scale[1] == pytest.approx(1.1, rel=0.02)
+    # The lip motion shows up as expression, the rigid points barely move.
+    assert pe.expression[1][62:68, 1].mean() > 4.0
+    assert np.abs(pe.expression[1][list(IBUG68.rigid)]).mean() < 0.5
+
+
+def test_retarget_is_identity_for_self_reenactment_and_scales_to_a_bigger_face():
+    neutral = _synthetic_face()
+    moved = neutral.copy()
+    moved[62:68, 1] += 6.0
+    track = MotionTrack(np.array([neutral, moved], np.float32), np.ones(2, bool), "ibug68", 25, (400, 400))
+    pe = decompose(track)
+    same = retarget(pe, neutral, "ibug68")
+    np.testing.assert_allclose(same.targets[1], moved, atol=1e-3)
+    # A portrait twice the size, elsewhere: the lip drops twice as far, around its own face.
+    big = neutral * 2 + [300, 50, 0]
+    out = retarget(pe, big, "ibug68")
+    np.testing.assert_allclose(out.targets[0], big, atol=1e-3)
+    assert (out.targets[1] - big)[62:68, 1].mean() == pytest.approx(12.0, rel=0.05)
+    # With head motion off and strength 0 nothing moves.
+    still = retarget(pe, big, "ibug68", expression_strength=0.0, head_motion=False)
+    np.testing.assert_allclose(still.targets[1], big, atol=1e-6)
+
+
+def test_build_track_fills_lost_frames():
+    a = _synthetic_face()
+    raw = [a, None, a + 2, None]
+    tr = build_track([r if r is None else r.astype(np.float32) for r in raw], "ibug68", 25, (400, 400))
+    assert tr.found.tolist() == [True, False, True, False]
+    np.testing.assert_allclose(tr.landmarks[1], a + 1, atol=1e-4)
+    back = MotionTrack.from_bytes(tr.to_bytes())
+    np.testing.assert_array_equal(back.landmarks, tr.landmarks)
+    assert back.fps == 25 and back.layout == "ibug68"
+
+
+def test_mesh_topology_covers_the_face():
+    tris = mediapipe_face_triangles()
+    assert len(tris) > 800 and tris.max() < 468
+    strip = strip_triangles(MEDIAPIPE.inner_lip_upper, MEDIAPIPE.inner_lip_lower)
+    # The lip gap is closed by triangles touching both lips.
+    ups, los = set(MEDIAPIPE.inner_lip_upper), set(MEDIAPIPE.inner_lip_lower)
+    assert all(set(t) & ups and set(t) & los for t in strip.tolist())
+    assert len(face_triangles(IBUG68, _synthetic_face()[:, :2])) > 50
+
+
+def test_mouth_opening():
+    pts = _synthetic_face()[:, :2]
+    pts[[61, 62, 63], 1] = 150
+    pts[[65, 66, 67], 1] = 158
+    assert mouth_opening(IBUG68, pts) == pytest.approx(8.0)
+
+
+def test_warp_identity_and_translation():
+    rng = np.random.default_rng(4)
+    img = (rng.uniform(0, 255, (64, 80, 3))).astype(np.uint8)
+    img = np.ascontiguousarray(np.repeat(np.repeat(img[::4, ::4], 4, 0), 4, 1))
+    src = np.array([[0, 0], [79, 0], [79, 63], [0, 63], [40, 32]], np.float32)
+    tris = np.array([[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]], np.int32)
+    z = np.zeros(5, np.float32)
+    for step in (1, 2):
+        w = MeshWarper(80, 64, step)
+        same = w.warp(img, src, src, z, tris)
+        assert np.abs(same.astype(int) - img).mean() < 0.5
+        table = w.table(src, src, z, tris)
+        np.testing.assert_allclose(table[10, 20], [20, 10], atol=1e-3)
+    # Moving only the centre vertex right by 6 px: the pixel there shows what was 6 px to the left.
+    dst = src.copy()
+    dst[4] += [6, 0]
+    table = MeshWarper(80, 64, 1).table(dst, src, z, tris)
+    np.testing.assert_allclose(table[32, 46], [40, 32], atol=0.05)
+    np.testing.assert_allclose(table[0, 0], [0, 0], atol=1e-3)  # the border stays
+
+
+def test_warp_depth_buffer_keeps_the_nearer_triangle():
+    src = np.array([[0, 0], [40, 0], [0, 40], [60, 0], [60, 40], [20, 40]], np.float32)
+    tris = np.array([[0, 1, 2], [3, 4, 5]], np.int32)
+    # Both triangles drawn onto the same spot: the one with smaller depth wins.
+    dst = np.array([[0, 0], [40, 0], [0, 40], [0, 0], [40, 0], [0, 40]], np.float32)
+    near_first = np.array([0, 0, 0, 5, 5, 5], np.float32)
+    near_second = near_first[::-1].copy()
+    w = MeshWarper(64, 64, 1)
+    a = w.table(dst, src, near_first, tris)[5, 5].copy()
+    b = w.table(dst, src, near_second, tris)[5, 5].copy()
+    assert a[0] < 30 and b[0] > 30
+
+
+def test_paste_back_feathers_only_the_rim():
+    canvas = np.zeros((100, 100, 3), np.uint8)
+    crop = np.full((40, 40, 3), 200, np.uint8)
+    mask = np.ones((40, 40), np.float32)
+    mask[:, :5] = np.linspace(0, 1, 7)[1:-1]
+    out = paste_back(canvas, crop, (30, 30, 70, 70), PasteMask(mask))
+    assert out[50, 50, 0] == 200 and out[10, 10, 0] == 0
+    assert 0 < out[50, 31, 0] < 200  # blended seam
+    assert canvas.max() == 0  # the canvas itself is untouched
+    buf = canvas.copy()
+    paste_back(canvas, crop, (30, 30, 70, 70), mask, out=buf)
+    np.testing.assert_array_equal(buf, out)
+
+
+def test_label_is_visible_and_side_by_side_keeps_height():
+    frame = np.full((360, 640, 3), 128, np.uint8)
+    draw_label(frame)
+    x0, y0, x1, y1 = label_box(frame.shape)
+    region = frame[y0:y1, x0:x1]
+    assert region.max() > 220 and region.min() < 90  # white text on a dark badge
+    assert (frame[:y0 - 1] == 128).all()
+    sbs = side_by_side(np.zeros((480, 480, 3), np.uint8), frame)
+    assert sbs.shape == (360, 360 + 640, 3)
