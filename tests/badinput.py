@@ -264,10 +264,37 @@ def make_audio_only(dest: Path) -> Path:
 
 
 def make_zero_frames(dest: Path) -> Path:
-    """An mp4 that has a video stream but not a single frame in it."""
+    """An mp4 written from zero frames: ffmpeg leaves a valid container with no track at all."""
     p = dest / "zero_frames.mp4"
     ff("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", "-frames:v", "0",
        "-c:v", "libx264", "-pix_fmt", "yuv420p", str(p))
+    return p
+
+
+def make_garbled_clip(dest: Path) -> Path:
+    """A well-formed mp4 whose video stream is intact in the index but every frame's bytes are noise.
+
+    The container opens and states a 512x512 h264 stream, yet not one frame decodes.
+    """
+    src = dest / "_garble_src.mp4"
+    ff("-i", str(BASE_CLIP), "-frames:v", str(SHORT_FRAMES), "-an", "-c:v", "libx264", "-preset", "ultrafast",
+       "-pix_fmt", "yuv420p", str(src))
+    data = bytearray(src.read_bytes())
+    src.unlink()
+    rng = np.random.default_rng(11)
+    i = 0
+    while i + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", bytes(data[i:i + 8]))
+        if kind == b"mdat":
+            data[i + 8:i + size] = rng.integers(0, 256, size - 8, dtype=np.uint8).tobytes()
+            break
+        if size < 8:
+            raise AssertionError("unexpected mp4 box layout")
+        i += size
+    else:
+        raise AssertionError("no mdat box")
+    p = dest / "garbled.mp4"
+    p.write_bytes(bytes(data))
     return p
 
 
@@ -370,7 +397,8 @@ def build_corpus(dest: str | os.PathLike) -> dict[str, Path]:
         ("cmyk_jpeg", make_cmyk_jpeg), ("gray16_png", make_gray16_png), ("palette_png", make_palette_png),
         ("rgba_png", make_rgba_png), ("gray_jpeg", make_gray_jpeg), ("animated_gif", make_animated_gif),
         ("exif_rotated", make_exif_rotated), ("no_face", make_no_face), ("group", make_group),
-        ("audio_only", make_audio_only), ("zero_frames", make_zero_frames), ("random_bytes", make_random_bytes),
+        ("audio_only", make_audio_only), ("zero_frames", make_zero_frames),
+        ("garbled_clip", make_garbled_clip), ("random_bytes", make_random_bytes),
         ("truncated_clip", make_truncated_clip), ("truncated_faststart", make_truncated_faststart_clip),
         ("no_face_clip", make_no_face_clip), ("short_no_audio", make_short_no_audio),
         ("short_with_audio", make_short_with_audio), ("vfr_clip", make_vfr_clip),
