@@ -94,7 +94,8 @@ def end_to_end(repeats: int = 3, portraits=("mona_lisa", "girl_with_a_pearl_earr
     return rows
 
 
-def self_reenactment(clip_ids: list[str] | None = None, stride: int = 2, engine_name: str = "meshwarp") -> list[dict]:
+def self_reenactment(clip_ids: list[str] | None = None, stride: int = 2, engine_name="meshwarp",
+                     settings: AnimateSettings | None = None) -> list[dict]:
     """Per clip: engine and static baseline scores, means over every ``stride``-th frame."""
     from . import video
     from .metrics import Dlib68, akd, crop, face_crop_box, l1, psnr, ssim
@@ -108,7 +109,7 @@ def self_reenactment(clip_ids: list[str] | None = None, stride: int = 2, engine_
         real = list(video.read_frames(path, info, max_side=720))
         gen: dict[int, np.ndarray] = {}
         animate(real[0], f"gallery:{cid}", None, engine=engine_name,
-                settings=AnimateSettings(max_side=4096), label=" ",
+                settings=settings or AnimateSettings(max_side=4096), label=" ",
                 on_frame=lambda i, frame, c: gen.__setitem__(i, frame.copy()) if i % stride == 0 else None)
         acc = {k: [] for k in ("l1", "psnr", "ssim", "akd", "s_l1", "s_psnr", "s_ssim", "s_akd")}
         static = real[0]

@@ -76,9 +76,9 @@ class MeshWarper:
                           interpolation=cv2.INTER_LINEAR)
         return full[: self.height, : self.width]
 
-    def warp(self, image: np.ndarray, dst, src, z, tris) -> np.ndarray:
+    def warp(self, image: np.ndarray, dst, src, z, tris, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         m = self.table(dst, src, z, tris)
-        return cv2.remap(image, m, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        return cv2.remap(image, m, None, interpolation=interpolation, borderMode=cv2.BORDER_REFLECT)
 
 
 def coverage_mask(width: int, height: int, polygon: np.ndarray, feather: float = 0.0) -> np.ndarray:

@@ -89,11 +89,11 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
 
-def make_bomb_header(dest: Path, side: int = 30000) -> Path:
+def make_bomb_header(dest: Path, side: int = 30000, name: str = "bomb_header.png") -> Path:
     """A tiny PNG whose IHDR claims side x side RGB pixels but whose data is almost nothing."""
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * (1 + 3 * 64))  # not even one full row
-    p = dest / "bomb_header.png"
+    p = dest / name
     p.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat)
                   + _png_chunk(b"IEND", b""))
     return p
@@ -113,6 +113,20 @@ def make_bomb_1bit(dest: Path, side: int = 20000) -> Path:
     p = dest / "bomb_1bit.png"
     p.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(chunks))
                   + _png_chunk(b"IEND", b""))
+    return p
+
+
+def make_bomb_64mp(dest: Path) -> Path:
+    """A header-only PNG of 8000x8000 (64 megapixels): over the app's limit, under Pillow's hard one."""
+    return make_bomb_header(dest, side=8000, name="bomb_64mp.png")
+
+
+def make_huge_file(dest: Path, size: int = 51 * 1024 * 1024) -> Path:
+    """A JPEG padded (sparsely: no disk is used) to more than 50 MB."""
+    p = dest / "huge.jpg"
+    p.write_bytes(BASE_PORTRAIT.read_bytes())
+    with open(p, "r+b") as f:
+        f.truncate(size)
     return p
 
 
@@ -193,6 +207,18 @@ def make_exif_rotated(dest: Path) -> Path:
     with Image.open(p) as chk:
         assert chk.size == (upright.height, upright.width)
         assert chk.getexif().get(0x0112) == 6
+    return p
+
+
+def make_webp(dest: Path) -> Path:
+    p = dest / "portrait.webp"
+    _base_image().save(p, "WEBP", quality=90)
+    return p
+
+
+def make_tiff(dest: Path) -> Path:
+    p = dest / "portrait.tif"
+    _base_image().save(p, "TIFF", compression="tiff_deflate")
     return p
 
 
@@ -376,6 +402,31 @@ def make_rotated_phone_clip(dest: Path) -> tuple[Path, Path]:
     return upright, rotated
 
 
+def make_face_partly_visible_clip(dest: Path) -> Path:
+    """25 frames: 8 of a face, then 17 of a test pattern (the face is visible in under half)."""
+    p = dest / "face_then_pattern.mp4"
+    ff("-i", str(BASE_CLIP), "-f", "lavfi", "-i", "testsrc2=size=512x512:rate=25",
+       "-filter_complex", "[0:v]trim=end_frame=8,setpts=PTS-STARTPTS,format=yuv420p[a];"
+       "[1:v]trim=end_frame=17,setpts=PTS-STARTPTS,format=yuv420p[b];[a][b]concat=n=2:v=1[v]",
+       "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p))
+    return p
+
+
+def make_gif_clip(dest: Path) -> Path:
+    """An animated GIF as the driving clip (25 frames, 256x256)."""
+    p = dest / "driving.gif"
+    ff("-i", str(BASE_CLIP), "-frames:v", str(SHORT_FRAMES), "-vf", "scale=256:256", str(p))
+    return p
+
+
+def make_odd_name_clip(dest: Path) -> Path:
+    """A good clip whose name looks like an ffmpeg protocol and an option: 'clip:1 #-x.mp4'."""
+    p = dest / "-clip:1 #x.mp4"
+    ff("-i", str(BASE_CLIP), "-frames:v", str(SHORT_FRAMES), "-c:v", "libx264", "-preset", "ultrafast",
+       "-pix_fmt", "yuv420p", "file:" + str(p))
+    return p
+
+
 def make_one_frame_clip(dest: Path) -> Path:
     p = dest / "one_frame.mp4"
     ff("-i", str(BASE_CLIP), "-frames:v", "1", "-c:v", "libx264", "-preset", "ultrafast",
@@ -393,7 +444,8 @@ def build_corpus(dest: str | os.PathLike) -> dict[str, Path]:
     for name, fn in (
         ("empty", make_empty), ("text_as_jpg", make_text_as_jpg),
         ("truncated_jpeg", make_truncated_jpeg), ("truncated_png", make_truncated_png),
-        ("bomb_header", make_bomb_header), ("bomb_1bit", make_bomb_1bit), ("one_pixel", make_one_pixel),
+        ("bomb_header", make_bomb_header), ("bomb_1bit", make_bomb_1bit), ("bomb_64mp", make_bomb_64mp),
+        ("huge_file", make_huge_file), ("one_pixel", make_one_pixel), ("webp", make_webp), ("tiff", make_tiff),
         ("cmyk_jpeg", make_cmyk_jpeg), ("gray16_png", make_gray16_png), ("palette_png", make_palette_png),
         ("rgba_png", make_rgba_png), ("gray_jpeg", make_gray_jpeg), ("animated_gif", make_animated_gif),
         ("exif_rotated", make_exif_rotated), ("no_face", make_no_face), ("group", make_group),
@@ -402,7 +454,8 @@ def build_corpus(dest: str | os.PathLike) -> dict[str, Path]:
         ("truncated_clip", make_truncated_clip), ("truncated_faststart", make_truncated_faststart_clip),
         ("no_face_clip", make_no_face_clip), ("short_no_audio", make_short_no_audio),
         ("short_with_audio", make_short_with_audio), ("vfr_clip", make_vfr_clip),
-        ("one_frame_clip", make_one_frame_clip),
+        ("one_frame_clip", make_one_frame_clip), ("face_partly_visible", make_face_partly_visible_clip),
+        ("gif_clip", make_gif_clip), ("odd_name_clip", make_odd_name_clip),
     ):
         c[name] = fn(dest)
     c["phone_upright"], c["phone_rotated"] = make_rotated_phone_clip(dest)

@@ -78,12 +78,14 @@ class MeshWarpEngine(Engine):
     needs_driving_pixels = True
     batch_size = 1
 
-    def __init__(self, grid_step: int = 2, fill_mouth: bool = True):
+    def __init__(self, grid_step: int = 2, fill_mouth: bool = True, sharp: bool = False):
         self.grid_step = grid_step
         self.fill_mouth = fill_mouth
+        # Bicubic resampling: bilinear blurs every sub-pixel shift, which is most of a subtle motion.
+        self.interpolation = cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR
 
     def settings_key(self) -> str:
-        return f"meshwarp-v1-step{self.grid_step}-mouth{int(self.fill_mouth)}"
+        return f"meshwarp-v1-step{self.grid_step}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
 
     # -- preparation --------------------------------------------------------------------------
     def prepare(self, portrait: np.ndarray, face: FaceLandmarks) -> Prepared:
@@ -162,7 +164,7 @@ class MeshWarpEngine(Engine):
         out = []
         for fr in frames:
             dst, z = self.vertices(prepared, fr)
-            img = s.warper.warp(prepared.crop, dst, s.rest, z, s.tris)
+            img = s.warper.warp(prepared.crop, dst, s.rest, z, s.tris, self.interpolation)
             if self.fill_mouth:
                 self._fill_mouth(img, s, dst, fr, prepared.crop_box)
             out.append(img)

@@ -71,7 +71,11 @@ class MediaPipeBackend:
             return f"mediapipe 0.10.14 is not installed ({e}); run pip install -r requirements.txt"
         return None
 
-    def __init__(self):
+    def __init__(self, video_mode: bool = False):
+        # Video mode smooths landmarks inside mediapipe's graph, which lags behind fast expressions;
+        # per-frame (static) meshing on a crop that follows the face costs the same here and measured
+        # better in self-reenactment (BENCHMARKS.md). Our own zero-lag smoothing removes the jitter.
+        self.video_mode = video_mode
         mp = _import_mp()
         self._mp = mp
         self._lock = threading.Lock()
@@ -160,9 +164,7 @@ class MediaPipeBackend:
                     crop_box = self._track_box(prev, w, h)
                     if mesh is not None:
                         mesh.close()
-                    mesh = self._mp.solutions.face_mesh.FaceMesh(
-                        static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-                        min_detection_confidence=0.3, min_tracking_confidence=0.3)
+                    mesh = self._video_mesh()
                 crop = _crop_padded(rgb, crop_box)
                 side = crop.shape[0]
                 px = min(side, 512)
@@ -180,14 +182,17 @@ class MediaPipeBackend:
                 if x0 < cx0 + margin or y0 < cy0 + margin or x1 > cx1 - margin or y1 > cy1 - margin:
                     crop_box = self._track_box(face, w, h)  # re-centre before the face leaves the square
                     mesh.close()
-                    mesh = self._mp.solutions.face_mesh.FaceMesh(
-                        static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-                        min_detection_confidence=0.3, min_tracking_confidence=0.3)
+                    mesh = self._video_mesh()
                 prev = face
                 yield face
         finally:
             if mesh is not None:
                 mesh.close()
+
+    def _video_mesh(self):
+        return self._mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=not self.video_mode, max_num_faces=1, refine_landmarks=True,
+            min_detection_confidence=0.3, min_tracking_confidence=0.3)
 
     @staticmethod
     def _track_box(face: FaceLandmarks, w: int, h: int):
