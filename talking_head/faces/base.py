@@ -59,9 +59,10 @@ def choose_face(faces: list[FaceLandmarks], face_index: int | None = None, *, wh
         return max(faces, key=lambda f: f.size)
     ordered = sorted(faces, key=lambda f: f.box[0])
     if not 0 <= face_index < len(ordered):
+        choices = "0" if len(ordered) == 1 else f"a number from 0 to {len(ordered) - 1}"
         raise FaceNotFoundError(
-            f"{what.capitalize()} has {len(ordered)} face(s); face number {face_index} does not exist "
-            f"(faces are counted from the left, starting at 0).")
+            f"{what.capitalize()} has {len(ordered)} face(s), so there is no face number {face_index}; "
+            f"choose {choices} (faces are counted from the left, starting at 0).")
     return ordered[face_index]
 
 
