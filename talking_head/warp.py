@@ -76,6 +76,13 @@ class MeshWarper:
                           interpolation=cv2.INTER_LINEAR)
         return full[: self.height, : self.width]
 
+    def covered(self) -> np.ndarray:
+        """Full-resolution float mask (H, W) of where the last ``table`` call drew a triangle."""
+        cov = np.isfinite(self._zbuf).astype(np.float32)
+        if self.step != 1:
+            cov = cv2.resize(cov, (cov.shape[1] * self.step, cov.shape[0] * self.step), interpolation=cv2.INTER_LINEAR)
+        return cov[: self.height, : self.width]
+
     def warp(self, image: np.ndarray, dst, src, z, tris, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         m = self.table(dst, src, z, tris)
         return cv2.remap(image, m, None, interpolation=interpolation, borderMode=cv2.BORDER_REFLECT)

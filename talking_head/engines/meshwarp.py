@@ -203,9 +203,11 @@ class MeshWarpEngine(Engine):
         region = img[by0:by1, bx0:bx1]
         patch = None
         if fr.image is not None:
-            patch = self._driver_interior(fr, layout, face_dst - (bx0, by0), s.mouth_tris, bx1 - bx0, by1 - by0)
-            if patch is not None:
-                patch = _match_colour(patch, fr.image, fr.landmarks, region, face_dst - (bx0, by0), layout)
+            patch, covered = self._driver_interior(fr, layout, face_dst - (bx0, by0), s.mouth_tris, bx1 - bx0, by1 - by0)
+            # Outside the lip-gap triangles the patch shows whatever the driver frame has there
+            # (wall, cheek): keep the soft edge inside what was really mapped.
+            mask = mask * covered
+            patch = _match_colour(patch, fr.image, fr.landmarks, region, face_dst - (bx0, by0), layout)
         if patch is None:
             patch = _cavity(region, local, layout, face_dst - (bx0, by0))
         # Strength grows with the extra opening so the fill fades in instead of popping.
@@ -218,7 +220,8 @@ class MeshWarpEngine(Engine):
         warper = MeshWarper(w, h, 1)
         m = warper.table(dst_local.astype(np.float32), fr.landmarks[:, :2].astype(np.float32),
                          np.zeros(len(dst_local), np.float32), tris)
-        return cv2.remap(fr.image, m, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        patch = cv2.remap(fr.image, m, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return patch.astype(np.float32), warper.covered()
 
 
 def _lip_band(xy: np.ndarray, layout: Layout, shape) -> np.ndarray:
