@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
 from . import video
-from .cache import DiskCache, file_digest
+from .cache import DiskCache, bytes_digest, file_digest
 from .compose import PasteMask, draw_label, even_size, label_box, paste_back, side_by_side
 from .engines import DrivingFrame, Engine, create_engine
 from .errors import Cancelled, ClipError, FaceNotFoundError, TalkingHeadError
@@ -97,9 +97,8 @@ def resolve_portrait(spec, settings: AnimateSettings, gallery: Gallery, cache: D
             return img, face, f"gallery:{gid}:{file_digest(path)}"
         spec = path
     img = load_image(spec, max_side=settings.max_side)
-    key = cache.key("face", file_digest(spec) if isinstance(spec, (str, os.PathLike)) else
-                    __import__("hashlib").sha256(img.tobytes()).hexdigest(), settings.landmarks,
-                    str(settings.face_index), str(img.shape))
+    content = file_digest(spec) if isinstance(spec, (str, os.PathLike)) else bytes_digest(img.tobytes())
+    key = cache.key("face", content, settings.landmarks, str(settings.face_index), str(img.shape))
     blob = cache.get("face", key)
     if blob is not None:
         arr = np.frombuffer(blob[16:], np.float32).reshape(-1, 3)

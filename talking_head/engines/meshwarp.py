@@ -14,7 +14,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from ..faces import FaceLandmarks
-from ..topology import Layout, face_triangles, get_layout, hole_triangles, mouth_opening, strip_triangles
+from ..topology import Layout, face_triangles, get_layout, hole_triangles, mouth_opening
 from ..warp import MeshWarper, coverage_mask
 from .base import DrivingFrame, Engine, Prepared, register_engine
 
