@@ -21,6 +21,9 @@ from .base import DrivingFrame, Engine, Prepared, register_engine
 # Rings around the face outline: (scale about the face centre, how much of the head's motion they take).
 # The first ring is hair and ears, which move with the skull; the outer rings blend into a still canvas.
 _RINGS = ((1.22, 1.0), (1.6, 0.55), (2.1, 0.18))
+# How much of the face outline's own (non-rigid) motion each ring takes: a dropping jaw pulls the
+# skin just outside it along, instead of squeezing it against a ring that only follows the skull.
+_RING_FOLLOW = (0.4, 0.1, 0.0)
 _CROP_SCALE = 2.6       # crop side / face outline size
 _BORDER_POINTS = 8      # fixed anchors per crop edge
 
@@ -31,7 +34,9 @@ class _MeshState:
     rest: np.ndarray        # (V, 2) rest vertices in crop pixels (face points, then anchors)
     rest_z: np.ndarray      # (V,) depth at rest
     n_face: int
-    anchor_weight: np.ndarray  # (V - n_face,)
+    anchor_weight: np.ndarray  # (V - n_face,) share of the head's rigid motion
+    anchor_follow: np.ndarray  # (V - n_face,) share of their outline point's non-rigid motion
+    anchor_source: np.ndarray  # (V - n_face,) index of that outline point
     tris: np.ndarray
     mouth_tris: np.ndarray
     rest_opening: float
@@ -94,7 +99,7 @@ class MeshWarpEngine(Engine):
         self.interpolation = cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR
 
     def settings_key(self) -> str:
-        return f"meshwarp-v1-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        return f"meshwarp-v2-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
 
     # -- preparation --------------------------------------------------------------------------
     def prepare(self, portrait: np.ndarray, face: FaceLandmarks) -> Prepared:
@@ -112,8 +117,8 @@ class MeshWarpEngine(Engine):
         chin_y = face_xy[layout.chin, 1]
         face_h = float(oval[:, 1].max() - oval[:, 1].min())
 
-        anchors, weights = [], []
-        for scale, weight in _RINGS:
+        anchors, weights, follow, follow_idx = [], [], [], []
+        for (scale, weight), fol in zip(_RINGS, _RING_FOLLOW):
             ring = centre + scale * (oval - centre)
             # Below the chin is neck and collar: it follows the head less than hair does.
             below = np.clip((ring[:, 1] - chin_y) / (0.6 * face_h), 0, 1)
@@ -121,12 +126,16 @@ class MeshWarpEngine(Engine):
             keep = (ring[:, 0] > 1) & (ring[:, 0] < cw - 2) & (ring[:, 1] > 1) & (ring[:, 1] < ch - 2)
             anchors.append(ring[keep])
             weights.append(wts[keep])
+            follow.append(np.full(int(keep.sum()), fol))
+            follow_idx.append(np.array(layout.oval)[keep])
         t = np.linspace(0, 1, _BORDER_POINTS + 1)[:-1]
         border = np.concatenate([
             np.stack([t * (cw - 1), np.zeros_like(t)], 1), np.stack([np.full_like(t, cw - 1), t * (ch - 1)], 1),
             np.stack([(1 - t) * (cw - 1), np.full_like(t, ch - 1)], 1), np.stack([np.zeros_like(t), (1 - t) * (ch - 1)], 1)])
         anchors.append(border)
         weights.append(np.zeros(len(border)))
+        follow.append(np.zeros(len(border)))
+        follow_idx.append(np.zeros(len(border), dtype=int))
         anchors = np.concatenate(anchors)
         weights = np.concatenate(weights)
 
@@ -149,6 +158,7 @@ class MeshWarpEngine(Engine):
 
         iod = float(np.linalg.norm(np.subtract(*[face_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod])))
         state = _MeshState(layout, rest.astype(np.float32), rest_z.astype(np.float32), n, weights.astype(np.float32),
+                           np.concatenate(follow).astype(np.float32), np.concatenate(follow_idx).astype(np.int64),
                            tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod,
                            MeshWarper(cw, ch, self.grid_step or _auto_step(cw, ch)))
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
@@ -164,7 +174,10 @@ class MeshWarpEngine(Engine):
         b = frame.head[:, 2] + a @ (x0, y0) - (x0, y0)  # the head affine, moved into crop pixels
         anchors = s.rest[s.n_face:]
         moved = anchors @ a.T + b
-        anchors = anchors + s.anchor_weight[:, None] * (moved - anchors)
+        # The outline's motion beyond what the head's rigid transform explains (jaw, cheeks).
+        src = s.rest[s.anchor_source]
+        own = face[s.anchor_source] - (src @ a.T + b)
+        anchors = anchors + s.anchor_weight[:, None] * (moved - anchors) + s.anchor_follow[:, None] * own
         z = np.concatenate([frame.target[:, 2], s.rest_z[s.n_face:]])
         return np.concatenate([face, anchors]).astype(np.float32), z.astype(np.float32)
 
