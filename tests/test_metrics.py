@@ -8,21 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 
 from talking_head import metrics as M
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _gallery_src() -> Path | None:
-    # shared/ sits inside the checkout on some machines and beside it on others (CI).
-    for base in (REPO / "shared", REPO.parent / "shared"):
-        if (base / "gallery-src").is_dir():
-            return base / "gallery-src"
-    return None
-
-
-GALLERY = _gallery_src()
+GALLERY = SHARED / "gallery-src" if (SHARED / "gallery-src").is_dir() else None
 needs_gallery = pytest.mark.skipif(GALLERY is None, reason="shared/gallery-src not found")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 
 from talking_head import video
 from talking_head.errors import ClipError, TalkingHeadError
@@ -34,7 +35,7 @@ from talking_head.video import (
     read_frames,
 )
 
-GALLERY = Path("/work/shared/gallery-src/clips")
+GALLERY = SHARED / "gallery-src" / "clips"
 FF = video.ffmpeg_exe()
 
 
