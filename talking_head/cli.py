@@ -1,4 +1,4 @@
-"""Command line: ``python -m talking_head animate|gallery|engines|bench``. Thin over the library."""
+"""Command line: ``python -m talking_head animate|gallery|prerender|engines|bench``. Thin over the library."""
 from __future__ import annotations
 
 import argparse
@@ -78,6 +78,7 @@ def _add_gallery(sub) -> None:
     ap.add_argument("path")
     ap.add_argument("--id", required=True, help="short id: lower-case letters, digits, underscores")
     ap.add_argument("--title", required=True)
+    ap.add_argument("--short-title", default="", help="a few words for the app's gallery grid (default: the title)")
     ap.add_argument("--artist", required=True)
     ap.add_argument("--year", required=True)
     ap.add_argument("--label", required=True, help="2-4 sentence museum label")
@@ -113,6 +114,8 @@ def _run_gallery(a) -> int:
     if a.gallery_cmd == "add-portrait":
         info = {k: getattr(a, k) for k in ("title", "artist", "year", "label", "provenance", "licence", "source")}
         info["label_fr"] = a.label_fr
+        if a.short_title:
+            info["short_title"] = a.short_title
         e = g.add_portrait(Path(a.path), a.id, info, face_index=a.face)
         print(f"Added portrait {a.id!r} ({e['size'][0]}x{e['size'][1]}, face at {e['face']['box']})")
         return 0
@@ -120,6 +123,34 @@ def _run_gallery(a) -> int:
     info["title_fr"] = a.title_fr
     e = g.add_clip(Path(a.path), a.id, info, max_duration=a.max_duration)
     print(f"Added clip {a.id!r} ({e['duration']} s at {e['fps']} fps, face in {e['faces_found']} frames)")
+    return 0
+
+
+def _add_prerender(sub) -> None:
+    p = sub.add_parser("prerender", help="render every gallery portrait x clip ahead of time, so the app serves them instantly")
+    p.add_argument("--portraits", default="", help="comma-separated portrait ids (default: all)")
+    p.add_argument("--clips", default="", help="comma-separated clip ids (default: all)")
+    p.add_argument("--engine", default="auto")
+    p.add_argument("--no-side-by-side", action="store_true", help="skip the side-by-side variant the app can also show")
+
+
+def _run_prerender(a) -> int:
+    import time
+
+    from .pipeline import AnimateSettings
+    from .results import ResultStore
+    store = ResultStore()
+    variants = [AnimateSettings()] + ([] if a.no_side_by_side else [AnimateSettings(side_by_side=True)])
+    t0 = time.perf_counter()
+
+    def report(i, n, r):
+        how = "already stored" if r.cached else "rendered"
+        print(f"[{i}/{n}] {r.portrait} x {r.clip}{' (side by side)' if r.settings['side_by_side'] else ''}: {how}",
+              flush=True)
+
+    ids = [x for x in a.portraits.split(",") if x] or None, [x for x in a.clips.split(",") if x] or None
+    done = store.prerender(*ids, engine=a.engine, settings=variants, report=report)
+    print(f"{len(done)} results in {store.root} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
@@ -143,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_animate(sub)
     _add_gallery(sub)
+    _add_prerender(sub)
     sub.add_parser("engines", help="which engines and landmark backends can run here")
     bp = sub.add_parser("bench", help="measure speed (and with --quality, self-reenactment quality)")
     bp.add_argument("--quality", action="store_true", help="also run the self-reenactment quality table")
@@ -154,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_animate(a)
         if a.cmd == "gallery":
             return _run_gallery(a)
+        if a.cmd == "prerender":
+            return _run_prerender(a)
         if a.cmd == "engines":
             return _run_engines(a)
         if a.cmd == "bench":

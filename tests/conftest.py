@@ -13,6 +13,8 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Tests never read or write the user's cache.
 os.environ["LIVING_PORTRAITS_CACHE"] = tempfile.mkdtemp(prefix="lp-test-cache-")
+# Gradio's uploads go to a throwaway folder too (it reads this when imported).
+os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="lp-test-gradio-")
 
 import pytest  # noqa: E402
 
@@ -35,3 +37,31 @@ def shared_dir() -> Path:
     if not (SHARED / "gallery-src").is_dir():
         pytest.skip("../shared/gallery-src is not beside the checkout")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def launch_app(tmp_path_factory):
+    """Start the app in-process on a free localhost port: ``url, demo = launch_app(AppConfig(...))``.
+
+    Each app gets its own result store and visitors' temporary area; all are closed at the end.
+    """
+    from demo.ui import AppConfig, build, launch_kwargs
+    from demo.visitor_files import VisitorFiles
+
+    started = []
+
+    def start(config: AppConfig | None = None, store=None):
+        config = config or AppConfig()
+        root = tmp_path_factory.mktemp("app")
+        config.results_dir = config.results_dir or root / "results"
+        files = VisitorFiles(root / "visitors", ttl_s=config.visitor_ttl_s)
+        demo = build(config, files=files, store=store)
+        demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
+        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
+                                **launch_kwargs(config, demo))
+        started.append(demo)
+        return url, demo
+
+    yield start
+    for demo in started:
+        demo.close()

@@ -1,0 +1,52 @@
+"""Living Portraits app: ``python app.py`` (museum/teacher), ``python app.py --kiosk`` (gallery screen).
+
+On a Hugging Face Space this file is the ``app_file``; the Space's README front matter points here.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+# Before gradio or huggingface_hub are imported: no telemetry, and no Hub lookups at start-up.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Living Portraits: make portrait paintings perform a driving clip.")
+    p.add_argument("--kiosk", action="store_true", help="gallery-only touch screen with an attract loop and idle reset")
+    p.add_argument("--uploads", choices=("on", "off"), default=None,
+                   help="allow visitors to upload images and clips (default: on, off in kiosk mode)")
+    p.add_argument("--idle-timeout", type=float, default=90.0, help="kiosk: seconds untouched before the start screen")
+    p.add_argument("--language", default="en", help="start language (en, fr) when the browser asks for none we have")
+    p.add_argument("--engine", default="auto", help="animation engine (see `python -m talking_head engines`)")
+    p.add_argument("--concurrency", type=int, default=int(os.environ.get("LP_CONCURRENCY", "1")),
+                   help="renders at once (per device)")
+    p.add_argument("--queue-size", type=int, default=int(os.environ.get("LP_QUEUE_SIZE", "12")),
+                   help="requests allowed to wait; beyond that visitors are told to try again")
+    p.add_argument("--max-clip-seconds", type=float, default=30.0, help="longest uploaded driving clip accepted")
+    p.add_argument("--host", default=None,
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 on a Hugging Face Space)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    from demo.visitor_files import VisitorFiles, default_root
+    files = VisitorFiles(default_root())
+    # Gradio keeps uploads under GRADIO_TEMP_DIR: point it into the visitors' temporary area.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(files.gradio_dir))
+    from demo.ui import AppConfig, build, launch_kwargs
+    config = AppConfig(kiosk=a.kiosk, uploads=None if a.uploads is None else a.uploads == "on",
+                       idle_timeout_s=a.idle_timeout, language=a.language, engine=a.engine,
+                       concurrency=a.concurrency, queue_size=a.queue_size, max_clip_s=a.max_clip_seconds)
+    demo = build(config, files=files)
+    files.start_sweeper()
+    host = a.host or os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
+    demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
+    demo.launch(server_name=host, server_port=a.port, share=False, **launch_kwargs(config, demo))
+
+
+if __name__ == "__main__":
+    main()

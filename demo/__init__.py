@@ -1,0 +1,1 @@
+"""The Gradio app: page layout (ui), request handling (studio), strings, visitor files."""

@@ -1,0 +1,128 @@
+"""What the app does when a visitor presses Animate, without any Gradio layout.
+
+It turns a visitor's choices into one call of the library's orchestration path: a gallery
+portrait x gallery clip goes through the :class:`~talking_head.results.ResultStore` (served
+instantly when rendered before), anything uploaded is rendered into the visitor's temporary
+folder and never cached. Errors a visitor can fix come back as :class:`VisitorError` with a
+message in the visitor's language.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from talking_head import video
+from talking_head.cache import DiskCache
+from talking_head.errors import TalkingHeadError
+from talking_head.gallery import Gallery
+from talking_head.pipeline import AnimateSettings, animate
+from talking_head.results import ResultStore
+
+from .strings import t
+from .visitor_files import VisitorFiles
+
+try:  # On a ZeroGPU Space this asks for a GPU for the call; anywhere else it is a no-op.
+    import spaces
+except ImportError:  # pragma: no cover - spaces is in requirements.txt
+    spaces = None
+
+log = logging.getLogger("living_portraits.app")
+
+
+class VisitorError(Exception):
+    """A problem the visitor can fix; the message is already in their language."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A portrait or a clip: a gallery id, or an uploaded file."""
+    gallery_id: str | None = None
+    upload: str | None = None
+
+    @property
+    def is_upload(self) -> bool:
+        return self.gallery_id is None
+
+
+def gpu_seconds(portrait: str, clip: str, out, engine: str, settings: AnimateSettings, *rest, **kw) -> int:
+    """ZeroGPU duration for one render: start-up plus a share of the clip's length, capped."""
+    try:
+        length = video.probe(_clip_path(clip)).duration
+    except (TalkingHeadError, OSError):
+        length = settings.max_duration
+    return int(min(120, 20 + math.ceil(1.5 * length)))
+
+
+def _clip_path(clip: str) -> Path:
+    if clip.startswith("gallery:"):
+        return Gallery.default().clip_path(clip[len("gallery:"):])
+    return Path(clip)
+
+
+def _render(portrait: str, clip: str, out, engine: str, settings: AnimateSettings,
+            progress: Callable[[float, str], None] | None = None, store_root: str | None = None) -> str:
+    """The device-bound work of one request (the function ZeroGPU runs on a GPU)."""
+    if out is None:  # a gallery x gallery result, stored for everyone
+        store = ResultStore(store_root)
+        return str(store.get_or_render(portrait[len("gallery:"):], clip[len("gallery:"):], engine=engine,
+                                       settings=settings, progress=progress).path)
+    # Anything uploaded: no shared cache, so no trace of the visitor outside their folder.
+    animate(portrait, clip, out, engine=engine, settings=settings, progress=progress, cache=DiskCache(enabled=False))
+    return str(out)
+
+
+render_on_device = spaces.GPU(duration=gpu_seconds)(_render) if spaces is not None else _render
+
+
+class Studio:
+    def __init__(self, gallery: Gallery, store: ResultStore, files: VisitorFiles, *, engine: str = "auto",
+                 uploads: bool = True, max_clip_s: float = 30.0):
+        self.gallery = gallery
+        self.store = store
+        self.files = files
+        self.engine = engine
+        self.uploads = uploads
+        self.max_clip_s = max_clip_s
+
+    def settings(self, *, strength: float = 1.0, smoothing: float = 1.0, head_motion: bool = True,
+                 side_by_side: bool = False, crop_only: bool = False) -> AnimateSettings:
+        return AnimateSettings(expression_strength=float(strength), smoothing=float(smoothing),
+                               head_motion=bool(head_motion), side_by_side=bool(side_by_side),
+                               crop_only=bool(crop_only), max_duration=self.max_clip_s)
+
+    def is_stored(self, portrait: Choice, clip: Choice, settings: AnimateSettings, engine: str | None = None) -> bool:
+        if portrait.is_upload or clip.is_upload:
+            return False
+        from talking_head.engines import create_engine
+        eng = create_engine(engine or self.engine)
+        return self.store.lookup(self.store.key(portrait.gallery_id, clip.gallery_id, eng, settings)) is not None
+
+    def run(self, portrait: Choice, clip: Choice, settings: AnimateSettings, *, lang: str = "en",
+            consent: bool = False, engine: str | None = None, session_id: str | None = None,
+            progress: Callable[[float, str], None] | None = None) -> Path:
+        """Render (or fetch) the result for one request; raises VisitorError with a message to show."""
+        if portrait.gallery_id is None and not portrait.upload:
+            raise VisitorError(t(lang, "err_choose_portrait"))
+        if clip.gallery_id is None and not clip.upload:
+            raise VisitorError(t(lang, "err_choose_clip"))
+        if portrait.is_upload or clip.is_upload:
+            if not self.uploads:
+                raise VisitorError(t(lang, "err_uploads_off"))
+            if not consent:
+                raise VisitorError(t(lang, "err_consent"))
+        p_spec = f"gallery:{portrait.gallery_id}" if portrait.gallery_id else str(portrait.upload)
+        c_spec = f"gallery:{clip.gallery_id}" if clip.gallery_id else str(clip.upload)
+        out = self.files.new_result_path(session_id) if (portrait.is_upload or clip.is_upload) else None
+        try:
+            return Path(render_on_device(p_spec, c_spec, out, engine or self.engine, settings, progress,
+                                         str(self.store.root)))
+        except TalkingHeadError as e:
+            raise VisitorError(str(e)) from None
+        except Exception:
+            # Not the visitor's fault: keep the details for the operator, never the visitor's files.
+            log.exception("render failed (portrait %s, clip %s)", "upload" if portrait.is_upload else p_spec,
+                          "upload" if clip.is_upload else c_spec)
+            raise VisitorError(t(lang, "err_unexpected")) from None

@@ -1,0 +1,46 @@
+"""Small JPEG thumbnails of gallery portraits and clip posters (a clip's first frame), made once.
+
+A kiosk grid of 14 full-resolution paintings would make the page slow to open; these are a few
+tens of kB each, stored in the shared cache keyed by the source file's digest.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from talking_head import video
+from talking_head.cache import default_dir, file_digest
+from talking_head.gallery import Gallery
+from talking_head.images import load_image
+
+THUMB_SIDE = 480
+
+
+def _thumb(source: Path, out_dir: Path, first_frame: bool) -> Path:
+    out = out_dir / f"{file_digest(source)[:24]}.jpg"
+    if out.is_file():
+        return out
+    if first_frame:
+        frames = video.read_frames(source, video.probe(source), max_side=THUMB_SIDE)
+        try:
+            rgb = next(frames)
+        finally:
+            frames.close()
+    else:
+        rgb = load_image(source, max_side=THUMB_SIDE)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    Image.fromarray(rgb).save(tmp, "JPEG", quality=88)
+    tmp.replace(out)
+    return out
+
+
+def portrait_thumbs(gallery: Gallery, out_dir: Path | None = None) -> dict[str, Path]:
+    out_dir = out_dir or default_dir() / "thumbs"
+    return {pid: _thumb(gallery.portrait_path(pid), out_dir, False) for pid in gallery.manifest()["portraits"]}
+
+
+def clip_posters(gallery: Gallery, out_dir: Path | None = None) -> dict[str, Path]:
+    out_dir = out_dir or default_dir() / "thumbs"
+    return {cid: _thumb(gallery.clip_path(cid), out_dir, True) for cid in gallery.manifest()["clips"]}

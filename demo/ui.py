@@ -1,0 +1,353 @@
+"""The Gradio page: three numbered steps, a result with its museum label, and kiosk mode.
+
+Layout and wiring only: every render goes through :class:`demo.studio.Studio`, which calls the
+library's one orchestration path.
+"""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from talking_head.engines import engine_names, engine_status
+from talking_head.gallery import Gallery
+from talking_head.results import ResultStore
+
+from .strings import LANGUAGE_NAMES, pick_language, t
+from .studio import Choice, Studio, VisitorError
+from .thumbnails import clip_posters, portrait_thumbs
+from .visitor_files import VisitorFiles
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+@dataclass
+class AppConfig:
+    kiosk: bool = False
+    uploads: bool | None = None          # None: on, except in kiosk mode
+    idle_timeout_s: float = 90.0         # kiosk: back to the start screen after this long untouched
+    language: str = "en"                 # start language when the browser asks for none we have
+    engine: str = "auto"
+    concurrency: int = 1                 # renders at once per device
+    queue_size: int = 12                 # requests waiting beyond that get "busy, try again"
+    max_upload_mb: int = 50
+    max_clip_s: float = 30.0
+    visitor_ttl_s: float = 3600.0
+    results_dir: Path | None = None
+    visitor_dir: Path | None = None
+    attract: list[Path] = field(default_factory=list)  # filled from the result store when empty
+
+    @property
+    def uploads_enabled(self) -> bool:
+        return (not self.kiosk) if self.uploads is None else self.uploads
+
+
+def _label_markdown(entry: dict | None, lang: str) -> str:
+    if entry is None:
+        return f"### {t(lang, 'upload_label_title')}\n\n_{t(lang, 'ai_notice')}_"
+    story = entry.get("label_fr") if lang == "fr" and entry.get("label_fr") else entry.get("label", "")
+    return (f"### {entry['title']}\n**{entry['artist']}**, {entry['year']}\n\n{story}\n\n"
+            f"<small>{html.escape(entry.get('source', ''))}</small>\n\n_{t(lang, 'ai_notice')}_")
+
+
+def _short_title(entry: dict) -> str:
+    return entry.get("short_title") or entry["title"].split(" (")[0]
+
+
+def _clip_title(entry: dict, lang: str) -> str:
+    return entry.get("title_fr") if lang == "fr" and entry.get("title_fr") else entry["title"]
+
+
+def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultStore | None = None,
+          files: VisitorFiles | None = None) -> gr.Blocks:
+    gallery = gallery or Gallery.default()
+    store = store or ResultStore(config.results_dir, gallery)
+    files = files or VisitorFiles(config.visitor_dir, ttl_s=config.visitor_ttl_s)
+    studio = Studio(gallery, store, files, engine=config.engine, uploads=config.uploads_enabled,
+                    max_clip_s=config.max_clip_s)
+    manifest = gallery.manifest()
+    portrait_ids = list(manifest["portraits"])
+    clip_ids = list(manifest["clips"])
+    p_thumbs, c_posters = portrait_thumbs(gallery), clip_posters(gallery)
+    lang0 = config.language
+    status = engine_status()
+    engines = ["auto"] + [n for n in engine_names() if status[n] is None]
+
+    def portrait_items(lang):
+        return [(str(p_thumbs[p]), _short_title(manifest["portraits"][p])) for p in portrait_ids]
+
+    def clip_items(lang):
+        return [(str(c_posters[c]), _clip_title(manifest["clips"][c], lang)) for c in clip_ids]
+
+    translated: list[tuple[gr.components.Component, str, str]] = []  # (component, property, string key)
+
+    def tr(component, key, prop="label"):
+        translated.append((component, prop, key))
+        return component
+
+    with gr.Blocks(title=t(lang0, "title"), analytics_enabled=False,
+                   delete_cache=(300, int(config.visitor_ttl_s))) as demo:
+        lang = gr.State(lang0)
+        portrait_src, clip_src = gr.State("gallery"), gr.State("gallery")
+        portrait_id, clip_id = gr.State(None), gr.State(None)
+
+        with gr.Row(elem_id="lp-header"):
+            with gr.Column(scale=4):
+                tr(gr.Markdown(f"# {t(lang0, 'title')}", elem_id="lp-title"), "title", "value")
+                tr(gr.Markdown(t(lang0, "subtitle"), elem_id="lp-subtitle"), "subtitle", "value")
+            with gr.Column(scale=2, min_width=260):
+                lang_pick = tr(gr.Radio([(n, c) for c, n in LANGUAGE_NAMES.items()], value=lang0,
+                                        label=t(lang0, "language"), elem_id="lp-lang"), "language")
+                with gr.Row():
+                    smaller = gr.Button("A−", elem_id="lp-text-smaller", size="sm", min_width=56)
+                    larger = gr.Button("A+", elem_id="lp-text-larger", size="sm", min_width=56)
+
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                tr(gr.Markdown(t(lang0, "step1"), elem_classes="lp-step"), "step1", "value")
+                with gr.Tabs():
+                    with tr(gr.Tab(t(lang0, "tab_gallery"), id="p-gallery"), "tab_gallery") as p_tab_gallery:
+                        p_gallery = tr(gr.Gallery(portrait_items(lang0), label=t(lang0, "portrait_gallery"),
+                                                  columns=5, height="auto", allow_preview=False, object_fit="cover",
+                                                  show_label=False, elem_id="lp-portraits", buttons=[], interactive=False),
+                                       "portrait_gallery")
+                    if config.uploads_enabled:
+                        with tr(gr.Tab(t(lang0, "tab_upload"), id="p-upload"), "tab_upload") as p_tab_upload:
+                            p_upload = tr(gr.Image(type="filepath", sources=["upload"], label=t(lang0, "portrait_upload"),
+                                                   elem_id="lp-portrait-upload", height=360), "portrait_upload")
+                            p_consent = tr(gr.Checkbox(False, label=t(lang0, "consent"), elem_id="lp-consent-portrait"),
+                                           "consent")
+
+                tr(gr.Markdown(t(lang0, "step2"), elem_classes="lp-step"), "step2", "value")
+                with gr.Tabs():
+                    with tr(gr.Tab(t(lang0, "tab_gallery"), id="c-gallery"), "tab_gallery") as c_tab_gallery:
+                        with gr.Row(equal_height=True):
+                            c_gallery = tr(gr.Gallery(clip_items(lang0), label=t(lang0, "clip_gallery"), columns=4,
+                                                      height=300, allow_preview=False, object_fit="cover",
+                                                      show_label=False, elem_id="lp-clips", buttons=[],
+                                                      interactive=False, scale=3), "clip_gallery")
+                            c_preview = tr(gr.Video(label=t(lang0, "clip_preview"), interactive=False, autoplay=True,
+                                                    loop=True, elem_id="lp-clip-preview", height=300, scale=2,
+                                                    buttons=[]), "clip_preview")
+                    if config.uploads_enabled:
+                        with tr(gr.Tab(t(lang0, "tab_upload"), id="c-upload"), "tab_upload") as c_tab_upload:
+                            c_upload = gr.Video(sources=["upload"], label=t(lang0, "clip_upload", seconds=int(config.max_clip_s)),
+                                                elem_id="lp-clip-upload", height=300)
+                            c_consent = tr(gr.Checkbox(False, label=t(lang0, "consent"), elem_id="lp-consent-clip"),
+                                           "consent")
+
+            with gr.Column(scale=2, elem_id="lp-result-column"):
+                tr(gr.Markdown(t(lang0, "step3"), elem_classes="lp-step"), "step3", "value")
+                selection = gr.Markdown(t(lang0, "nothing_selected"), elem_id="lp-selection")
+                go = tr(gr.Button(t(lang0, "animate"), variant="primary", size="lg", elem_id="lp-animate"), "animate", "value")
+                result = tr(gr.Video(label=t(lang0, "result"), show_label=False, interactive=False, autoplay=True,
+                                     elem_id="lp-result",
+                                     buttons=[]), "result")
+                side = tr(gr.Checkbox(False, label=t(lang0, "side_by_side"), elem_id="lp-side-by-side"), "side_by_side")
+                download = tr(gr.DownloadButton(t(lang0, "download"), visible=False, elem_id="lp-download"),
+                              "download", "value")
+                museum_label = gr.Markdown("", elem_id="lp-label")
+                with tr(gr.Accordion(t(lang0, "advanced"), open=False, elem_id="lp-advanced"), "advanced"):
+                    engine = tr(gr.Dropdown(engines, value=config.engine if config.engine in engines else "auto",
+                                            label=t(lang0, "engine"), elem_id="lp-engine"), "engine")
+                    strength = tr(gr.Slider(0.0, 2.0, value=1.0, step=0.1, label=t(lang0, "strength"),
+                                            elem_id="lp-strength"), "strength")
+                    smoothing = tr(gr.Slider(0.0, 2.0, value=1.0, step=0.1, label=t(lang0, "smoothing"),
+                                             elem_id="lp-smoothing"), "smoothing")
+                    head_motion = tr(gr.Checkbox(True, label=t(lang0, "head_motion"), elem_id="lp-head-motion"),
+                                     "head_motion")
+                    crop_only = tr(gr.Checkbox(False, label=t(lang0, "crop_only"), elem_id="lp-crop-only"), "crop_only")
+
+        tr(gr.Markdown(t(lang0, "footer_note"), elem_id="lp-footer-note"), "footer_note", "value")
+        reset_btn = gr.Button("reset", visible="hidden", elem_id="lp-reset")
+        attract = config.attract or [r.path for r in store.stored() if not r.settings.get("side_by_side")]
+        gr.HTML(_attract_html(attract, config, lang0), elem_id="lp-attract-host", padding=False)
+
+        # -- events -------------------------------------------------------------------------------
+        def describe(pid, cid, lang_, psrc, csrc):
+            if psrc == "gallery" and pid:
+                p = t(lang_, "selected_portrait", title=manifest["portraits"][pid]["title"])
+            elif psrc == "upload":
+                p = t(lang_, "selected_portrait", title=t(lang_, "your_upload"))
+            else:
+                p = t(lang_, "selected_portrait", title="—")
+            if csrc == "gallery" and cid:
+                c = t(lang_, "selected_clip", title=_clip_title(manifest["clips"][cid], lang_))
+            elif csrc == "upload":
+                c = t(lang_, "selected_clip", title=t(lang_, "your_upload"))
+            else:
+                c = t(lang_, "selected_clip", title="—")
+            return f"{p}  \n{c}"
+
+        def pick_portrait(evt: gr.SelectData, cid, lang_, csrc):
+            pid = portrait_ids[evt.index]
+            return pid, "gallery", describe(pid, cid, lang_, "gallery", csrc)
+
+        p_gallery.select(pick_portrait, [clip_id, lang, clip_src], [portrait_id, portrait_src, selection],
+                         api_visibility="private", queue=False)
+
+        def pick_clip(evt: gr.SelectData, pid, lang_, psrc):
+            cid = clip_ids[evt.index]
+            return cid, "gallery", str(gallery.clip_path(cid)), describe(pid, cid, lang_, psrc, "gallery")
+
+        c_gallery.select(pick_clip, [portrait_id, lang, portrait_src], [clip_id, clip_src, c_preview, selection],
+                         api_visibility="private", queue=False)
+
+        def source_switcher(which, value):
+            def switch(pid, cid, lang_, psrc, csrc):
+                psrc, csrc = (value, csrc) if which == "portrait" else (psrc, value)
+                return psrc, csrc, describe(pid, cid, lang_, psrc, csrc)
+            return switch
+
+        tab_events = [(p_tab_gallery, "portrait", "gallery"), (c_tab_gallery, "clip", "gallery")]
+        if config.uploads_enabled:
+            tab_events += [(p_tab_upload, "portrait", "upload"), (c_tab_upload, "clip", "upload")]
+        for tab, which, value in tab_events:
+            tab.select(source_switcher(which, value), [portrait_id, clip_id, lang, portrait_src, clip_src],
+                       [portrait_src, clip_src, selection], api_visibility="private", queue=False)
+
+        def busy_check(lang_):
+            q = getattr(demo, "_queue", None)
+            if q is not None and q.max_size is not None and len(q) >= q.max_size:
+                raise gr.Error(t(lang_, "err_busy"))
+
+        def run(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_, strength_, smoothing_,
+                head_, crop_, lang_, request: gr.Request, progress=gr.Progress()):
+            portrait = Choice(gallery_id=pid) if psrc == "gallery" else Choice(upload=pfile)
+            clip = Choice(gallery_id=cid) if csrc == "gallery" else Choice(upload=cfile)
+            consent = (not portrait.is_upload or pconsent) and (not clip.is_upload or cconsent)
+            settings = studio.settings(strength=strength_, smoothing=smoothing_, head_motion=head_,
+                                       side_by_side=side_, crop_only=crop_)
+            try:
+                path = studio.run(portrait, clip, settings, lang=lang_, consent=consent, engine=engine_,
+                                  session_id=request.session_hash if request else None,
+                                  progress=lambda f, m: progress(f, desc=m))
+            except VisitorError as e:
+                raise gr.Error(str(e)) from None
+            entry = manifest["portraits"][pid] if not portrait.is_upload else None
+            return str(path), _label_markdown(entry, lang_), gr.update(value=str(path), visible=True)
+
+        upload_inputs = ([p_upload, p_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
+        clip_upload_inputs = ([c_upload, c_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
+        run_inputs = ([portrait_src, portrait_id, *upload_inputs, clip_src, clip_id, *clip_upload_inputs, side, engine,
+                       strength, smoothing, head_motion, crop_only, lang])
+        for trigger in (go.click, side.input):
+            trigger(busy_check, [lang], None, queue=False, api_visibility="private").success(
+                run, run_inputs, [result, museum_label, download], api_visibility="private", concurrency_id="render",
+                concurrency_limit=config.concurrency)
+
+        # The one public API endpoint: gallery ids or files, plus options.
+        with gr.Column(visible=False):
+            api_portrait = gr.Textbox(label="portrait")
+            api_portrait_file = gr.File(label="portrait_file", file_types=["image"])
+            api_clip = gr.Textbox(label="clip")
+            api_clip_file = gr.File(label="clip_file", file_types=["video"])
+            api_consent = gr.Checkbox(False, label="consent")
+            api_side = gr.Checkbox(False, label="side_by_side")
+            api_strength = gr.Number(1.0, label="strength")
+            api_smoothing = gr.Number(1.0, label="smoothing")
+            api_head = gr.Checkbox(True, label="head_motion")
+            api_crop = gr.Checkbox(False, label="crop_only")
+            api_engine = gr.Textbox(config.engine, label="engine")
+            api_out = gr.Video(label="result")
+            api_button = gr.Button("api")
+
+        def api_animate(portrait, portrait_file, clip, clip_file, consent, side_by_side, strength, smoothing,
+                        head_motion, crop_only, engine_, request: gr.Request, progress=gr.Progress()):
+            """Animate a portrait with a driving clip. portrait/clip: a gallery id (see the page) or empty with a
+            file in portrait_file/clip_file; files need consent=True. Returns the mp4."""
+            p = Choice(upload=portrait_file) if portrait_file else Choice(gallery_id=(portrait or None))
+            c = Choice(upload=clip_file) if clip_file else Choice(gallery_id=(clip or None))
+            for choice in (p, c):
+                if choice.gallery_id and choice.gallery_id not in manifest["portraits"] | manifest["clips"]:
+                    raise gr.Error(f"{choice.gallery_id!r} is not in the gallery.")
+            if p.gallery_id and p.gallery_id not in manifest["portraits"]:
+                raise gr.Error(f"{p.gallery_id!r} is a clip, not a portrait.")
+            if c.gallery_id and c.gallery_id not in manifest["clips"]:
+                raise gr.Error(f"{c.gallery_id!r} is a portrait, not a clip.")
+            settings = studio.settings(strength=strength, smoothing=smoothing, head_motion=head_motion,
+                                       side_by_side=side_by_side, crop_only=crop_only)
+            try:
+                return str(studio.run(p, c, settings, consent=bool(consent), engine=engine_ or config.engine,
+                                      session_id=request.session_hash if request else None,
+                                      progress=lambda f, m: progress(f, desc=m)))
+            except VisitorError as e:
+                raise gr.Error(str(e)) from None
+
+        api_button.click(api_animate, [api_portrait, api_portrait_file, api_clip, api_clip_file, api_consent, api_side,
+                                       api_strength, api_smoothing, api_head, api_crop, api_engine], api_out,
+                         api_name="animate", concurrency_id="render", concurrency_limit=config.concurrency)
+
+        # -- language ------------------------------------------------------------------------------
+        def relabel(lang_):
+            updates = []
+            for comp, prop, key in translated:
+                text = t(lang_, key)
+                if key == "title":
+                    text = f"# {text}"
+                updates.append(gr.update(**{prop: text}))
+            return updates
+
+        def set_language(lang_, pid, cid, psrc, csrc):
+            return [lang_, describe(pid, cid, lang_, psrc, csrc), gr.update(value=clip_items(lang_))] + relabel(lang_)
+
+        lang_outputs = [lang, selection, c_gallery] + [c for c, _, _ in translated]
+        lang_pick.input(set_language, [lang_pick, portrait_id, clip_id, portrait_src, clip_src], lang_outputs,
+                        api_visibility="private", queue=False)
+
+        def on_load(request: gr.Request):
+            lang_ = pick_language(request.headers.get("accept-language") if request else None, lang0)
+            if config.kiosk:
+                lang_ = lang0  # a kiosk speaks the language it was set up in until a visitor switches
+            return [gr.update(value=lang_)] + set_language(lang_, None, None, "gallery", "gallery")
+
+        demo.load(on_load, None, [lang_pick] + lang_outputs, api_visibility="private", queue=False)
+
+        # -- kiosk reset (the page's idle timer presses the hidden reset button) --------------------
+        def reset():
+            return ([lang0, "gallery", "gallery", None, None, t(lang0, "nothing_selected"), None, None, "",
+                     gr.update(value=None, visible=False), False, gr.update(selected_index=None),
+                     gr.update(selected_index=None), config.engine if config.engine in engines else "auto", 1.0, 1.0,
+                     True, False, gr.update(value=lang0)] + relabel(lang0))
+
+        reset_btn.click(reset, None, [lang, portrait_src, clip_src, portrait_id, clip_id, selection, c_preview, result,
+                                      museum_label, download, side, p_gallery, c_gallery, engine, strength, smoothing,
+                                      head_motion, crop_only, lang_pick] + [c for c, _, _ in translated],
+                        api_visibility="private", queue=False)
+
+        smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")
+        larger.click(None, js="() => window.lpTextSize && window.lpTextSize(1)")
+
+        def end_session(request: gr.Request):
+            files.end_session(request.session_hash if request else None)
+
+        demo.unload(end_session)
+    demo.lp_files = files
+    demo.lp_store = store
+    demo.lp_studio = studio
+    return demo
+
+
+def _attract_html(videos: list[Path], config: AppConfig, lang: str) -> str:
+    cfg = {"kiosk": config.kiosk, "idleMs": int(config.idle_timeout_s * 1000),
+           "videos": [f"/gradio_api/file={p}" for p in videos],
+           "touch": {code: t(code, "touch_to_start") for code in LANGUAGE_NAMES}}
+    return (f'<div id="lp-config" data-cfg="{html.escape(json.dumps(cfg))}"></div>'
+            f'<div id="lp-attract" role="button" aria-label="{html.escape(t(lang, "touch_to_start"))}" hidden>'
+            '<video id="lp-attract-video" muted playsinline></video>'
+            f'<div class="lp-attract-text">{html.escape(t(lang, "touch_to_start"))}</div></div>')
+
+
+def launch_kwargs(config: AppConfig, demo: gr.Blocks) -> dict:
+    """Arguments for ``demo.launch`` that belong to the page: theme, CSS, kiosk script, limits."""
+    store: ResultStore = demo.lp_store
+    css = (ASSETS / "style.css").read_text(encoding="utf-8")
+    js = (ASSETS / "page.js").read_text(encoding="utf-8")
+    return dict(theme=gr.themes.Soft(primary_hue="amber", neutral_hue="stone", font=[gr.themes.Font("Georgia"), gr.themes.Font("serif")],
+                                     font_mono=[gr.themes.Font("monospace")],
+                                     text_size=gr.themes.sizes.text_lg if config.kiosk else gr.themes.sizes.text_md),
+                css=css, js=js, footer_links=[] if config.kiosk else ["api", "settings"],
+                allowed_paths=[str(store.root)], max_file_size=f"{config.max_upload_mb}mb", show_error=True)

@@ -1,0 +1,129 @@
+"""Finished gallery renders kept on disk, so a gallery portrait x gallery clip answers instantly.
+
+Only gallery works are stored here (never a visitor's upload). A result's key is a hash of
+everything that changes it: the portrait, clip and motion files' contents, the engine and its
+settings, the animation settings, the label and the code's version. A stale result is therefore
+never served: after any change it is simply not found, and the next request renders it again.
+Results are written to a temporary name and renamed, with a small JSON record beside them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import __version__
+from .cache import DiskCache, default_dir, file_digest
+from .engines import Engine, create_engine
+from .gallery import Gallery
+from .pipeline import AnimateSettings, ProgressFn, animate
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def _digest(path: Path) -> str:
+    """File digest, remembered while the file's size and mtime stay the same."""
+    st = path.stat()
+    stamp = (str(path), st.st_size, st.st_mtime_ns)
+    if stamp not in _DIGESTS:
+        _DIGESTS[stamp] = file_digest(path)
+    return _DIGESTS[stamp]
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    path: Path
+    portrait: str
+    clip: str
+    engine: str
+    settings: dict
+    cached: bool          # True when served from the store without rendering
+
+
+class ResultStore:
+    """``root/<key>.mp4`` plus ``root/<key>.json`` for every finished gallery render."""
+
+    def __init__(self, root: os.PathLike | str | None = None, gallery: Gallery | None = None):
+        self.root = Path(root) if root else default_dir() / "results"
+        self.gallery = gallery or Gallery.default()
+
+    def key(self, portrait_id: str, clip_id: str, engine: Engine, settings: AnimateSettings,
+            label: str | None = None) -> str:
+        g = self.gallery
+        parts = [__version__, engine.settings_key(), json.dumps(asdict(settings), sort_keys=True), label or "",
+                 _digest(g.portrait_path(portrait_id)), json.dumps(g.portrait(portrait_id), sort_keys=True),
+                 _digest(g.clip_path(clip_id))]
+        motion = g.motion_path(clip_id)
+        parts.append(_digest(motion) if motion.is_file() else "")
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+    def lookup(self, key: str) -> StoredResult | None:
+        video, record = self.root / f"{key}.mp4", self.root / f"{key}.json"
+        try:
+            meta = json.loads(record.read_text(encoding="utf-8"))
+            if video.stat().st_size != meta["bytes"]:
+                raise ValueError("size differs from the record")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # missing, torn or tampered: render again rather than serve it
+        return StoredResult(video, meta["portrait"], meta["clip"], meta["engine"], meta["settings"], True)
+
+    def get_or_render(self, portrait_id: str, clip_id: str, *, engine: str | Engine = "auto",
+                      settings: AnimateSettings | None = None, progress: ProgressFn | None = None, cancel=None,
+                      cache: DiskCache | None = None, label: str | None = None) -> StoredResult:
+        """The stored result, or render it now through :func:`animate` and store it."""
+        settings = settings or AnimateSettings()
+        eng = engine if isinstance(engine, Engine) else create_engine(engine)
+        key = self.key(portrait_id, clip_id, eng, settings, label)
+        found = self.lookup(key)
+        if found is not None:
+            return found
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".render-", suffix=".mp4")
+        os.close(fd)
+        try:
+            animate(f"gallery:{portrait_id}", f"gallery:{clip_id}", tmp, engine=eng, settings=settings,
+                    progress=progress, cancel=cancel, gallery=self.gallery, cache=cache, label=label)
+            meta = {"portrait": portrait_id, "clip": clip_id, "engine": eng.name, "settings": asdict(settings),
+                    "bytes": os.path.getsize(tmp), "version": __version__, "created": time.time()}
+            os.replace(tmp, self.root / f"{key}.mp4")
+            _write_atomic(self.root / f"{key}.json", json.dumps(meta, indent=1))
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return StoredResult(self.root / f"{key}.mp4", portrait_id, clip_id, eng.name, asdict(settings), False)
+
+    def stored(self) -> list[StoredResult]:
+        """Every valid stored result (for the kiosk's attract loop), oldest first."""
+        out = []
+        for record in sorted(self.root.glob("*.json"), key=lambda p: p.stat().st_mtime):
+            found = self.lookup(record.stem)
+            if found is not None:
+                out.append(found)
+        return out
+
+    def prerender(self, portraits: Iterable[str] | None = None, clips: Iterable[str] | None = None, *,
+                  engine: str = "auto", settings: Iterable[AnimateSettings] = (AnimateSettings(),),
+                  report: Callable[[int, int, StoredResult], None] | None = None) -> list[StoredResult]:
+        """Render every portrait x clip x settings combination that is not stored yet."""
+        portraits = list(portraits or self.gallery.manifest()["portraits"])
+        clips = list(clips or self.gallery.manifest()["clips"])
+        eng = create_engine(engine)
+        jobs = [(p, c, s) for p in portraits for c in clips for s in settings]
+        done = []
+        for i, (p, c, s) in enumerate(jobs):
+            result = self.get_or_render(p, c, engine=eng, settings=s)
+            done.append(result)
+            if report:
+                report(i + 1, len(jobs), result)
+        return done
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

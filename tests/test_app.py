@@ -1,0 +1,153 @@
+"""The app through its public API, with gradio_client against a launched server (no browser)."""
+from __future__ import annotations
+
+import shutil
+import threading
+
+import pytest
+from gradio_client import Client, handle_file
+
+from demo.strings import LANGUAGE_NAMES, STRINGS, pick_language
+from demo.ui import AppConfig
+from demo.visitor_files import VisitorFiles
+from talking_head import video
+
+CLIP = "smile_eyes"  # the shortest gallery clip: 78 frames, 3.1 s
+
+
+def call(client: Client, portrait="", clip=CLIP, portrait_file=None, clip_file=None, consent=False, **opts):
+    return client.predict(portrait, portrait_file, clip, clip_file, consent, opts.get("side_by_side", False),
+                          opts.get("strength", 1.0), opts.get("smoothing", 1.0), opts.get("head_motion", True),
+                          opts.get("crop_only", False), opts.get("engine", "auto"), api_name="/animate")
+
+
+def result_path(value) -> str:
+    return value["video"] if isinstance(value, dict) else value
+
+
+@pytest.fixture(scope="module")
+def app(launch_app):
+    url, demo = launch_app(AppConfig())
+    return Client(url, verbose=False), demo
+
+
+def test_one_named_endpoint(app):
+    client, _ = app
+    info = client.view_api(return_format="dict", print_info=False)
+    assert list(info["named_endpoints"]) == ["/animate"]
+
+
+def test_gallery_portrait_with_gallery_clip(app):
+    client, demo = app
+    out = result_path(call(client, portrait="mona_lisa"))
+    info = video.probe(out)
+    clip = video.probe(demo.lp_store.gallery.clip_path(CLIP))
+    assert (info.n_frames, info.fps) == (clip.n_frames, clip.fps)
+    assert info.has_audio == clip.has_audio
+    # Stored for everyone: the next visitor gets it without a render.
+    assert [r.portrait for r in demo.lp_store.stored()] == ["mona_lisa"]
+
+
+def test_cached_result_is_served_without_rendering(app, monkeypatch):
+    client, demo = app
+    demo.lp_store.get_or_render("voltaire", CLIP, settings=demo.lp_studio.settings())
+    calls = []
+
+    def no_render(*a, **k):
+        calls.append(a)
+        raise AssertionError("the engine was called for a stored result")
+
+    monkeypatch.setattr("talking_head.results.animate", no_render)
+    monkeypatch.setattr("demo.studio.animate", no_render)
+    monkeypatch.setattr("talking_head.engines.meshwarp.MeshWarpEngine.render", no_render)
+    out = result_path(call(client, portrait="voltaire"))
+    assert video.probe(out).n_frames == 78
+    assert calls == []
+
+
+def test_uploaded_portrait_needs_consent_and_stays_in_the_visitor_area(app, shared_dir, tmp_path):
+    client, demo = app
+    img = tmp_path / "my painting.jpg"
+    shutil.copy(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", img)
+    with pytest.raises(Exception, match="tick the box"):
+        call(client, portrait_file=handle_file(str(img)))
+    stored_before = len(demo.lp_store.stored())
+    out = result_path(call(client, portrait_file=handle_file(str(img)), consent=True))
+    assert video.probe(out).n_frames == 78
+    assert len(demo.lp_store.stored()) == stored_before  # uploads are never cached for others
+    rendered = list((demo.lp_files.root / "sessions").rglob("*.mp4"))
+    assert len(rendered) == 1
+
+
+def test_bad_upload_gets_a_clear_error_while_a_good_request_succeeds(app, tmp_path):
+    client, _ = app
+    bad = tmp_path / "holiday.jpg"
+    bad.write_bytes(b"this is not a picture at all\n" * 100)
+    good_job = client.submit("gogol", None, CLIP, None, False, False, 1.0, 1.0, True, False, "auto",
+                             api_name="/animate")
+    bad_job = client.submit("", handle_file(str(bad)), CLIP, None, True, False, 1.0, 1.0, True, False, "auto",
+                            api_name="/animate")
+    with pytest.raises(Exception, match="not an image|could not be read|choose"):
+        bad_job.result(timeout=120)
+    assert video.probe(result_path(good_job.result(timeout=300))).n_frames == 78
+
+
+def test_unknown_ids_and_missing_choices_are_explained(app):
+    client, _ = app
+    with pytest.raises(Exception, match="not in the gallery"):
+        call(client, portrait="../../etc/passwd")
+    with pytest.raises(Exception, match="Choose a portrait first"):
+        call(client, portrait="")
+    with pytest.raises(Exception, match="is a clip, not a portrait"):
+        call(client, portrait=CLIP)
+
+
+def test_full_queue_says_busy(launch_app, tmp_path):
+    url, demo = launch_app(AppConfig(queue_size=1))
+    gate, entered = threading.Event(), threading.Event()
+    real = demo.lp_studio.run
+
+    def slow_run(*a, **k):
+        entered.set()
+        gate.wait(60)
+        return real(*a, **k)
+
+    demo.lp_studio.run = slow_run
+    client = Client(url, verbose=False)
+    try:
+        first = client.submit("mona_lisa", None, CLIP, None, False, False, 1.0, 1.0, True, False, "auto",
+                              api_name="/animate")
+        assert entered.wait(60)
+        waiting = client.submit("gogol", None, CLIP, None, False, False, 1.0, 1.0, True, False, "auto",
+                                api_name="/animate")
+        third = client.submit("voltaire", None, CLIP, None, False, False, 1.0, 1.0, True, False, "auto",
+                              api_name="/animate")
+        with pytest.raises(Exception, match="(?i)queue is full|busy"):
+            third.result(timeout=60)
+    finally:
+        gate.set()
+    assert result_path(first.result(timeout=300))
+    assert result_path(waiting.result(timeout=300))
+
+
+def test_visitor_files_are_deleted_after_the_session_or_the_time_limit(tmp_path):
+    files = VisitorFiles(tmp_path, ttl_s=60)
+    a = files.new_result_path("session-a").parent
+    (a / "upload.png").write_bytes(b"x")
+    b = files.session_dir("session-b")
+    (b / "clip.mp4").write_bytes(b"x")
+    files.end_session("session-a")
+    assert not a.exists() and b.exists()
+    assert files.sweep() == 0
+    import time
+    assert files.sweep(now=time.time() + 61) == 1
+    assert not b.exists()
+    assert files.session_dir("../../etc").parent == tmp_path / "sessions"
+
+
+def test_every_language_has_every_string():
+    assert set(LANGUAGE_NAMES) == set(STRINGS)
+    for code, table in STRINGS.items():
+        assert set(table) == set(STRINGS["en"]), code
+    assert pick_language("fr-CH, fr;q=0.9, en;q=0.8") == "fr"
+    assert pick_language("de-DE") == "en"
