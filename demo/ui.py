@@ -163,8 +163,12 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
         tr(gr.Markdown(t(lang0, "footer_note"), elem_id="lp-footer-note"), "footer_note", "value")
         reset_btn = gr.Button("reset", visible="hidden", elem_id="lp-reset")
-        attract = config.attract or [r.path for r in store.stored() if not r.settings.get("side_by_side")]
-        gr.HTML(_attract_html(attract, config, lang0), elem_id="lp-attract-host", padding=False)
+
+        def attract_html():  # read on every page load, so newly stored results join the loop
+            videos = config.attract or [r.path for r in store.stored() if not r.settings.get("side_by_side")]
+            return _attract_html(videos, config, lang0)
+
+        gr.HTML(attract_html, elem_id="lp-attract-host", padding=False)
 
         # -- events -------------------------------------------------------------------------------
         def describe(pid, cid, lang_, psrc, csrc):

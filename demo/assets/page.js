@@ -1,62 +1,73 @@
 () => {
   // Text size buttons (every page), and in kiosk mode: the attract loop and the idle reset.
-  const root = () => document.querySelector(".gradio-container") || document.body;
+  // Gradio may re-render the config and overlay after load, so elements are looked up on each use.
   let zoom = 1;
   window.lpTextSize = (step) => {
     zoom = Math.min(1.6, Math.max(0.8, zoom + 0.15 * step));
-    root().style.zoom = zoom;
+    (document.querySelector(".gradio-container") || document.body).style.zoom = zoom;
   };
+  const $ = (id) => document.getElementById(id);
+  const config = () => { const el = $("lp-config"); return el ? JSON.parse(el.dataset.cfg) : null; };
 
   const start = () => {
-    const cfgEl = document.getElementById("lp-config");
-    if (!cfgEl) { setTimeout(start, 200); return; }
-    const cfg = JSON.parse(cfgEl.dataset.cfg);
-    if (!cfg.kiosk) return;
+    const cfg0 = config();
+    if (!cfg0) { setTimeout(start, 200); return; }
+    if (!cfg0.kiosk) return;
     document.body.classList.add("lp-kiosk");
-    const overlay = document.getElementById("lp-attract");
-    const video = document.getElementById("lp-attract-video");
-    const text = overlay.querySelector(".lp-attract-text");
     let next = 0;
     let last = Date.now();
+    let attractOn = false;
 
     const playNext = () => {
-      if (!cfg.videos.length || overlay.hidden) return;
+      const cfg = config(), video = $("lp-attract-video");
+      if (!attractOn || !cfg || !video || !cfg.videos.length) return;
+      video.muted = true;                    // muted video may autoplay without a gesture
+      video.playsInline = true;
+      video.onended = playNext;
+      video.onerror = () => setTimeout(playNext, 1000);
       video.src = cfg.videos[next % cfg.videos.length];
       next += 1;
       video.play().catch(() => {});
     };
-    video.addEventListener("ended", playNext);
-    video.addEventListener("error", () => setTimeout(playNext, 1000));
-
     const showAttract = () => {
+      const overlay = $("lp-attract"), cfg = config();
+      if (!overlay) { setTimeout(showAttract, 200); return; }
       const lang = (document.querySelector("#lp-lang input:checked") || {}).value || "en";
-      text.textContent = cfg.touch[lang] || cfg.touch.en;
+      overlay.querySelector(".lp-attract-text").textContent = cfg.touch[lang] || cfg.touch.en;
       overlay.hidden = false;
+      attractOn = true;
       document.body.dataset.lpState = "attract";
       playNext();
     };
     const hideAttract = () => {
-      overlay.hidden = true;
-      video.pause();
-      video.removeAttribute("src");
+      const overlay = $("lp-attract"), video = $("lp-attract-video");
+      attractOn = false;
+      if (overlay) overlay.hidden = true;
+      if (video) { video.pause(); video.removeAttribute("src"); video.load(); }
       document.body.dataset.lpState = "active";
     };
     const resultPlaying = () => {
       const v = document.querySelector("#lp-result video");
       return v && !v.paused && !v.ended;
     };
-    const busy = () => !!document.querySelector("#lp-result-column .progress-text, #lp-result-column .eta-bar");
+    const rendering = () => !!document.querySelector("#lp-result-column .eta-bar, #lp-result-column .progress-text");
 
-    const touched = () => { last = Date.now(); };
+    const touched = (e) => {
+      last = Date.now();
+      if (attractOn && e && e.type === "pointerdown") { e.preventDefault(); e.stopPropagation(); hideAttract(); }
+    };
     ["pointerdown", "keydown", "touchstart", "wheel"].forEach((e) =>
-      document.addEventListener(e, touched, { capture: true, passive: true }));
-    overlay.addEventListener("pointerdown", (e) => { e.preventDefault(); hideAttract(); touched(); });
+      document.addEventListener(e, touched, { capture: true }));
 
     setInterval(() => {
-      if (!overlay.hidden) return;                 // the idle timer sleeps in the attract state
-      if (resultPlaying() || busy()) { touched(); return; }  // and while a result plays or renders
-      if (Date.now() - last > cfg.idleMs) {
-        const reset = document.getElementById("lp-reset");
+      if (attractOn) {                        // the idle timer sleeps in the attract state,
+        const overlay = $("lp-attract");      // but a re-rendered overlay must come back
+        if (overlay && overlay.hidden) showAttract();
+        return;
+      }
+      if (resultPlaying() || rendering()) { last = Date.now(); return; }  // and while a result plays or renders
+      if (Date.now() - last > config().idleMs) {
+        const reset = $("lp-reset");
         if (reset) reset.click();
         window.scrollTo(0, 0);
         showAttract();

@@ -1,0 +1,116 @@
+"""The page in a real browser: Debian's chromium driven by Playwright (never `playwright install`).
+
+Screenshots go to test-artifacts/screenshots/ for a person to look at.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from demo.ui import AppConfig
+
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium (.ci/run does)"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM)
+        yield b
+        b.close()
+
+
+def open_page(browser, url, **ctx):
+    page = browser.new_page(viewport={"width": 1440, "height": 1000}, **ctx)
+    outside = []
+    page.on("request", lambda r: outside.append(r.url)
+            if not r.url.startswith((url.rstrip("/"), "data:", "blob:")) else None)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url, wait_until="load")
+    page.locator("#lp-portraits .thumbnail-item").first.wait_for(timeout=30000)
+    return page, outside, errors
+
+
+def video_playing(page, selector):
+    return page.evaluate(f"""() => {{ const v = document.querySelector('{selector} video');
+        return !!v && v.readyState >= 2 && v.currentTime > 0; }}""")
+
+
+def test_visitor_animates_a_gallery_portrait(browser, launch_app):
+    url, demo = launch_app(AppConfig())
+    page, outside, errors = open_page(browser, url)
+    page.screenshot(path=SHOTS / "1-start.png", full_page=True)
+    page.locator("#lp-portraits .thumbnail-item").nth(1).click()   # Girl with a Pearl Earring
+    page.locator("#lp-clips .thumbnail-item").first.click()        # the shortest clip
+    expect(page.locator("#lp-selection")).to_contain_text("Girl with a Pearl Earring")
+    expect(page.locator("#lp-clip-preview video")).to_be_visible()
+    page.locator("#lp-animate").click()
+    page.locator("#lp-result video").wait_for(timeout=180000)
+    deadline = time.time() + 30
+    while not video_playing(page, "#lp-result") and time.time() < deadline:
+        time.sleep(0.25)
+    assert video_playing(page, "#lp-result"), "the result should start playing by itself"
+    expect(page.locator("#lp-label")).to_contain_text("Johannes Vermeer")
+    expect(page.locator("#lp-download")).to_be_visible()
+    page.screenshot(path=SHOTS / "2-result.png", full_page=True)
+    assert outside == [], f"the page must not reach outside the machine: {outside}"
+    assert errors == []
+
+
+def test_language_switch_to_french(browser, launch_app):
+    url, _ = launch_app(AppConfig())
+    page, _, _ = open_page(browser, url)
+    page.get_by_label("Français").check()
+    expect(page.locator("#lp-animate")).to_have_text("Animer")
+    expect(page.locator("#lp-title")).to_contain_text("Portraits vivants")
+    page.screenshot(path=SHOTS / "3-french.png", full_page=True)
+
+
+def test_upload_needs_consent(browser, launch_app, shared_dir):
+    url, _ = launch_app(AppConfig())
+    page, _, _ = open_page(browser, url)
+    page.get_by_role("tab", name="Upload").first.click()
+    page.locator("#lp-portrait-upload input[type=file]").set_input_files(
+        str(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg"))
+    page.locator("#lp-clips .thumbnail-item").first.click()
+    page.locator("#lp-animate").click()
+    expect(page.get_by_text("tick the box", exact=False).first).to_be_visible(timeout=30000)
+    page.screenshot(path=SHOTS / "4-consent-error.png", full_page=False)
+
+
+def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
+    config = AppConfig(kiosk=True, idle_timeout_s=3)
+    url, demo = launch_app(config)
+    demo.lp_store.get_or_render("mona_lisa", "smile_eyes", settings=demo.lp_studio.settings())
+    page, outside, errors = open_page(browser, url)   # the attract list is read when the page opens
+    page.reload(wait_until="load")
+    attract = page.locator("#lp-attract")
+    expect(attract).to_be_visible(timeout=10000)
+    deadline = time.time() + 20
+    while not video_playing(page, "#lp-attract") and time.time() < deadline:
+        time.sleep(0.25)
+    assert video_playing(page, "#lp-attract"), "the attract loop plays stored results"
+    page.screenshot(path=SHOTS / "5-kiosk-attract.png")
+    attract.click()
+    expect(attract).to_be_hidden()
+    assert page.get_by_role("tab", name="Upload").count() == 0, "no uploads in kiosk mode"
+    expect(page.locator("footer")).to_be_hidden()
+    page.locator("#lp-portraits .thumbnail-item").nth(4).click()
+    expect(page.locator("#lp-selection")).to_contain_text("Gogol")
+    for sel in ("#lp-animate", "#lp-text-larger", "#lp-portraits .thumbnail-item >> nth=0"):
+        box = page.locator(sel).bounding_box()
+        assert box["height"] >= 48 and box["width"] >= 48, sel
+    page.locator("#lp-text-larger").click()
+    page.screenshot(path=SHOTS / "6-kiosk-active.png")
+    expect(attract).to_be_visible(timeout=15000)          # idle: back to the start screen
+    attract.click()
+    expect(page.locator("#lp-selection")).not_to_contain_text("Gogol")
+    assert outside == [] and errors == []
