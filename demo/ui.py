@@ -124,13 +124,13 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 tr(gr.Markdown(t(lang0, "step2"), elem_classes="lp-step"), "step2", "value")
                 with gr.Tabs():
                     with tr(gr.Tab(t(lang0, "tab_gallery"), id="c-gallery"), "tab_gallery") as c_tab_gallery:
-                        with gr.Row(equal_height=True):
-                            c_gallery = tr(gr.Gallery(clip_items(lang0), label=t(lang0, "clip_gallery"), columns=4,
-                                                      height=300, allow_preview=False, object_fit="cover",
+                        with gr.Row(equal_height=False):
+                            c_gallery = tr(gr.Gallery(clip_items(lang0), label=t(lang0, "clip_gallery"), columns=3,
+                                                      height="auto", allow_preview=False, object_fit="cover",
                                                       show_label=False, elem_id="lp-clips", buttons=[],
                                                       interactive=False, scale=3), "clip_gallery")
                             c_preview = tr(gr.Video(label=t(lang0, "clip_preview"), interactive=False, autoplay=True,
-                                                    loop=True, elem_id="lp-clip-preview", height=300, scale=2,
+                                                    loop=True, elem_id="lp-clip-preview", scale=2,
                                                     buttons=[]), "clip_preview")
                     if config.uploads_enabled:
                         with tr(gr.Tab(t(lang0, "tab_upload"), id="c-upload"), "tab_upload") as c_tab_upload:

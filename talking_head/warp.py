@@ -59,22 +59,43 @@ class MeshWarper:
         # Cell centres in output pixels, under the same half-pixel convention as cv2.resize.
         self.offset = (step - 1) / 2.0
         ys, xs = np.mgrid[0:gh, 0:gw].astype(np.float32)
-        self._identity = np.dstack([xs * step + self.offset, ys * step + self.offset])
+        self._index = np.dstack([xs, ys])
+        self._identity = self._index * step + self.offset
         self._zbuf = np.empty((gh, gw), np.float32)
         self._map = np.empty((gh, gw, 2), np.float32)
 
-    def table(self, dst: np.ndarray, src: np.ndarray, z: np.ndarray, tris: np.ndarray) -> np.ndarray:
-        """Full-resolution (H, W, 2) float32 map: output pixel -> source position."""
-        self._map[:] = self._identity  # cells no triangle covers stay where they are
+    @property
+    def cells(self) -> np.ndarray:
+        """(gh, gw, 2) centres of the table's grid cells in output pixels."""
+        return self._identity
+
+    def table(self, dst: np.ndarray, src: np.ndarray, z: np.ndarray, tris: np.ndarray,
+              outside: np.ndarray | None = None, displace: np.ndarray | None = None) -> np.ndarray:
+        """Full-resolution (H, W, 2) float32 map: output pixel -> source position.
+
+        ``outside`` (2, 3): the affine that cells no triangle covers follow (default: they stay put).
+        ``displace`` (gh, gw, 2): an offset in output pixels per grid cell; the map becomes
+        ``map(p + displace(p))``, composed on the grid before it is upsampled, so it costs a remap of
+        the small grid rather than of the full table.
+        """
+        if outside is None:
+            self._map[:] = self._identity
+        else:
+            self._map[:] = self._identity @ outside[:, :2].T.astype(np.float32) + outside[:, 2].astype(np.float32)
         self._zbuf.fill(np.inf)
         _rasterize(np.ascontiguousarray(dst, np.float32), np.ascontiguousarray(src, np.float32),
                    np.ascontiguousarray(z, np.float32), tris, self._map, self._zbuf,
                    np.float32(self.step), np.float32(self.offset))
+        grid = self._map if displace is None else self._displaced(displace)
         if self.step == 1:
-            return self._map.copy()
-        full = cv2.resize(self._map, (self._map.shape[1] * self.step, self._map.shape[0] * self.step),
-                          interpolation=cv2.INTER_LINEAR)
+            return grid.copy()
+        full = cv2.resize(grid, (grid.shape[1] * self.step, grid.shape[0] * self.step), interpolation=cv2.INTER_LINEAR)
         return full[: self.height, : self.width]
+
+    def _displaced(self, displace: np.ndarray) -> np.ndarray:
+        # Grid index of p + displace(p): the grid's cells are ``step`` output pixels apart.
+        at = self._index + displace.astype(np.float32) / np.float32(self.step)
+        return cv2.remap(self._map, at, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
     def covered(self) -> np.ndarray:
         """Full-resolution float mask (H, W) of where the last ``table`` call drew a triangle."""

@@ -14,6 +14,8 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from ..faces import FaceLandmarks
+from ..flow import clamp_magnitude, face_weight, residual_flow, transfer
+from ..motion import umeyama
 from ..topology import Layout, face_triangles, get_layout, hole_triangles, mouth_opening
 from ..warp import MeshWarper, coverage_mask
 from .base import DrivingFrame, Engine, Prepared, register_engine
@@ -26,6 +28,12 @@ _RINGS = ((1.22, 1.0), (1.6, 0.55), (2.1, 0.18))
 _RING_FOLLOW = (0.4, 0.1, 0.0)
 _CROP_SCALE = 2.6       # crop side / face outline size
 _BORDER_POINTS = 8      # fixed anchors per crop edge
+# Residual flow (see talking_head/flow.py), measured on a small grayscale crop of the driver's face.
+_FLOW_SIDE = 160        # crop side in pixels
+_FLOW_FACE = 0.8        # share of that side the driver's face outline spans in frame 0
+_FLOW_RAMP = 0.15       # weight ramp inside the face outline, in inter-ocular distances
+_FLOW_MOUTH_RAMP = 0.05  # the same at the mouth opening (the lips themselves need the flow)
+_FLOW_LIMIT = 0.15      # longest residual kept, in inter-ocular distances
 
 
 @dataclass
@@ -42,6 +50,61 @@ class _MeshState:
     rest_opening: float
     iod: float
     warper: MeshWarper
+    driver: "_DriverFlow | None" = None  # the driving clip's frame 0, set when it arrives
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(2, 3) least-squares similarity taking 2-D points ``src`` to ``dst``."""
+    r, k, t = umeyama(src.astype(np.float64), dst.astype(np.float64))
+    return np.hstack([k * r, t[:, None]])
+
+
+def _crop_square(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """image[y0:y0+side, x0:x0+side], edge pixels repeated where the square leaves the image."""
+    h, w = image.shape[:2]
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return np.zeros((side, side) + image.shape[2:], image.dtype)
+    return cv2.copyMakeBorder(image[cy0:cy1, cx0:cx1], cy0 - y0, y0 + side - cy1, cx0 - x0, x0 + side - cx1,
+                              cv2.BORDER_REPLICATE)
+
+
+class _DriverFlow:
+    """The driver's frame 0 and, for each later frame, the motion the mesh misses (flow.py).
+
+    Everything is measured on a ``_FLOW_SIDE`` crop that follows the driver's face at a fixed scale.
+    """
+
+    def __init__(self, layout: Layout, image: np.ndarray, landmarks: np.ndarray):
+        self.layout = layout
+        extent = float(np.max(np.ptp(landmarks[list(layout.oval), :2], axis=0)))
+        self.side = max(8, int(round(extent / _FLOW_FACE)))  # in driver pixels
+        self.k = _FLOW_SIDE / self.side
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        self.ref = cv2.resize(gray, None, fx=self.k, fy=self.k, interpolation=cv2.INTER_AREA)
+        self.ref_xy = (landmarks[:, :2] * self.k).astype(np.float32)
+        self.tris = face_triangles(layout, self.ref_xy)
+        self.warper = MeshWarper(_FLOW_SIDE, _FLOW_SIDE, 1)
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        iod = np.linalg.norm(np.subtract(*[self.ref_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod]))
+        self.ramp, self.mouth_ramp, self.limit = _FLOW_RAMP * iod, _FLOW_MOUTH_RAMP * iod, _FLOW_LIMIT * iod
+
+    def residual(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flow, xy): the weighted residual flow on the crop, and the landmarks in crop pixels."""
+        lay = self.layout
+        centre = landmarks[list(lay.oval), :2].mean(axis=0)
+        x0, y0 = np.round(centre - self.side / 2).astype(int)
+        real = cv2.cvtColor(_crop_square(image, x0, y0, self.side), cv2.COLOR_RGB2GRAY)
+        real = cv2.resize(real, (_FLOW_SIDE, _FLOW_SIDE), interpolation=cv2.INTER_AREA)
+        xy = ((landmarks[:, :2] - (x0, y0)) * self.k).astype(np.float32)
+        rigid = list(lay.rigid)
+        table = self.warper.table(xy, self.ref_xy, landmarks[:, 2].astype(np.float32), self.tris,
+                                  outside=_similarity(xy[rigid], self.ref_xy[rigid]))
+        predicted = cv2.remap(self.ref, table, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        flow = clamp_magnitude(residual_flow(self.dis, predicted, real), self.limit)
+        weight = face_weight((_FLOW_SIDE, _FLOW_SIDE), xy[list(lay.oval)], self.ramp, [xy[list(lay.mouth_ring)]],
+                             self.mouth_ramp)
+        return flow * weight[..., None], xy
 
 
 def _auto_step(w: int, h: int) -> int:
@@ -92,14 +155,17 @@ class MeshWarpEngine(Engine):
     needs_driving_pixels = True
     batch_size = 1
 
-    def __init__(self, grid_step: int | None = None, fill_mouth: bool = True, sharp: bool = False):
+    def __init__(self, grid_step: int | None = None, fill_mouth: bool = True, sharp: bool = False, refine: bool = True):
         self.grid_step = grid_step
         self.fill_mouth = fill_mouth
+        # Residual optical flow of the driver's skin between the mesh's vertices (needs driving pixels).
+        self.refine = refine
         # Bicubic resampling: bilinear blurs every sub-pixel shift, which is most of a subtle motion.
         self.interpolation = cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR
 
     def settings_key(self) -> str:
-        return f"meshwarp-v2-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        return (f"meshwarp-v2-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+                f"-refine{int(self.refine)}")
 
     # -- preparation --------------------------------------------------------------------------
     def prepare(self, portrait: np.ndarray, face: FaceLandmarks) -> Prepared:
@@ -186,11 +252,30 @@ class MeshWarpEngine(Engine):
         out = []
         for fr in frames:
             dst, z = self.vertices(prepared, fr)
-            img = s.warper.warp(prepared.crop, dst, s.rest, z, s.tris, self.interpolation)
+            table = s.warper.table(dst, s.rest, z, s.tris, displace=self._displacement(s, dst, fr))
+            img = cv2.remap(prepared.crop, table, None, interpolation=self.interpolation, borderMode=cv2.BORDER_REFLECT)
             if self.fill_mouth:
                 self._fill_mouth(img, s, dst, fr, prepared.crop_box)
             out.append(img)
         return out
+
+    def _displacement(self, s: _MeshState, dst: np.ndarray, fr: DrivingFrame) -> np.ndarray | None:
+        """The driver's residual flow at frame ``fr``, on the portrait's remap grid; None without one."""
+        if not self.refine or fr.image is None:
+            return None
+        if fr.index == 0:
+            s.driver = _DriverFlow(s.layout, fr.image, fr.landmarks)
+            return None
+        if s.driver is None:
+            return None
+        flow, xy = s.driver.residual(fr.image, fr.landmarks)
+        rigid = list(s.layout.rigid)
+        # Portrait output pixel -> driver crop pixel, then the same for the remap grid's cell indices.
+        to_flow = _similarity(dst[rigid], xy[rigid])
+        w = s.warper
+        grid = np.float64([[w.step, 0, w.offset], [0, w.step, w.offset], [0, 0, 1]])
+        gh, gw = w.cells.shape[:2]
+        return transfer(flow, to_flow @ grid, (gw, gh)) * np.float32(w.step)
 
     def _fill_mouth(self, img: np.ndarray, s: _MeshState, dst: np.ndarray, fr: DrivingFrame, box) -> None:
         """Replace stretched lip texture in an opened mouth with a mouth interior.
