@@ -151,3 +151,31 @@ def test_every_language_has_every_string():
         assert set(table) == set(STRINGS["en"]), code
     assert pick_language("fr-CH, fr;q=0.9, en;q=0.8") == "fr"
     assert pick_language("de-DE") == "en"
+
+
+def _no_face_png(path):
+    import numpy as np
+    from PIL import Image
+    ramp = np.linspace(0, 255, 640, dtype=np.uint8)
+    Image.fromarray(np.stack([np.tile(ramp, (480, 1))] * 3, axis=-1)).save(path)
+
+
+@pytest.mark.parametrize("case,field,match", [
+    ("no_face.png", "portrait_file", "(?i)no face"),
+    ("broken.mp4", "clip_file", "(?i)video|decode|read"),
+    ("notes.mp4", "clip_file", "(?i)not a video|video"),
+])
+def test_bad_uploads_say_what_to_do(app, tmp_path, case, field, match):
+    client, _ = app
+    path = tmp_path / case
+    if case == "no_face.png":
+        _no_face_png(path)
+    elif case == "broken.mp4":
+        good = app[1].lp_store.gallery.clip_path(CLIP).read_bytes()
+        path.write_bytes(good[: len(good) // 3])  # cut mid-file, as an interrupted upload would be
+    else:
+        path.write_text("shopping list: bread, milk\n")
+    kwargs = {"portrait": "mona_lisa", "clip": ""} if field == "clip_file" else {"portrait": "", "clip": CLIP}
+    with pytest.raises(Exception, match=match) as err:
+        call(client, consent=True, **{field: handle_file(str(path))}, **kwargs)
+    assert "Traceback" not in str(err.value)
