@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -75,6 +76,9 @@ def _render(portrait: str, clip: str, out, engine: str, settings: AnimateSetting
 
 
 render_on_device = spaces.GPU(duration=gpu_seconds)(_render) if spaces is not None else _render
+# ZeroGPU runs the wrapped call in another process and pickles its arguments: a progress closure
+# cannot travel, so there the bar shows the queue and start, not per-frame progress.
+ON_ZERO_GPU = bool(os.environ.get("SPACES_ZERO_GPU"))
 
 
 class Studio:
@@ -117,8 +121,8 @@ class Studio:
         c_spec = f"gallery:{clip.gallery_id}" if clip.gallery_id else str(clip.upload)
         out = self.files.new_result_path(session_id) if (portrait.is_upload or clip.is_upload) else None
         try:
-            return Path(render_on_device(p_spec, c_spec, out, engine or self.engine, settings, progress,
-                                         str(self.store.root)))
+            return Path(render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
+                                         None if ON_ZERO_GPU else progress, str(self.store.root)))
         except TalkingHeadError as e:
             raise VisitorError(str(e)) from None
         except Exception:

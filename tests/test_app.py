@@ -179,3 +179,12 @@ def test_bad_uploads_say_what_to_do(app, tmp_path, case, field, match):
     with pytest.raises(Exception, match=match) as err:
         call(client, consent=True, **{field: handle_file(str(path))}, **kwargs)
     assert "Traceback" not in str(err.value)
+
+
+def test_zero_gpu_duration_follows_the_clip_length():
+    from demo.studio import gpu_seconds
+    from talking_head.pipeline import AnimateSettings
+    short = gpu_seconds("gallery:mona_lisa", f"gallery:{CLIP}", None, "auto", AnimateSettings())
+    longer = gpu_seconds("gallery:mona_lisa", "gallery:talking_01", None, "auto", AnimateSettings())
+    assert 20 < short < longer <= 120
+    assert gpu_seconds("gallery:mona_lisa", "/nonexistent.mp4", None, "auto", AnimateSettings(max_duration=600)) == 120
