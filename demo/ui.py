@@ -168,7 +168,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             videos = config.attract or [r.path for r in store.stored() if not r.settings.get("side_by_side")]
             return _attract_html(videos, config, lang0)
 
-        gr.HTML(attract_html, elem_id="lp-attract-host", padding=False)
+        attract_box = gr.HTML(attract_html(), elem_id="lp-attract-host", padding=False)
+        demo.load(attract_html, None, attract_box, api_visibility="private", queue=False)
 
         # -- events -------------------------------------------------------------------------------
         def describe(pid, cid, lang_, psrc, csrc):

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.utils import Status
 
 from demo.strings import LANGUAGE_NAMES, STRINGS, pick_language
 from demo.ui import AppConfig
@@ -120,6 +122,9 @@ def test_full_queue_says_busy(launch_app, tmp_path):
         assert entered.wait(60)
         waiting = client.submit("gogol", None, CLIP, None, False, False, 1.0, 1.0, True, False, "auto",
                                 api_name="/animate")
+        deadline = time.time() + 60
+        while waiting.status().code != Status.IN_QUEUE and time.time() < deadline:
+            time.sleep(0.1)
         third = client.submit("voltaire", None, CLIP, None, False, False, 1.0, 1.0, True, False, "auto",
                               api_name="/animate")
         with pytest.raises(Exception, match="(?i)queue is full|busy"):
@@ -139,7 +144,6 @@ def test_visitor_files_are_deleted_after_the_session_or_the_time_limit(tmp_path)
     files.end_session("session-a")
     assert not a.exists() and b.exists()
     assert files.sweep() == 0
-    import time
     assert files.sweep(now=time.time() + 61) == 1
     assert not b.exists()
     assert files.session_dir("../../etc").parent == tmp_path / "sessions"
