@@ -1,0 +1,98 @@
+"""Our LivePortrait networks vs the reference vectors (shared/refcheck, README tolerances).
+
+Weights are the deterministic synthetic ones from refcheck/fill.py (seed 1); every stage runs
+on the stored inputs of that stage, fp32 on CPU with 2 threads.
+"""
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from talking_head.engines.liveportrait import kpmath
+from talking_head.engines.liveportrait.nets import load_network
+
+torch.set_num_threads(2)
+
+# README §3 thresholds (max abs error)
+TOL_GLUE, TOL_DEG = 1e-5, 2e-4
+TOL_FS, TOL_LOGITS, TOL_KP, TOL_MLP = 5e-5, 1e-4, 5e-5, 1e-5
+TOL_OCC, TOL_DEF, TOL_WARPED = 2e-5, 2e-5, 5e-5
+TOL_IMAGE, TOL_IMAGE_RMS = 5e-4, 5e-5
+
+
+@pytest.fixture(scope="module")
+def refcheck(shared_dir):
+    d = shared_dir / "refcheck"
+    if not (d / "vectors_seed1.npz").is_file():
+        pytest.skip("shared/refcheck is missing")
+    sys.path.insert(0, str(d))
+    try:
+        import fill
+    finally:
+        sys.path.remove(str(d))
+    vec = dict(np.load(d / "vectors_seed1.npz"))
+    vec.pop("meta_json")
+    return fill, vec
+
+
+@pytest.fixture(scope="module")
+def vec(refcheck):
+    return refcheck[1]
+
+
+@pytest.fixture(scope="module")
+def weights(refcheck):
+    fill = refcheck[0]
+    man = fill.load_manifest()
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            net = man["networks"][name]
+            cache[name] = fill.fill(net["entries"], seed=1, namespace=name)
+        return cache[name]
+    return get
+
+
+def t(a):
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def maxerr(got, ref):
+    got = got.detach().numpy() if hasattr(got, "detach") else np.asarray(got)
+    ref = np.asarray(ref)
+    assert got.size == ref.size, (got.shape, ref.shape)
+    return float(np.abs(got.reshape(ref.shape).astype(np.float64) - ref).max())
+
+
+# ---------------------------------------------------------------- 1. pure math
+def test_rotation_matrix(vec):
+    pyr = t(vec["rot_test_pyr_deg"])
+    R = kpmath.rotation_matrix(pyr[:, 0], pyr[:, 1], pyr[:, 2])
+    assert maxerr(R, vec["rot_test_R"]) <= TOL_GLUE
+
+
+def test_bins_to_degrees(vec):
+    assert maxerr(kpmath.bins_to_degrees(t(vec["bins_test_logits"])), vec["bins_test_deg"]) <= TOL_DEG
+    for pre, n in (("s_", 1), ("d_", 3)):
+        for k in ("pitch", "yaw", "roll"):
+            deg = kpmath.bins_to_degrees(t(vec[pre + "raw_" + k]).reshape(n, 66))
+            assert maxerr(deg, vec[pre + k]) <= TOL_DEG, pre + k
+
+
+def test_keypoint_transform_from_raw_heads(vec):
+    for pre, n in (("s_", 1), ("d_", 3)):
+        raw = {k: t(vec[pre + "raw_" + k]).reshape(n, -1)
+               for k in ("pitch", "yaw", "roll", "t", "exp", "scale", "kp")}
+        info = kpmath.refine_kp_info(raw)
+        for k in ("t", "exp", "scale", "kp"):
+            assert maxerr(info[k], vec[pre + k]) <= TOL_GLUE, pre + k
+        R = kpmath.rotation_matrix(info["pitch"], info["yaw"], info["roll"])
+        assert maxerr(R, vec[pre + "R"]) <= TOL_GLUE, pre + "R"
+        assert maxerr(kpmath.keypoints_from_info(info), vec[pre + "x"]) <= TOL_GLUE, pre + "x"
+        # and from the stored refined values alone
+        x = kpmath.transform_keypoints(t(vec[pre + "kp"]).reshape(n, 21, 3),
+                                       t(vec[pre + "R"]).reshape(n, 3, 3),
+                                       t(vec[pre + "exp"]), t(vec[pre + "scale"]), t(vec[pre + "t"]))
+        assert maxerr(x, vec[pre + "x"]) <= TOL_GLUE
