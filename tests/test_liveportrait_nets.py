@@ -96,3 +96,12 @@ def test_keypoint_transform_from_raw_heads(vec):
                                        t(vec[pre + "R"]).reshape(n, 3, 3),
                                        t(vec[pre + "exp"]), t(vec[pre + "scale"]), t(vec[pre + "t"]))
         assert maxerr(x, vec[pre + "x"]) <= TOL_GLUE
+
+
+# ---------------------------------------------------------------- 2. appearance extractor F
+def test_appearance_feature_extractor(vec, weights):
+    net = load_network("appearance_feature_extractor", weights("appearance_feature_extractor"))
+    with torch.no_grad():
+        f_s = net(t(vec["I_s"]))
+    assert f_s.shape == (1, 32, 16, 64, 64)
+    assert maxerr(f_s, vec["f_s"]) <= TOL_FS
