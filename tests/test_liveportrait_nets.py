@@ -105,3 +105,38 @@ def test_appearance_feature_extractor(vec, weights):
         f_s = net(t(vec["I_s"]))
     assert f_s.shape == (1, 32, 16, 64, 64)
     assert maxerr(f_s, vec["f_s"]) <= TOL_FS
+
+
+# ---------------------------------------------------------------- 3. motion extractor M
+HEADS = ("pitch", "yaw", "roll", "t", "exp", "scale", "kp")
+
+
+def test_motion_extractor(vec, weights):
+    net = load_network("motion_extractor", weights("motion_extractor"))
+    for pre, imgs in (("s_", [vec["I_s"]]), ("d_", list(vec["I_d"]))):
+        with torch.no_grad():
+            outs = [net(t(im)) for im in imgs]
+        for k in HEADS:
+            tol = TOL_LOGITS if k in ("pitch", "yaw", "roll") else TOL_KP
+            got = torch.stack([o[k] for o in outs])
+            assert maxerr(got, vec[pre + "raw_" + k]) <= tol, pre + "raw_" + k
+        # refined values and keypoints computed from our own raw heads
+        for i, o in enumerate(outs):
+            info = kpmath.refine_kp_info(o)
+            ref = (lambda k: vec[pre + k]) if pre == "s_" else (lambda k: vec[pre + k][i])
+            for k in ("pitch", "yaw", "roll"):
+                assert maxerr(info[k], ref(k)) <= TOL_DEG, pre + k
+            assert maxerr(kpmath.keypoints_from_info(info), ref("x")) <= TOL_KP, pre + "x"
+
+
+# ---------------------------------------------------------------- 4. stitching / retargeting MLPs
+@pytest.mark.parametrize("name,inp,out", [
+    ("stitching_retargeting_module.retarget_shoulder", "stitch_in", "stitch_out"),
+    ("stitching_retargeting_module.retarget_eye", "eye_feat_in", "eye_delta"),
+    ("stitching_retargeting_module.retarget_mouth", "lip_feat_in", "lip_delta"),
+])
+def test_retargeting_mlps(vec, weights, name, inp, out):
+    net = load_network(name, weights(name))
+    with torch.no_grad():
+        got = net(t(vec[inp]))
+    assert maxerr(got, vec[out]) <= TOL_MLP
