@@ -81,7 +81,7 @@ class MeshWarper:
         if outside is None:
             self._map[:] = self._identity
         else:
-            self._map[:] = self._identity @ outside[:, :2].T.astype(np.float32) + outside[:, 2].astype(np.float32)
+            cv2.transform(self._identity, np.asarray(outside, np.float64), dst=self._map)
         self._zbuf.fill(np.inf)
         _rasterize(np.ascontiguousarray(dst, np.float32), np.ascontiguousarray(src, np.float32),
                    np.ascontiguousarray(z, np.float32), tris, self._map, self._zbuf,

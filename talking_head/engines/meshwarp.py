@@ -14,7 +14,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from ..faces import FaceLandmarks
-from ..flow import clamp_magnitude, face_weight, residual_flow, transfer
+from ..flow import face_weight, residual_flow, transfer
 from ..motion import umeyama
 from ..topology import Layout, face_triangles, get_layout, hole_triangles, mouth_opening
 from ..warp import MeshWarper, coverage_mask
@@ -28,11 +28,12 @@ _RINGS = ((1.22, 1.0), (1.6, 0.55), (2.1, 0.18))
 _RING_FOLLOW = (0.4, 0.1, 0.0)
 _CROP_SCALE = 2.6       # crop side / face outline size
 _BORDER_POINTS = 8      # fixed anchors per crop edge
-# Residual flow (see talking_head/flow.py), measured on a small grayscale crop of the driver's face.
-_FLOW_SIDE = 160        # crop side in pixels
+# Residual flow (see talking_head/flow.py), measured on a small grayscale crop of the driver's face
+# with DIS at full crop resolution (its coarser default levels lose most of the gain).
+_FLOW_SIDE = 128        # crop side in pixels
 _FLOW_FACE = 0.8        # share of that side the driver's face outline spans in frame 0
 _FLOW_RAMP = 0.15       # weight ramp inside the face outline, in inter-ocular distances
-_FLOW_MOUTH_RAMP = 0.05  # the same at the mouth opening (the lips themselves need the flow)
+_FLOW_MOUTH_RAMP = 0.1  # the same at the mouth opening (the lips themselves need the flow)
 _FLOW_LIMIT = 0.15      # longest residual kept, in inter-ocular distances
 
 
@@ -84,13 +85,14 @@ class _DriverFlow:
         self.ref = cv2.resize(gray, None, fx=self.k, fy=self.k, interpolation=cv2.INTER_AREA)
         self.ref_xy = (landmarks[:, :2] * self.k).astype(np.float32)
         self.tris = face_triangles(layout, self.ref_xy)
-        self.warper = MeshWarper(_FLOW_SIDE, _FLOW_SIDE, 1)
+        self.warper = MeshWarper(_FLOW_SIDE, _FLOW_SIDE, 2)
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self.dis.setFinestScale(0)
         iod = np.linalg.norm(np.subtract(*[self.ref_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod]))
         self.ramp, self.mouth_ramp, self.limit = _FLOW_RAMP * iod, _FLOW_MOUTH_RAMP * iod, _FLOW_LIMIT * iod
 
-    def residual(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(flow, xy): the weighted residual flow on the crop, and the landmarks in crop pixels."""
+    def residual(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(flow, weight, xy): residual flow on the crop, where to keep it, the landmarks in crop pixels."""
         lay = self.layout
         centre = landmarks[list(lay.oval), :2].mean(axis=0)
         x0, y0 = np.round(centre - self.side / 2).astype(int)
@@ -101,10 +103,13 @@ class _DriverFlow:
         table = self.warper.table(xy, self.ref_xy, landmarks[:, 2].astype(np.float32), self.tris,
                                   outside=_similarity(xy[rigid], self.ref_xy[rigid]))
         predicted = cv2.remap(self.ref, table, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        flow = clamp_magnitude(residual_flow(self.dis, predicted, real), self.limit)
-        weight = face_weight((_FLOW_SIDE, _FLOW_SIDE), xy[list(lay.oval)], self.ramp, [xy[list(lay.mouth_ring)]],
-                             self.mouth_ramp)
-        return flow * weight[..., None], xy
+        return residual_flow(self.dis, predicted, real), self.weight(xy), xy
+
+    def weight(self, xy: np.ndarray) -> np.ndarray:
+        """Where on the crop a residual is kept, for a face whose landmarks sit at ``xy`` (crop pixels)."""
+        lay = self.layout
+        return face_weight((_FLOW_SIDE, _FLOW_SIDE), xy[list(lay.oval)], self.ramp, [xy[list(lay.mouth_ring)]],
+                           self.mouth_ramp)
 
 
 def _auto_step(w: int, h: int) -> int:
@@ -268,14 +273,16 @@ class MeshWarpEngine(Engine):
             return None
         if s.driver is None:
             return None
-        flow, xy = s.driver.residual(fr.image, fr.landmarks)
+        flow, weight, xy = s.driver.residual(fr.image, fr.landmarks)
         rigid = list(s.layout.rigid)
         # Portrait output pixel -> driver crop pixel, then the same for the remap grid's cell indices.
         to_flow = _similarity(dst[rigid], xy[rigid])
+        # Kept only where both faces have skin: a turned portrait's outline falls inside the driver's face.
+        weight = weight * s.driver.weight(dst[: s.n_face] @ to_flow[:, :2].T + to_flow[:, 2])
         w = s.warper
         grid = np.float64([[w.step, 0, w.offset], [0, w.step, w.offset], [0, 0, 1]])
         gh, gw = w.cells.shape[:2]
-        return transfer(flow, to_flow @ grid, (gw, gh)) * np.float32(w.step)
+        return transfer(flow, weight, to_flow @ grid, (gw, gh), s.driver.limit) * np.float32(w.step)
 
     def _fill_mouth(self, img: np.ndarray, s: _MeshState, dst: np.ndarray, fr: DrivingFrame, box) -> None:
         """Replace stretched lip texture in an opened mouth with a mouth interior.
