@@ -140,3 +140,49 @@ def test_retargeting_mlps(vec, weights, name, inp, out):
     with torch.no_grad():
         got = net(t(vec[inp]))
     assert maxerr(got, vec[out]) <= TOL_MLP
+
+
+# ---------------------------------------------------------------- 5. SPADE generator G
+def image_errors(got, ref):
+    d = got.detach().numpy().reshape(ref.shape).astype(np.float64) - ref
+    return float(np.abs(d).max()), float(np.sqrt((d ** 2).mean()))
+
+
+@pytest.fixture(scope="module")
+def generator(weights):
+    return load_network("spade_generator", weights("spade_generator"))
+
+
+def test_spade_generator(vec, generator):
+    with torch.no_grad():
+        img = generator(t(vec["wd_warped_feature"]))
+    assert img.shape == (1, 3, 512, 512)
+    mx, rms = image_errors(img, vec["wd_image"][0])
+    assert mx <= TOL_IMAGE and rms <= TOL_IMAGE_RMS, (mx, rms)
+
+
+# ---------------------------------------------------------------- 6. warping module W (+ G)
+@pytest.fixture(scope="module")
+def warped(vec, weights):
+    """W(f_s, x_s, x_d) for each stored frame, on the stored inputs."""
+    net = load_network("warping_module", weights("warping_module"))
+    with torch.no_grad():
+        return [net(t(vec["f_s"]), t(vec["ef_x_d_stitched"][fr]), t(vec["s_x"]))
+                for fr in vec["wd_frames"]]
+
+
+def test_warping_module(vec, warped):
+    for j, r in enumerate(warped):
+        assert maxerr(r["occlusion_map"], vec["wd_occlusion"][j]) <= TOL_OCC
+        assert maxerr(r["deformation"], vec["wd_deformation"][j]) <= TOL_DEF
+    r = warped[0]
+    assert maxerr(r["mask"][:, :, 8], vec["wd_mask_slice_d8"]) <= TOL_GLUE
+    assert maxerr(r["out"], vec["wd_warped_feature"]) <= TOL_WARPED
+
+
+def test_warp_then_decode(vec, warped, generator):
+    """W -> G on frame 2 (G alone was checked on frame 1's stored feature)."""
+    with torch.no_grad():
+        img = generator(warped[1]["out"])
+    mx, rms = image_errors(img, vec["wd_image"][1])
+    assert mx <= TOL_IMAGE and rms <= TOL_IMAGE_RMS, (mx, rms)
