@@ -98,6 +98,23 @@ def test_keypoint_transform_from_raw_heads(vec):
         assert maxerr(x, vec[pre + "x"]) <= TOL_GLUE
 
 
+def test_relative_motion_and_stitching_glue(vec):
+    """Glue formulas on the stored refined motion (README: 1e-5)."""
+    def info(pre, i=None):
+        g = (lambda k: t(vec[pre + k])) if i is None else (lambda k: t(vec[pre + k][i]))
+        d = {k: g(k) for k in ("pitch", "yaw", "roll", "t", "exp", "scale", "kp")}
+        d["R"] = g("R")
+        return d
+    src = info("s_")
+    for i in range(3):
+        x_d = kpmath.relative_driving_keypoints(src, info("d_", i), info("d_", 0))
+        assert maxerr(x_d, vec["pf_x_d_new"][i]) <= TOL_GLUE
+        sin = kpmath.stitching_input(t(vec["s_x"]), t(vec["ef_x_d_new"][i]))
+        assert maxerr(sin, vec["stitch_in"][i]) <= TOL_GLUE
+        x_st = kpmath.apply_stitching(t(vec["ef_x_d_new"][i]), t(vec["stitch_out"][i]))
+        assert maxerr(x_st, vec["ef_x_d_stitched"][i]) <= TOL_GLUE
+
+
 # ---------------------------------------------------------------- 2. appearance extractor F
 def test_appearance_feature_extractor(vec, weights):
     net = load_network("appearance_feature_extractor", weights("appearance_feature_extractor"))

@@ -57,3 +57,32 @@ def keypoints_from_info(info: dict) -> torch.Tensor:
     """Refined kp info (see refine_kp_info) -> implicit 3-D keypoints x (B, K, 3)."""
     R = rotation_matrix(info["pitch"], info["yaw"], info["roll"])
     return transform_keypoints(info["kp"], R, info["exp"], info["scale"], info["t"])
+
+
+def relative_driving_keypoints(src: dict, drv: dict, drv0: dict) -> torch.Tensor:
+    """Relative motion transfer (reference default): driving frame ``drv`` relative to the
+    first driving frame ``drv0``, applied to the source.  Dicts hold refined kp info plus
+    ``R`` (rotation_matrix of the pose).  Returns x_d (B, K, 3); tz is dropped.
+    """
+    R_new = (drv["R"] @ drv0["R"].transpose(1, 2)) @ src["R"]
+    delta = src["exp"] + (drv["exp"] - drv0["exp"])
+    scale = src["scale"] * (drv["scale"] / drv0["scale"])
+    t = src["t"] + (drv["t"] - drv0["t"])
+    t = torch.cat([t[..., :2], torch.zeros_like(t[..., 2:])], dim=-1)
+    b = src["kp"].shape[0]
+    x = scale.reshape(b, 1, 1) * (src["kp"].reshape(b, -1, 3) @ R_new + delta.reshape(b, -1, 3))
+    return x + t.reshape(b, 1, 3)
+
+
+def stitching_input(x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+    """Input of the stitching MLP: cat(x_s.flatten, x_d.flatten) -> (B, 126)."""
+    b = x_s.shape[0]
+    return torch.cat([x_s.reshape(b, -1), x_d.reshape(b, -1)], dim=1)
+
+
+def apply_stitching(x_d: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """Add the stitching MLP output (B, 3K+2): per-keypoint offsets + a shared (tx, ty)."""
+    b, k = x_d.shape[0], x_d.shape[-2]
+    x = x_d + delta[..., :3 * k].reshape(b, k, 3)
+    txy = delta[..., 3 * k:3 * k + 2].reshape(b, 1, 2)
+    return torch.cat([x[..., :2] + txy, x[..., 2:]], dim=-1)
