@@ -1,4 +1,4 @@
-"""Command line: ``python -m talking_head animate|gallery|prerender|engines|bench``. Thin over the library."""
+"""Command line: ``python -m talking_head animate|gallery|prerender|engines|prefetch|bench``. Thin over the library."""
 from __future__ import annotations
 
 import argparse
@@ -154,6 +154,18 @@ def _run_prerender(a) -> int:
     return 0
 
 
+def _run_prefetch(a) -> int:
+    from . import checkpoints
+    print(f"{'engine':15s} {'file':42s} {'size':>11s}  state")
+    rows = checkpoints.prefetch(a.local_dir, report=lambda row: print(checkpoints.format_row(row), flush=True))
+    by_engine = {e: all(r.ok for r in rows if r.spec.engine == e) for e in checkpoints.ENGINES}
+    print("Ready: " + (", ".join(e for e, ok in by_engine.items() if ok) or "nothing") +
+          (f"; not ready: {', '.join(e for e, ok in by_engine.items() if not ok)}" if not all(by_engine.values()) else ""))
+    if a.local_dir and by_engine["liveportrait"]:
+        print(f"Set LIVING_PORTRAITS_WEIGHTS={a.local_dir} where the app runs so it reads the weights from there.")
+    return 0 if all(by_engine.values()) else 2
+
+
 def _run_engines(a) -> int:
     from .engines import engine_names, engine_status
     from .faces import available_backends
@@ -176,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_gallery(sub)
     _add_prerender(sub)
     sub.add_parser("engines", help="which engines and landmark backends can run here")
+    pp = sub.add_parser("prefetch", help="download and check every learned file, so the app then runs offline")
+    pp.add_argument("--local-dir", default=None, help="put the Hub files in this folder instead of the Hugging Face cache")
     bp = sub.add_parser("bench", help="measure speed (and with --quality, self-reenactment quality)")
     bp.add_argument("--quality", action="store_true", help="also run the self-reenactment quality table")
     bp.add_argument("--repeats", type=int, default=5)
@@ -190,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_prerender(a)
         if a.cmd == "engines":
             return _run_engines(a)
+        if a.cmd == "prefetch":
+            return _run_prefetch(a)
         if a.cmd == "bench":
             from .bench import main as bench_main
             return bench_main(a)

@@ -35,3 +35,16 @@ class Cancelled(TalkingHeadError):
 
     def __init__(self, message: str = "Rendering was cancelled; nothing was written."):
         super().__init__(message)
+
+
+class CheckpointError(EngineUnavailableError):
+    """A learned weights file is missing, incomplete, corrupt, unsafe or not what its spec says.
+
+    ``reason`` is one of ``missing``, ``size``, ``sha256``, ``unreadable``, ``unsafe``, ``layout``;
+    ``spec`` is the :class:`talking_head.checkpoints.FileSpec` concerned (or None).
+    """
+
+    def __init__(self, message: str, *, spec=None, reason: str = ""):
+        super().__init__(message)
+        self.spec = spec
+        self.reason = reason

@@ -1,0 +1,309 @@
+"""Checkpoints: synthetic LivePortrait weights in the official layout, loaded offline through the real
+``hf_hub_download`` path; missing / truncated / corrupt / wrong-digest / unsafe files give clear errors."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hubcache import STITCH_FILE, official_files, write_files, write_hub_cache
+from talking_head import checkpoints as ck
+from talking_head.errors import CheckpointError, EngineUnavailableError
+
+APPEARANCE = "liveportrait/base_models/appearance_feature_extractor.pth"
+
+
+@pytest.fixture(scope="module")
+def synthetic(shared_dir):
+    """``fill_all`` weights of seed 1, as the refcheck vectors use them."""
+    sys.path.insert(0, str(shared_dir / "refcheck"))
+    try:
+        from fill import fill_all, load_manifest
+    finally:
+        sys.path.remove(str(shared_dir / "refcheck"))
+    return fill_all(load_manifest(), 1)
+
+
+@pytest.fixture(scope="module")
+def full_cache(tmp_path_factory, synthetic):
+    """A fake hub cache holding all five LivePortrait files; returns (cache dir, {path in repo: file})."""
+    cache = tmp_path_factory.mktemp("hub")
+    return cache, write_hub_cache(cache, synthetic)
+
+
+def _offline_env(monkeypatch, cache: Path) -> None:
+    from huggingface_hub import constants
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HOME", str(cache.parent / "hf-home"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.delenv("LIVING_PORTRAITS_WEIGHTS", raising=False)
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """An empty fake hub cache with the network forbidden; returns its path."""
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    _offline_env(monkeypatch, cache)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return cache
+
+
+def _digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def matching_specs(paths: dict[str, Path]) -> tuple[ck.FileSpec, ...]:
+    """The real LivePortrait specs with size + sha256 of the synthetic files instead of the real ones."""
+    return tuple(dataclasses.replace(s, sha256=_digest(paths[s.filename]), size=paths[s.filename].stat().st_size)
+                 for s in ck.specs("liveportrait"))
+
+
+def spec_for(filename: str, **changes) -> ck.FileSpec:
+    return dataclasses.replace(next(s for s in ck.SPECS if s.filename == filename), **changes)
+
+
+def small_cache(cache: Path, synthetic) -> Path:
+    """Only the (3.4 MB) appearance extractor in the cache; returns its file."""
+    return write_hub_cache(cache, {"appearance_feature_extractor": synthetic["appearance_feature_extractor"]})[APPEARANCE]
+
+
+def _assert_clear(e: CheckpointError, filename: str) -> None:
+    msg = str(e)
+    assert Path(filename).name in msg and "python -m talking_head prefetch" in msg, msg
+    assert msg.count(". ") == 0 and msg.endswith("."), f"not one sentence: {msg}"
+    assert isinstance(e, EngineUnavailableError)
+
+
+# ------------------------------------------------------------------------------------------ happy path
+
+def test_loads_official_layout_through_hf_hub_download(monkeypatch, full_cache, synthetic):
+    cache, paths = full_cache
+    _offline_env(monkeypatch, cache)
+    sds = ck.load_state_dicts("liveportrait", file_specs=matching_specs(paths))
+    assert set(sds) == set(synthetic)
+    for name, sd in synthetic.items():
+        assert list(sds[name]) == list(sd), name  # same keys, same order, `module.` gone
+        for k, v in sd.items():
+            assert sds[name][k].dtype == v.dtype and torch.equal(sds[name][k], v), (name, k)
+
+
+def test_files_come_from_the_hub_cache_snapshot(monkeypatch, full_cache):
+    cache, paths = full_cache
+    _offline_env(monkeypatch, cache)
+    found = ck.ensure("liveportrait", file_specs=matching_specs(paths))
+    assert {p.resolve() for p in found.values()} == {p.resolve() for p in paths.values()}
+
+
+def test_status_reports_ready_and_missing(monkeypatch, full_cache, tmp_path):
+    cache, _ = full_cache
+    _offline_env(monkeypatch, cache)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    # Real specs know the real sizes, so the (smaller) synthetic base models count as incomplete.
+    st = ck.status()
+    assert sorted(st) == ["face_alignment", "liveportrait"]
+    assert all(x.endswith("incomplete") for x in st["liveportrait"]) and len(st["liveportrait"]) == 4
+    assert st["face_alignment"] == [f"{s.filename} missing" for s in ck.specs("face_alignment")]
+    monkeypatch.setattr(ck, "SPECS", tuple(dataclasses.replace(s, size=None) for s in ck.SPECS))
+    assert ck.status()["liveportrait"] == []
+    empty = tmp_path / "empty-hub"
+    empty.mkdir()
+    _offline_env(monkeypatch, empty)
+    assert len(ck.status()["liveportrait"]) == 5
+
+
+def test_stitching_file_is_split_and_cleaned(hub, synthetic):
+    parts = {k: v for k, v in synthetic.items() if k.startswith("stitching")}
+    files = official_files(parts)
+    files[STITCH_FILE]["extra_unused"] = {"module.x": torch.zeros(3)}  # the real file holds more than the MLPs
+    paths = write_files(hub / "models--KwaiVGI--LivePortrait" / "snapshots" / "c0ffee", files)
+    (hub / "models--KwaiVGI--LivePortrait" / "refs").mkdir()
+    (hub / "models--KwaiVGI--LivePortrait" / "refs" / "main").write_text("c0ffee")
+    spec = spec_for(STITCH_FILE, sha256=_digest(paths[STITCH_FILE]))
+    sds = ck.load_state_dicts(file_specs=[spec])
+    assert set(sds) == {f"stitching_retargeting_module.{p}" for p in ck.STITCHING_PARTS}
+    assert list(sds["stitching_retargeting_module.retarget_eye"])[-1] == "mlp.10.bias"
+    for name, sd in parts.items():
+        assert all(torch.equal(sds[name][k], v) for k, v in sd.items())
+
+
+def test_local_dir_works_offline(monkeypatch, hub, synthetic, tmp_path):
+    local = tmp_path / "weights"
+    p = write_files(local, official_files({"appearance_feature_extractor": synthetic["appearance_feature_extractor"]}))
+    spec = spec_for(APPEARANCE, sha256=_digest(p[APPEARANCE]), size=p[APPEARANCE].stat().st_size)
+    sds = ck.load_state_dicts(file_specs=[spec], local_dir=local)
+    assert torch.equal(sds["appearance_feature_extractor"]["first.conv.weight"],
+                       synthetic["appearance_feature_extractor"]["first.conv.weight"])
+    monkeypatch.setenv("LIVING_PORTRAITS_WEIGHTS", str(local))  # what the app uses after prefetch --local-dir
+    assert ck.ensure(file_specs=[spec])[APPEARANCE] == local / APPEARANCE
+
+
+# ------------------------------------------------------------------------------------------ failures
+
+def test_missing_file(hub):
+    with pytest.raises(CheckpointError) as e:
+        ck.load_state_dicts("liveportrait")
+    assert e.value.reason == "missing"
+    _assert_clear(e.value, APPEARANCE)
+    assert "KwaiVGI/LivePortrait" in str(e.value)
+
+
+def test_truncated_file(hub, synthetic):
+    p = small_cache(hub, synthetic)
+    good_size, digest = p.stat().st_size, _digest(p)
+    p.write_bytes(p.read_bytes()[: good_size // 2])
+    with pytest.raises(CheckpointError) as e:
+        ck.load_state_dicts(file_specs=[spec_for(APPEARANCE, sha256=digest, size=good_size)])
+    assert e.value.reason == "size" and "incomplete" in str(e.value)
+    _assert_clear(e.value, APPEARANCE)
+    # With no size or digest known, the truncation is caught when reading.
+    with pytest.raises(CheckpointError) as e:
+        ck.load_state_dicts(file_specs=[spec_for(APPEARANCE, sha256=None, size=None)])
+    assert e.value.reason == "unreadable"
+    _assert_clear(e.value, APPEARANCE)
+
+
+def test_corrupt_bytes(hub, synthetic):
+    p = small_cache(hub, synthetic)
+    good_size, digest = p.stat().st_size, _digest(p)
+    data = bytearray(p.read_bytes())
+    data[good_size // 2: good_size // 2 + 64] = os.urandom(64)
+    p.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError) as e:
+        ck.load_state_dicts(file_specs=[spec_for(APPEARANCE, sha256=digest, size=good_size)])
+    assert e.value.reason == "sha256"
+    _assert_clear(e.value, APPEARANCE)
+    # A damaged header is unreadable even where no digest is known.
+    data[:64] = b"\0" * 64
+    p.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError) as e:
+        ck.load_state_dicts(file_specs=[spec_for(APPEARANCE, sha256=None, size=None)])
+    assert e.value.reason == "unreadable"
+    _assert_clear(e.value, APPEARANCE)
+
+
+def test_wrong_sha256(hub, synthetic):
+    p = small_cache(hub, synthetic)
+    spec = spec_for(APPEARANCE, sha256="0" * 64, size=p.stat().st_size)
+    with pytest.raises(CheckpointError) as e:
+        ck.ensure(file_specs=[spec])
+    assert e.value.reason == "sha256" and "sha256" in str(e.value)
+    _assert_clear(e.value, APPEARANCE)
+
+
+def test_real_specs_reject_synthetic_files(monkeypatch, full_cache):
+    cache, _ = full_cache
+    _offline_env(monkeypatch, cache)
+    with pytest.raises(CheckpointError) as e:
+        ck.load_state_dicts("liveportrait")
+    assert e.value.reason == "size"
+
+
+class _Payload:
+    """Pickles as a call to ``open(marker, 'w')``: unpickling it unrestricted would create the marker."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("how", ["torch.save", "raw pickle"])
+def test_refuses_a_pickle_that_runs_code(hub, tmp_path, how):
+    import pickle
+    marker = tmp_path / "pwned"
+    obj = {"first.conv.weight": torch.zeros(1), "evil": _Payload(marker)}
+    snap = hub / "models--KwaiVGI--LivePortrait" / "snapshots" / "abc"
+    (snap / APPEARANCE).parent.mkdir(parents=True)
+    (hub / "models--KwaiVGI--LivePortrait" / "refs").mkdir()
+    (hub / "models--KwaiVGI--LivePortrait" / "refs" / "main").write_text("abc")
+    if how == "torch.save":
+        torch.save(obj, snap / APPEARANCE)
+    else:
+        (snap / APPEARANCE).write_bytes(pickle.dumps(obj, protocol=2))
+    with pytest.raises(CheckpointError) as e:
+        ck.load_state_dicts(file_specs=[spec_for(APPEARANCE, sha256=None, size=None)])
+    assert not marker.exists()
+    assert e.value.reason == "unsafe" and "could run code" in str(e.value)
+    _assert_clear(e.value, APPEARANCE)
+
+
+# ------------------------------------------------------------------------------------------ prefetch
+
+def _fake_fan_weights(torch_home: Path) -> None:
+    d = torch_home / "hub" / "checkpoints"
+    d.mkdir(parents=True, exist_ok=True)
+    for s in ck.specs("face_alignment"):
+        torch.save({"w": torch.ones(2)}, d / s.filename)
+
+
+def test_prefetch_cli_offline_prints_table(monkeypatch, full_cache, tmp_path, capsys):
+    from talking_head.cli import main
+    cache, paths = full_cache
+    _offline_env(monkeypatch, cache)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    _fake_fan_weights(tmp_path / "torch")
+    monkeypatch.setattr(ck, "SPECS", matching_specs(paths) + ck.specs("face_alignment"))
+    assert main(["prefetch"]) == 0
+    out = capsys.readouterr().out
+    for s in ck.SPECS:
+        assert Path(s.filename).name in out
+    assert "NOT READY" not in out and "sha256 ok" in out
+    # A missing file cannot be fetched offline: the table says so and the exit code is not 0.
+    (tmp_path / "torch" / "hub" / "checkpoints" / ck.specs("face_alignment")[0].filename).unlink()
+    assert main(["prefetch"]) != 0
+    out = capsys.readouterr().out
+    assert "NOT READY" in out and "python -m talking_head prefetch" in out
+
+
+def test_prefetch_replaces_a_corrupt_file(monkeypatch, hub, synthetic):
+    """Online, a file that fails its check is downloaded again with force_download."""
+    import huggingface_hub
+    from huggingface_hub import constants
+    p = small_cache(hub, synthetic)
+    good = p.read_bytes()
+    spec = spec_for(APPEARANCE, sha256=_digest(p), size=len(good))
+    p.write_bytes(good[:-10] + b"\0" * 10)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    real = huggingface_hub.hf_hub_download
+    calls = []
+
+    def fake_download(repo_id, filename, **kw):  # stands in for the network
+        calls.append(kw.get("force_download"))
+        if kw.get("force_download"):
+            p.write_bytes(good)
+        return real(repo_id, filename, **{**kw, "local_files_only": True, "force_download": False})
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    row = ck.prefetch_one(spec)
+    assert row.ok and row.message.startswith("downloaded"), row.message
+    assert calls == [False, True]
+
+
+def test_face_alignment_specs_match_the_installed_package():
+    from face_alignment import api
+    from face_alignment.detection.sfd import sfd_detector
+
+    from talking_head.faces.fan_backend import WEIGHT_FILES
+    urls = {s.filename: s.url for s in ck.specs("face_alignment")}
+    assert set(urls) == set(WEIGHT_FILES)
+    assert sfd_detector.models_urls["s3fd"] in urls.values()
+    assert api.models_urls["2DFAN-4"] in urls.values()
+
+
+def test_every_spec_is_complete():
+    for s in ck.SPECS:
+        assert s.fmt in {"torch", "safetensors"} and s.layout in {"state_dict", "stitching"}
+        assert (s.repo_id is None) != (s.url is None)
+        assert s.sha256 is None or len(s.sha256) == 64
+        if s.sha256 is None or s.size is None or s.revision is None:
+            assert s.note, f"{s.filename}: unverified fields must be explained"
