@@ -203,3 +203,31 @@ def test_warp_then_decode(vec, warped, generator):
         img = generator(warped[1]["out"])
     mx, rms = image_errors(img, vec["wd_image"][1])
     assert mx <= TOL_IMAGE and rms <= TOL_IMAGE_RMS, (mx, rms)
+
+
+# ---------------------------------------------------------------- end to end: images -> frame
+TOL_CHAIN, TOL_CHAIN_RMS = 2e-3, 2e-4   # README §4: kp noise is amplified by the warp
+
+
+def test_chain_from_images(vec, weights, generator):
+    """Our F, M, motion transfer, stitching, W, G from I_s and I_d -> wd_image (frame 1)."""
+    load = lambda n: load_network(n, weights(n))  # noqa: E731
+    F_, M_ = load("appearance_feature_extractor"), load("motion_extractor")
+    S_ = load("stitching_retargeting_module.retarget_shoulder")
+    W_ = load("warping_module")
+
+    def kp_info(img):
+        info = kpmath.refine_kp_info(M_(t(img)))
+        info["R"] = kpmath.rotation_matrix(info["pitch"], info["yaw"], info["roll"])
+        return info
+
+    with torch.no_grad():
+        f_s = F_(t(vec["I_s"]))
+        src, d0, d1 = kp_info(vec["I_s"]), kp_info(vec["I_d"][0]), kp_info(vec["I_d"][1])
+        x_s = kpmath.keypoints_from_info(src)
+        x_d = kpmath.relative_driving_keypoints(src, d1, d0)
+        x_d = kpmath.apply_stitching(x_d, S_(kpmath.stitching_input(x_s, x_d)))
+        assert maxerr(x_d, vec["ef_x_d_stitched"][1]) <= TOL_KP
+        img = generator(W_(f_s, x_d, x_s)["out"])
+    mx, rms = image_errors(img, vec["wd_image"][0])
+    assert mx <= TOL_CHAIN and rms <= TOL_CHAIN_RMS, (mx, rms)
