@@ -140,7 +140,8 @@ def _where(spec: FileSpec, local_dir: Path | None) -> str:
 
 
 def _missing(spec: FileSpec, local_dir: Path | None, why: str = "") -> CheckpointError:
-    src = f"{spec.repo_id}/{spec.filename}" if spec.on_hub else spec.filename
+    src = f"{spec.filename} from {spec.repo_id}" if spec.on_hub else spec.filename
+    why = why or ("HF_HUB_OFFLINE is set, so nothing was downloaded" if offline() else "")
     extra = f" ({why})" if why else ""
     return CheckpointError(f"The {spec.title} weights ({src}) are not in {_where(spec, local_dir)}{extra}; "
                            f"run `{FIX}` on a machine with network.", spec=spec, reason="missing")
