@@ -140,10 +140,11 @@ def test_motion_extractor(vec, weights):
         # refined values and keypoints computed from our own raw heads
         for i, o in enumerate(outs):
             info = kpmath.refine_kp_info(o)
-            ref = (lambda k: vec[pre + k]) if pre == "s_" else (lambda k: vec[pre + k][i])
+            ref = {k: vec[pre + k] if pre == "s_" else vec[pre + k][i]
+                   for k in ("pitch", "yaw", "roll", "x")}
             for k in ("pitch", "yaw", "roll"):
-                assert maxerr(info[k], ref(k)) <= TOL_DEG, pre + k
-            assert maxerr(kpmath.keypoints_from_info(info), ref("x")) <= TOL_KP, pre + "x"
+                assert maxerr(info[k], ref[k]) <= TOL_DEG, pre + k
+            assert maxerr(kpmath.keypoints_from_info(info), ref["x"]) <= TOL_KP, pre + "x"
 
 
 # ---------------------------------------------------------------- 4. stitching / retargeting MLPs
@@ -211,7 +212,7 @@ TOL_CHAIN, TOL_CHAIN_RMS = 2e-3, 2e-4   # README §4: kp noise is amplified by t
 
 def test_chain_from_images(vec, weights, generator):
     """Our F, M, motion transfer, stitching, W, G from I_s and I_d -> wd_image (frame 1)."""
-    load = lambda n: load_network(n, weights(n))  # noqa: E731
+    load = lambda n: load_network(n, weights(n))
     F_, M_ = load("appearance_feature_extractor"), load("motion_extractor")
     S_ = load("stitching_retargeting_module.retarget_shoulder")
     W_ = load("warping_module")

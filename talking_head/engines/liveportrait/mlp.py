@@ -1,6 +1,8 @@
 """Stitching and eye / lip retargeting MLPs: Linear-ReLU-...-Linear (keys ``mlp.{0,2,...}``)."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 from torch import nn
 
 # official sizes: name in the checkpoint file -> (input, hidden, output)
@@ -16,7 +18,7 @@ class RetargetMLP(nn.Module):
         super().__init__()
         sizes = [input_size, *hidden_sizes]
         layers = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in pairwise(sizes):
             layers += [nn.Linear(a, b), nn.ReLU()]
         layers.append(nn.Linear(sizes[-1], output_size))
         self.mlp = nn.Sequential(*layers)

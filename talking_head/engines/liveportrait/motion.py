@@ -44,8 +44,6 @@ class ConvNeXtBlock(nn.Module):
 
 
 class ConvNeXtV2(nn.Module):
-    HEADS = {"kp": None, "scale": 1, "pitch": None, "yaw": None, "roll": None, "t": 3, "exp": None}
-
     def __init__(self, in_chans=3, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
                  num_kp=21, num_bins=66):
         super().__init__()

@@ -30,7 +30,7 @@ class Hourglass3d(nn.Module):
 
     def __init__(self, in_features: int, block_expansion=32, num_blocks=5, max_features=1024):
         super().__init__()
-        ch = lambda i: min(max_features, block_expansion * 2 ** i)  # noqa: E731
+        ch = lambda i: min(max_features, block_expansion * 2 ** i)
         self.encoder = nn.Module()
         self.encoder.down_blocks = nn.ModuleList(
             ConvNormAct(in_features if i == 0 else ch(i), ch(i + 1), dims=3, pool=True)
@@ -96,7 +96,8 @@ class WarpingNetwork(nn.Module):
     def __init__(self, num_kp=21, block_expansion=64, max_features=512, num_down_blocks=2,
                  reshape_channel=32, dense_motion_params=None):
         super().__init__()
-        dm = dict(block_expansion=32, max_features=1024, num_blocks=5, reshape_depth=16, compress=4)
+        dm = {"block_expansion": 32, "max_features": 1024, "num_blocks": 5, "reshape_depth": 16,
+              "compress": 4}
         dm.update(dense_motion_params or {})
         self.dense_motion_network = DenseMotionNetwork(num_kp=num_kp,
                                                        feature_channel=reshape_channel, **dm)
