@@ -11,11 +11,39 @@ LABEL_TEXT = "AI-generated"
 
 
 class PasteMask:
-    """A feather mask (0..1) with its complement precomputed, reused for every frame of a clip."""
+    """A feather mask (0..1) with its complement precomputed, reused for every frame of a clip.
+
+    Where the mask is exactly 1 (the crop's interior) pasting is a plain copy; only the feathered
+    rim is blended. ``inner`` is that all-ones rectangle (x0, y0, x1, y1) in crop pixels, or None.
+    """
 
     def __init__(self, mask: np.ndarray):
         self.mask = np.ascontiguousarray(mask, dtype=np.float32)
         self.inverse = 1.0 - self.mask
+        self.inner = _ones_box(self.mask)
+        self.rim = [(box, np.ascontiguousarray(self.mask[box[1]:box[3], box[0]:box[2]]),
+                     np.ascontiguousarray(self.inverse[box[1]:box[3], box[0]:box[2]]))
+                    for box in _rim_boxes(self.mask.shape, self.inner)]
+
+
+def _ones_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The rectangle spanned by the rows and columns that hold a 1, if the mask is 1 all over it."""
+    ones = mask == 1.0
+    rows, cols = np.flatnonzero(ones.any(axis=1)), np.flatnonzero(ones.any(axis=0))
+    if not len(rows):
+        return None
+    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    return box if ones[box[1]:box[3], box[0]:box[2]].all() else None
+
+
+def _rim_boxes(shape, inner) -> list[tuple[int, int, int, int]]:
+    """Non-empty boxes (top, bottom, left, right) that cover ``shape`` outside ``inner``."""
+    h, w = shape
+    if inner is None:
+        return [(0, 0, w, h)]
+    x0, y0, x1, y1 = inner
+    boxes = [(0, 0, w, y0), (0, y1, w, h), (0, y0, x0, y1), (x1, y0, w, y1)]
+    return [b for b in boxes if b[2] > b[0] and b[3] > b[1]]
 
 
 def paste_back(canvas: np.ndarray, crop: np.ndarray, box: tuple[int, int, int, int], mask: np.ndarray | PasteMask,
@@ -27,10 +55,15 @@ def paste_back(canvas: np.ndarray, crop: np.ndarray, box: tuple[int, int, int, i
     pm = mask if isinstance(mask, PasteMask) else PasteMask(mask)
     if out is None:
         out = canvas.copy()
-    x0, y0, x1, y1 = box
-    # cv2.blendLinear is one vectorised pass; numpy's float blend of a 1000x1000 crop costs 10x more.
-    out[y0:y1, x0:x1] = cv2.blendLinear(np.ascontiguousarray(crop), np.ascontiguousarray(canvas[y0:y1, x0:x1]),
-                                        pm.mask, pm.inverse)
+    x0, y0 = box[:2]
+    if pm.inner is not None:
+        ix0, iy0, ix1, iy1 = pm.inner
+        out[y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1] = crop[iy0:iy1, ix0:ix1]
+    # cv2.blendLinear is one vectorised pass; numpy's float blend costs 10x more.
+    for (bx0, by0, bx1, by1), m, inv in pm.rim:
+        under = canvas[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1]
+        out[y0 + by0:y0 + by1, x0 + bx0:x0 + bx1] = cv2.blendLinear(
+            np.ascontiguousarray(crop[by0:by1, bx0:bx1]), np.ascontiguousarray(under), m, inv)
     return out
 
 
@@ -68,12 +101,62 @@ def draw_label(frame: np.ndarray, text: str = LABEL_TEXT) -> np.ndarray:
     return frame
 
 
-def label_box(frame_shape) -> tuple[int, int, int, int]:
+def label_box(frame_shape, text: str = LABEL_TEXT) -> tuple[int, int, int, int]:
     """Where ``draw_label`` puts the badge (x0, y0, x1, y1); tests look there."""
     h, w = frame_shape[:2]
-    rgb, _ = _label_overlay(w, LABEL_TEXT)
+    rgb, _ = _label_overlay(w, text)
     margin = max(4, int(0.015 * w))
     return w - rgb.shape[1] - margin, h - rgb.shape[0] - margin, w - margin, h - margin
+
+
+def _bt709_matrix() -> np.ndarray:
+    """cv2.transform matrix RGB -> (Y, Cb, Cr): BT.709, limited ("TV") range."""
+    kr, kb = 0.2126, 0.0722
+    luma = np.array([kr, 1 - kr - kb, kb])
+    cb = (np.array([0.0, 0.0, 1.0]) - luma) / (2 * (1 - kb))
+    cr = (np.array([1.0, 0.0, 0.0]) - luma) / (2 * (1 - kr))
+    return np.stack([np.append(luma * 219 / 255, 16.0), np.append(cb * 224 / 255, 128.0),
+                     np.append(cr * 224 / 255, 128.0)])
+
+
+# Three output channels: OpenCV has a fixed-point SIMD path for 3 -> 3 channel uint8 transforms only.
+_RGB_TO_YCC = _bt709_matrix()
+
+
+class I420Frame:
+    """A frame in the encoder's own layout (planar Y, then Cb and Cr at half size: yuv420p).
+
+    Kept between frames and updated only where the picture changed, so the encoder neither receives
+    nor converts the still part of the canvas again. BT.709 limited range, as the writer tags it;
+    chroma is the mean of each 2x2 block.
+    """
+
+    def __init__(self, width: int, height: int):
+        if width % 2 or height % 2:
+            raise ValueError(f"yuv420p needs even sides, got {width}x{height}")
+        self.width, self.height = width, height
+        n = width * height
+        self.data = np.zeros(n * 3 // 2, np.uint8)  # flat: with odd half-heights the planes are not whole rows
+        self.y = self.data[:n].reshape(height, width)
+        self.cb = self.data[n:n + n // 4].reshape(height // 2, width // 2)
+        self.cr = self.data[n + n // 4:].reshape(height // 2, width // 2)
+
+    def update(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Convert ``rgb`` (the whole RGB frame) inside ``box`` (all of it when None); returns ``data``.
+
+        The box is widened to even coordinates, since each chroma sample covers 2x2 pixels.
+        """
+        x0, y0, x1, y1 = box or (0, 0, self.width, self.height)
+        x0, y0 = max(0, x0 - x0 % 2), max(0, y0 - y0 % 2)
+        x1, y1 = min(self.width, x1 + x1 % 2), min(self.height, y1 + y1 % 2)
+        if x1 <= x0 or y1 <= y0:
+            return self.data
+        ycc = cv2.transform(rgb[y0:y1, x0:x1], _RGB_TO_YCC)
+        self.y[y0:y1, x0:x1] = ycc[..., 0]
+        half = cv2.resize(ycc, ((x1 - x0) // 2, (y1 - y0) // 2), interpolation=cv2.INTER_AREA)
+        self.cb[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = half[..., 1]
+        self.cr[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = half[..., 2]
+        return self.data
 
 
 def side_by_side(driving: np.ndarray, result: np.ndarray) -> np.ndarray:

@@ -6,10 +6,13 @@ render crops, pastes them back into the full canvas, labels every frame and enco
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import threading
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -17,13 +20,15 @@ import numpy as np
 
 from . import video
 from .cache import DiskCache, bytes_digest, file_digest
-from .compose import PasteMask, draw_label, even_size, label_box, paste_back, side_by_side
-from .engines import DrivingFrame, Engine, create_engine
+from .compose import LABEL_TEXT, I420Frame, PasteMask, draw_label, even_size, label_box, paste_back, side_by_side
+from .engines import DrivingFrame, Engine, Prepared, create_engine
 from .errors import Cancelled, ClipError, FaceNotFoundError, TalkingHeadError
-from .faces import FaceLandmarks, choose_face, get_backend
+from .faces import FaceLandmarks, LandmarkBackend, choose_face, get_backend
 from .gallery import Gallery
 from .images import load_image
-from .motion import MotionTrack, build_track, decompose, retarget
+from .motion import MotionTrack, Retargeted, build_track, decompose, face_size, retarget
+from .smoothing import FixedLagSmoother, GapFiller
+from .topology import get_layout
 
 GALLERY_PREFIX = "gallery:"
 DEFAULT_MAX_DURATION = 30.0
@@ -33,6 +38,9 @@ DRIVE_MAX_SIDE = 720
 # x264 'superfast' at CRF 18 looks the same as 'veryfast' on painted textures here and encodes in
 # about half the time, which is most of a render on a 2-core laptop.
 ENCODER_PRESET = "superfast"
+# CAVLC instead of CABAC: the same pictures (the preset's decisions do not depend on the entropy
+# coder) for ~17 % less encoder time and a ~13 % larger file.
+ENCODER_PARAMS = "cabac=0"
 
 ProgressFn = Callable[[float, str], None]
 
@@ -110,6 +118,19 @@ def resolve_portrait(spec, settings: AnimateSettings, gallery: Gallery, cache: D
     return img, face, key
 
 
+def _check_found(raw: list[np.ndarray | None]) -> None:
+    """Raise the error a user can act on when the driving clip's face is missing too often."""
+    if not raw:
+        raise ClipError("The driving clip has no frames that can be decoded; choose another clip.")
+    found = sum(r is not None for r in raw)
+    if found == 0:
+        raise FaceNotFoundError("No face was found in the driving clip; use a clip where one face is clearly "
+                                "visible, facing the camera.")
+    if found < 0.5 * len(raw):
+        raise FaceNotFoundError(f"The face is visible in only {found} of {len(raw)} frames of the driving clip; "
+                                "use a clip where the face stays in view.")
+
+
 def extract_motion(path: Path, info: video.ClipInfo, *, backend: str = "auto",
                    progress: ProgressFn | None = None, cancel=None) -> MotionTrack:
     """Track the driving face through a clip (raw landmarks; smoothing happens at render time)."""
@@ -133,35 +154,203 @@ def extract_motion(path: Path, info: video.ClipInfo, *, backend: str = "auto",
             raw.append(None if face is None else face.points)
     finally:
         reader.close()  # stop ffmpeg now if tracking failed or was cancelled
-    if not raw:
-        raise ClipError("The driving clip has no frames that can be decoded; choose another clip.")
-    found = sum(r is not None for r in raw)
-    if found == 0:
-        raise FaceNotFoundError("No face was found in the driving clip; use a clip where one face is clearly "
-                                "visible, facing the camera.")
-    if found < 0.5 * len(raw):
-        raise FaceNotFoundError(f"The face is visible in only {found} of {len(raw)} frames of the driving clip; "
-                                "use a clip where the face stays in view.")
+    _check_found(raw)
     return build_track(raw, be.layout, info.fps, size)
+
+
+def _probe(path: Path, settings: AnimateSettings, cache: DiskCache) -> tuple[video.ClipInfo, str | None]:
+    """(``video.probe``'s answer, the file's digest), remembered per file content: a probe decodes the clip."""
+    try:
+        digest = file_digest(path)
+    except OSError:
+        return video.probe(path, max_duration=settings.max_duration), None  # it says what is wrong
+    key = cache.key("probe", digest, repr(settings.max_duration))
+    blob = cache.get("probe", key)
+    if blob is not None:
+        fields = json.loads(blob)
+        return video.ClipInfo(path=path, **{**fields, "fps": Fraction(fields["fps"])}), digest
+    info = video.probe(path, max_duration=settings.max_duration)
+    fields = {k: v for k, v in dataclasses.asdict(info).items() if k != "path"}
+    cache.put("probe", key, json.dumps({**fields, "fps": str(info.fps)}).encode())
+    return info, digest
+
+
+def _find_clip(spec, settings: AnimateSettings, gallery: Gallery,
+               cache: DiskCache) -> tuple[Path, video.ClipInfo, MotionTrack | None, str | None]:
+    """(path, info, its stored raw motion or None when it must be extracted, the motion's cache key)."""
+    gid = _gallery_id(spec)
+    path = gallery.clip_path(gid) if gid is not None else Path(spec)
+    info, digest = _probe(path, settings, cache)
+    if gid is not None and gallery.motion_path(gid).is_file():
+        track = MotionTrack.load(gallery.motion_path(gid))
+        if settings.landmarks in ("auto", track.layout) or get_backend(settings.landmarks).layout == track.layout:
+            return path, info, track, None
+    key = cache.key("motion", digest, get_backend(settings.landmarks).name)
+    blob = cache.get("motion", key)
+    return path, info, None if blob is None else MotionTrack.from_bytes(blob), key
 
 
 def resolve_clip(spec, settings: AnimateSettings, gallery: Gallery, cache: DiskCache,
                  progress: ProgressFn | None, cancel) -> tuple[Path, video.ClipInfo, MotionTrack, bool]:
     """(path, info, raw motion track, whether the motion came from a cache or the gallery)."""
-    gid = _gallery_id(spec)
-    path = gallery.clip_path(gid) if gid is not None else Path(spec)
-    info = video.probe(path, max_duration=settings.max_duration)
-    if gid is not None and gallery.motion_path(gid).is_file():
-        track = MotionTrack.load(gallery.motion_path(gid))
-        if settings.landmarks in ("auto", track.layout) or get_backend(settings.landmarks).layout == track.layout:
-            return path, info, track, True
-    key = cache.key("motion", file_digest(path), get_backend(settings.landmarks).name)
-    blob = cache.get("motion", key)
-    if blob is not None:
-        return path, info, MotionTrack.from_bytes(blob), True
+    path, info, track, key = _find_clip(spec, settings, gallery, cache)
+    if track is not None:
+        return path, info, track, True
     track = extract_motion(path, info, backend=settings.landmarks, progress=progress, cancel=cancel)
     cache.put("motion", key, track.to_bytes())
     return path, info, track, False
+
+
+# -- driving motion, frame by frame ---------------------------------------------------------------
+def _retarget(smooth: MotionTrack, face: FaceLandmarks, settings: AnimateSettings) -> Retargeted:
+    return retarget(decompose(smooth), face.points, face.layout, expression_strength=settings.expression_strength,
+                    head_strength=settings.head_strength, head_motion=settings.head_motion)
+
+
+def _stored_drive(track: MotionTrack, face: FaceLandmarks, settings: AnimateSettings, clip_path: Path,
+                  info: video.ClipInfo, need_pixels: bool) -> Iterator[DrivingFrame]:
+    """Driving frames from a motion track known in full (the gallery's or a cached one)."""
+    smooth = track.smoothed(settings.smoothing)
+    motion = _retarget(smooth, face, settings)
+    frames = video.read_frames(clip_path, info, max_side=DRIVE_MAX_SIDE) if need_pixels else None
+    scale_drv = None
+    try:
+        for i in range(len(track)):
+            img = None
+            if frames is not None:
+                img = next(frames, None)
+                if img is None:
+                    return  # the clip decoded fewer frames than its motion: stop at the shorter
+            if img is not None and scale_drv is None and (img.shape[1], img.shape[0]) != tuple(track.frame_size):
+                scale_drv = img.shape[1] / track.frame_size[0]
+            lm = smooth.landmarks[i] if scale_drv is None else smooth.landmarks[i] * scale_drv
+            yield DrivingFrame(i, img, lm, motion.targets[i], motion.head[i])
+    finally:
+        if frames is not None:
+            frames.close()
+
+
+class _LiveTracking:
+    """Tracks the driving face in a background thread while the caller renders the frames already tracked.
+
+    The thread decodes the clip once and keeps each frame until the renderer takes it (the engine
+    needs the driving pixels too), running at most ``ahead`` frames past the renderer unless the
+    renderer is waiting for it (a face lost for longer than that must be found again first). The
+    tracker's native code and OpenCV release the GIL, so on two cores tracking and rendering overlap.
+    """
+
+    def __init__(self, path: Path, info: video.ClipInfo, backend: LandmarkBackend, ahead: int):
+        self.ahead = ahead
+        self.frames: list[np.ndarray | None] = []  # decoded frames; None once taken
+        self.raw: list[np.ndarray | None] = []     # landmarks per tracked frame; None where no face was found
+        self.size: tuple[int, int] | None = None
+        self.ended = False
+        self._error: BaseException | None = None
+        self._taken = 0
+        self._stop = False
+        self._starved = False  # the renderer waits for tracking: a long gap in the face must not stall both
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, args=(path, info, backend), name="motion-tracking", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path, info: video.ClipInfo, backend: LandmarkBackend) -> None:
+        try:
+            reader = video.read_frames(path, info, max_side=DRIVE_MAX_SIDE)
+            try:
+                for face in backend.track(self._feed(reader)):
+                    with self._cond:
+                        self.raw.append(None if face is None else face.points)
+                        self._cond.notify_all()
+            finally:
+                reader.close()  # stop ffmpeg now if tracking failed or was stopped
+        except BaseException as e:  # raised in the rendering thread by wait()
+            self._error = e
+        finally:
+            with self._cond:
+                self.ended = True
+                self._cond.notify_all()
+
+    def _feed(self, reader: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for f in reader:
+            with self._cond:
+                while not self._stop and not self._starved and len(self.frames) - self._taken >= self.ahead:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                self.frames.append(f)
+                self.size = (f.shape[1], f.shape[0])
+            yield f
+
+    def wait(self, n: int, canceller: _Canceller) -> tuple[int, bool]:
+        """Block until ``n`` frames are tracked or tracking has ended: (frames tracked, ended)."""
+        with self._cond:
+            try:
+                while len(self.raw) < n and not self.ended:
+                    self._starved = True
+                    self._cond.notify_all()
+                    self._cond.wait(timeout=0.1)
+                    canceller.check()
+            finally:
+                self._starved = False
+            if self._error is not None:
+                raise self._error
+            return len(self.raw), self.ended
+
+    def take(self, i: int) -> np.ndarray:
+        """Frame ``i`` (taken in order); forgotten here, so the thread may decode further."""
+        with self._cond:
+            frame, self.frames[i] = self.frames[i], None
+            self._taken = i + 1
+            self._cond.notify_all()
+        return frame
+
+    def close(self) -> None:
+        """Stop the thread (if still running) and wait for it; its ffmpeg is stopped too."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join()
+
+
+def _live_drive(live: _LiveTracking, backend: LandmarkBackend, face: FaceLandmarks, settings: AnimateSettings,
+                info: video.ClipInfo, need_pixels: bool, on_track: Callable[[MotionTrack], None],
+                canceller: _Canceller) -> Iterator[DrivingFrame]:
+    """Driving frames while the clip's motion is still being tracked, a fixed lag behind the tracker.
+
+    The same steps as for a stored track (gaps filled, smoothed, split into head pose and
+    expression, retargeted), in blocks; the smoothing matches the whole-track one (FixedLagSmoother).
+    ``on_track`` gets the raw track once tracking has ended.
+    """
+    fps, layout = float(info.fps), get_layout(backend.layout)
+    filler, smoother = GapFiller(), None
+    first: np.ndarray | None = None  # the smoothed frame 0: the neutral face of decompose()
+    tracked = index = 0
+    while True:
+        step = smoother.block if smoother else 1
+        n, ended = live.wait(tracked + step, canceller)
+        filled = [f for r in live.raw[tracked:n] for f in filler.push(r)]
+        tracked = n
+        if ended:
+            _check_found(live.raw)
+            on_track(build_track(live.raw, backend.layout, info.fps, live.size))
+            filled += filler.finish()
+        for x in filled:
+            x = x.astype(np.float32)  # as a stored track holds it
+            if smoother is None:
+                smoother = FixedLagSmoother(fps, settings.smoothing, scale=face_size(x, layout))
+            smoother.push(x)
+        ready = smoother.ready(final=ended) if smoother else []
+        if ready:
+            first = ready[0] if first is None else first
+            chunk = np.stack([first] + ready).astype(np.float32)
+            track = MotionTrack(chunk, np.ones(len(chunk), bool), backend.layout, info.fps, live.size)
+            motion = _retarget(track, face, settings)
+            for k in range(1, len(chunk)):
+                img = live.take(index)
+                yield DrivingFrame(index, img if need_pixels else None, chunk[k], motion.targets[k], motion.head[k])
+                index += 1
+        if ended:
+            return
 
 
 # -- the path ---------------------------------------------------------------------------------------
@@ -178,6 +367,58 @@ class _NoWriter:
         pass
 
 
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+class _Compositor:
+    """Finished frames from rendered crops: pasted into the canvas, labelled, side by side with the driver.
+
+    The canvas and the label stay still, so each frame only the pasted crop (and the label, where the
+    crop reaches it) is redrawn, and only that region is converted into the encoder's yuv420p.
+    """
+
+    def __init__(self, image: np.ndarray, prepared: Prepared, settings: AnimateSettings, text: str, sbs_w: int,
+                 encode: bool):
+        self.image, self.text, self.crop_only, self.sbs_w = image, text, settings.crop_only, sbs_w
+        base = prepared.crop if settings.crop_only else image
+        self.out_w, self.out_h = even_size(base.shape[1], base.shape[0])
+        # The output is trimmed to even sides, so the crop may lose its last row or column.
+        x0, y0, x1, y1 = prepared.crop_box
+        self.pbox = (x0, y0, min(x1, self.out_w), min(y1, self.out_h))
+        self.mask = PasteMask(prepared.paste_mask[: self.pbox[3] - y0, : self.pbox[2] - x0])
+        # One frame buffer for the whole clip: only the crop and the label change between frames.
+        self.buffer = np.ascontiguousarray(base[: self.out_h, : self.out_w]).copy()
+        self.lbox = label_box(self.buffer.shape, text)
+        self.label_moves = settings.crop_only or _overlaps(self.lbox, self.pbox)
+        if not self.label_moves:
+            draw_label(self.buffer, text)
+        self.yuv = I420Frame(self.out_w + sbs_w, self.out_h) if encode else None
+        if self.yuv is not None and not sbs_w:
+            self.yuv.update(self.buffer)
+
+    def compose(self, crop: np.ndarray, driving: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the RGB frame, the same frame in yuv420p for the encoder or None); both buffers are reused."""
+        x0, y0, x1, y1 = dirty = self.pbox
+        if self.crop_only:
+            self.buffer[:] = crop[: self.out_h, : self.out_w]
+        else:
+            paste_back(self.image, crop[: y1 - y0, : x1 - x0], self.pbox, self.mask, out=self.buffer)
+        if self.label_moves:
+            lx0, ly0, lx1, ly1 = self.lbox
+            if not self.crop_only:
+                self.buffer[ly0:ly1, lx0:lx1] = self.image[ly0:ly1, lx0:lx1]  # the label blends onto clean pixels
+                dirty = (min(x0, lx0), min(y0, ly0), max(x1, lx1), max(y1, ly1))
+            draw_label(self.buffer, self.text)
+        frame = self.buffer
+        if self.crop_only:
+            dirty = None
+        if self.sbs_w:
+            frame = side_by_side(driving, frame)[:, : self.out_w + self.sbs_w]
+            dirty = None
+        return frame, None if self.yuv is None else self.yuv.update(frame, dirty)
+
+
 def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engine = "auto",
             settings: AnimateSettings | None = None, progress: ProgressFn | None = None, cancel=None,
             gallery: Gallery | None = None, cache: DiskCache | None = None, label: str | None = None,
@@ -191,6 +432,9 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
     ``on_frame(index, frame, crop)`` sees every finished frame (a buffer reused for the next frame:
     copy it to keep it) and the engine's raw crop; with
     ``out=None`` nothing is encoded (benchmarks score frames before compression).
+
+    A clip whose motion is not stored yet is tracked in a background thread while the frames
+    already tracked are rendered, a fixed lag behind; its motion is then cached for the next render.
     """
     settings = settings or AnimateSettings()
     gallery = gallery or Gallery.default()
@@ -206,96 +450,77 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
     timings["portrait_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    clip_path, info, track, motion_cached = resolve_clip(
-        clip, settings, gallery, cache, lambda f, m: report(0.05 + 0.25 * f, m), cancel)
+    clip_path, info, track, motion_key = _find_clip(clip, settings, gallery, cache)
+    backend = get_backend(settings.landmarks) if track is None else None
+    layout = track.layout if track is not None else backend.layout
     timings["motion_s"] = time.perf_counter() - t
     canceller.check()
 
     eng = engine if isinstance(engine, Engine) else create_engine(engine)
     t = time.perf_counter()
-    if track.layout != face.layout:
-        raise TalkingHeadError(f"The portrait's landmarks ({face.layout}) and the clip's motion ({track.layout}) "
+    if layout != face.layout:
+        raise TalkingHeadError(f"The portrait's landmarks ({face.layout}) and the clip's motion ({layout}) "
                                "come from different landmark backends; choose the same --landmarks for both.")
     prepared = eng.prepare(image, face)
-    smooth = track.smoothed(settings.smoothing)
-    pe = decompose(smooth)
-    motion = retarget(pe, face.points, face.layout, expression_strength=settings.expression_strength,
-                      head_strength=settings.head_strength, head_motion=settings.head_motion)
+    need_pixels = eng.needs_driving_pixels or settings.side_by_side
+    live = None
+    if track is not None:
+        n = len(track)
+        drive = _stored_drive(track, face, settings, clip_path, info, need_pixels)
+    else:
+        n = info.n_frames
+        # Room for the smoother's look-ahead and two blocks, so tracking never waits on rendering.
+        ahead = int(np.ceil((FixedLagSmoother.LAG_S + 2 * FixedLagSmoother.BLOCK_S) * float(info.fps))) + eng.batch_size
+        live = _LiveTracking(clip_path, info, backend, ahead)
+        drive = _live_drive(live, backend, face, settings, info, need_pixels,
+                            lambda tr: cache.put("motion", motion_key, tr.to_bytes()), canceller)
+        report(0.05, "Reading the driving clip's motion")
     timings["prepare_s"] = time.perf_counter() - t
 
-    x0, y0, x1, y1 = prepared.crop_box
-    base = prepared.crop if settings.crop_only else image
-    out_w, out_h = even_size(base.shape[1], base.shape[0])
-    need_pixels = eng.needs_driving_pixels or settings.side_by_side
     sbs_w = 0
     if settings.side_by_side:
-        sbs_w = max(2, int(round(info.width * out_h / info.height)))
+        base = prepared.crop if settings.crop_only else image
+        sbs_w = max(2, int(round(info.width * even_size(base.shape[1], base.shape[0])[1] / info.height)))
         sbs_w += sbs_w % 2
-    n = len(track)
     t = time.perf_counter()
-    scale_drv = None
-    writer_cm = _NoWriter() if out is None else video.VideoWriter(
-        out, info.fps, (out_w + sbs_w, out_h), audio_from=clip_path if info.has_audio else None, preset=ENCODER_PRESET,
-        duration_hint=len(track) / info.fps,
-        metadata={"comment": "AI-generated animation of a portrait (Living Portraits)", "description": f"engine={eng.name}"})
-    with writer_cm as writer:
-        frames_iter = video.read_frames(clip_path, info, max_side=DRIVE_MAX_SIDE) if need_pixels else None
-        # The output is trimmed to even sides, so the crop may lose its last row or column.
-        pbox = (x0, y0, min(x1, out_w), min(y1, out_h))
-        paste_mask = PasteMask(prepared.paste_mask[: pbox[3] - y0, : pbox[2] - x0])
-        # One frame buffer for the whole clip: only the crop and the label change between frames.
-        buffer = np.ascontiguousarray(base[:out_h, :out_w]).copy()
-        lx0, ly0, lx1, ly1 = label_box(buffer.shape)
-        batch: list[DrivingFrame] = []
-        drv_images: list[np.ndarray | None] = []
-        done = 0
+    done = 0
+    try:
+        comp = _Compositor(image, prepared, settings, label or LABEL_TEXT, sbs_w, encode=out is not None)
+        writer_cm = _NoWriter() if out is None else video.VideoWriter(
+            out, info.fps, (comp.out_w + sbs_w, comp.out_h), audio_from=clip_path if info.has_audio else None,
+            preset=ENCODER_PRESET, x264_params=ENCODER_PARAMS, duration_hint=n / info.fps, pix_fmt="yuv420p",
+            metadata={"comment": "AI-generated animation of a portrait (Living Portraits)", "description": f"engine={eng.name}"})
+        with writer_cm as writer:
+            batch: list[DrivingFrame] = []
 
-        def flush():
-            nonlocal done
-            rendered = eng.render(prepared, batch)
-            for fr, crop, drv in zip(batch, rendered, drv_images):
-                if settings.crop_only:
-                    buffer[:] = crop[:out_h, :out_w]
-                else:
-                    paste_back(image, crop[: pbox[3] - y0, : pbox[2] - x0], pbox, paste_mask, out=buffer)
-                    buffer[ly0:ly1, lx0:lx1] = image[ly0:ly1, lx0:lx1]  # the label blends onto clean pixels
-                frame = draw_label(buffer, label or "AI-generated")
-                if settings.side_by_side:
-                    frame = side_by_side(drv, frame)[:, : out_w + sbs_w]
-                writer.write(frame)
-                if on_frame is not None:
-                    on_frame(fr.index, frame, crop)
-                done += 1
-            batch.clear()
-            drv_images.clear()
-            report(0.3 + 0.7 * done / n, f"Animating frame {done} of {n}")
+            def flush():
+                nonlocal done
+                for fr, crop in zip(batch, eng.render(prepared, batch)):
+                    frame, encoded = comp.compose(crop, fr.image)
+                    writer.write(encoded)
+                    if on_frame is not None:
+                        on_frame(fr.index, frame, crop)
+                done += len(batch)
+                batch.clear()
+                report(0.05 + 0.95 * done / n, f"Animating frame {done} of {n}")
 
-        try:
-            for i in range(n):
+            for fr in drive:
                 canceller.check()
-                img = None
-                if frames_iter is not None:
-                    img = next(frames_iter, None)
-                    if img is None:
-                        break  # the clip decoded fewer frames than its motion: stop at the shorter
-                if img is not None and scale_drv is None and (img.shape[1], img.shape[0]) != tuple(track.frame_size):
-                    scale_drv = img.shape[1] / track.frame_size[0]
-                lm = smooth.landmarks[i] if scale_drv is None else smooth.landmarks[i] * scale_drv
-                batch.append(DrivingFrame(i, img, lm, motion.targets[i], motion.head[i]))
-                drv_images.append(img)
+                batch.append(fr)
                 if len(batch) >= eng.batch_size:
                     flush()
             if batch:
                 flush()
-        finally:
-            # On any failure (cancel, engine, encoder) the decoder's ffmpeg must stop now, not
-            # whenever the exception and its traceback are garbage-collected.
-            if frames_iter is not None:
-                frames_iter.close()
-        if done == 0:
-            raise ClipError("No frame of the driving clip could be rendered; choose another clip.")
+            if done == 0:
+                raise ClipError("No frame of the driving clip could be rendered; choose another clip.")
+    finally:
+        # On any failure (cancel, engine, encoder) the decoder's ffmpeg and the tracking thread stop
+        # now, not whenever the exception and its traceback are garbage-collected.
+        drive.close()
+        if live is not None:
+            live.close()
     timings["render_encode_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     report(1.0, "Done")
-    return AnimateResult(Path(out) if out is not None else None, done, info.fps, (out_w + sbs_w, out_h), eng.name, prepared.crop_box,
-                         timings, motion_cached)
+    return AnimateResult(Path(out) if out is not None else None, done, info.fps, (comp.out_w + sbs_w, comp.out_h), eng.name,
+                         prepared.crop_box, timings, track is not None)

@@ -12,7 +12,7 @@ therefore talks to the ffmpeg binary directly and counts frames instead of estim
   (codec, rotation, audio present).
 * :func:`read_frames` decodes with ``-fps_mode passthrough`` so ffmpeg never drops or
   duplicates frames to hit a nominal rate.
-* :class:`VideoWriter` feeds raw RGB frames to libx264 at an exact fraction rate and only
+* :class:`VideoWriter` feeds raw RGB (or ready yuv420p) frames to libx264 at an exact fraction rate and only
   moves the finished file into place once ffmpeg has exited cleanly.
 
 No ffprobe is needed (the wheel ships only ffmpeg); all stream facts come from ``ffmpeg -i``
@@ -582,11 +582,23 @@ _NATIVE_MP4_TAGS = frozenset(
 )  # fmt: skip
 
 
+# The shape of one written frame, from (width, height), per input pixel format.
+_FRAME_SHAPE = {
+    "rgb24": lambda w, h: (h, w, 3),
+    "yuv420p": lambda w, h: (w * h * 3 // 2,),
+}
+
+
 class VideoWriter:
     """Write RGB frames to a browser-playable H.264 MP4, atomically.
 
     ``size`` is ``(width, height)`` of the frames that will be written. Odd sizes are padded
-    (never scaled) by one black row/column, because yuv420p needs even dimensions. The output
+    (never scaled) by one black row/column, because yuv420p needs even dimensions. With
+    ``pix_fmt="yuv420p"`` the caller hands over frames already in the encoder's layout (flat
+    uint8 arrays: the Y plane, then Cb and Cr at half size; BT.709 limited range, e.g. from
+    :class:`talking_head.compose.I420Frame`; even sizes only), which halves what goes through the
+    pipe and saves ffmpeg a full-frame colour conversion. ``x264_params`` are passed on as
+    ``-x264-params`` (e.g. ``"cabac=0"``). The output
     rate is exactly ``fps`` and each :meth:`write` is exactly one output frame. When
     ``audio_from`` has an audio stream it is re-encoded to AAC, starts at t=0 together with
     frame 0 (keeping its original offset to that clip's video) and is padded with silence or
@@ -608,6 +620,8 @@ class VideoWriter:
         preset: str = "veryfast",
         metadata: dict[str, str] | None = None,
         duration_hint: float | None = None,
+        pix_fmt: str = "rgb24",
+        x264_params: str | None = None,
     ):
         self.path = Path(path)
         if not self.path.parent.is_dir():
@@ -621,7 +635,12 @@ class VideoWriter:
         w, h = (int(v) for v in size)
         if w < 1 or h < 1:
             raise ValueError(f"size must be positive (width, height), got {size!r}")
+        if pix_fmt not in _FRAME_SHAPE:
+            raise ValueError(f"pix_fmt must be one of {sorted(_FRAME_SHAPE)}, got {pix_fmt!r}")
+        if pix_fmt == "yuv420p" and (w % 2 or h % 2):
+            raise ValueError(f"yuv420p frames need even sides, got {w}x{h}")
         self.size = (w, h)
+        self.pix_fmt = pix_fmt
         self.frames_written = 0
         # "Closed" until ffmpeg is running, so that __del__/abort after a failed __init__ are no-ops.
         self._closed = True
@@ -654,13 +673,19 @@ class VideoWriter:
         filters = []
         if w % 2 or h % 2:
             filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2")
-        # Convert with the BT.709 matrix and tag it so: untagged yuv is guessed as BT.601 or
-        # BT.709 depending on the player, which shifts skin tones between browsers.
-        filters.append("scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")
+        if pix_fmt == "rgb24":
+            # Convert with the BT.709 matrix and tag it so: untagged yuv is guessed as BT.601 or
+            # BT.709 depending on the player, which shifts skin tones between browsers.
+            filters.append("scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")
 
         cmd = [
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{w}x{h}",
+            "-f", "rawvideo", "-pix_fmt", pix_fmt, "-video_size", f"{w}x{h}",
+        ]  # fmt: skip
+        if pix_fmt == "yuv420p":
+            # Say what the frames already are, or ffmpeg converts them from an assumed BT.601.
+            cmd += ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
+        cmd += [
             # The exact fraction: "29.97" would give a 2997/100 stream that drifts from the audio.
             "-framerate", f"{self.fps.numerator}/{self.fps.denominator}",
             "-i", "pipe:0",
@@ -672,10 +697,12 @@ class VideoWriter:
         cmd += ["-map", "0:v:0"]
         if audio is not None:
             cmd += ["-map", "1:a:0"]
+        if filters:
+            cmd += ["-vf", ",".join(filters)]
         cmd += [
-            "-vf", ",".join(filters),
             "-fps_mode", "passthrough",  # one output frame per written frame, whatever happens
             "-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
+            *(["-x264-params", x264_params] if x264_params else []),
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
         ]  # fmt: skip
         if audio is not None and copy_audio:
@@ -724,13 +751,13 @@ class VideoWriter:
     # -- writing ---------------------------------------------------------------------------
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 frame of shape (height, width, 3)."""
+        """Append one frame: RGB uint8 of shape (height, width, 3), or flat yuv420p (see the class)."""
         if self._closed:
             raise VideoEncodeError(f"The writer for {self.path.name} is already closed; start a new render.")
-        w, h = self.size
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (h, w, 3):
+        shape = _FRAME_SHAPE[self.pix_fmt](*self.size)
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != shape:
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
-            raise FrameFormatError(f"Frames must be uint8 arrays of shape ({h}, {w}, 3), got {got}; this is a bug.")
+            raise FrameFormatError(f"Frames must be uint8 arrays of shape {shape}, got {got}; this is a bug.")
         assert self._proc is not None and self._proc.stdin is not None
         try:
             self._proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))

@@ -141,3 +141,93 @@ def test_gallery_manifest_is_complete():
         for key in ("shows", "duration", "fps", "provenance", "consent"):
             assert e[key], (cid, key)
     json.dumps(m)
+
+
+# -- an uploaded clip: its motion is tracked in a background thread while the frames render ----------
+def _smooth_online(track, strength, size):
+    from talking_head.smoothing import FixedLagSmoother
+    sm = FixedLagSmoother(float(track.fps), strength, scale=size)
+    out = []
+    for x in track.landmarks:
+        sm.push(x)
+        out += sm.ready()
+    return np.stack(out + sm.ready(final=True))
+
+
+@pytest.mark.parametrize("clip", ["expressive", "talking_02"])  # 30 and 25 fps
+def test_fixed_lag_smoothing_matches_the_whole_track_smoothing(clip):
+    from talking_head.motion import MotionTrack, face_size
+    from talking_head.smoothing import smooth_track
+    from talking_head.topology import get_layout
+    track = MotionTrack.load(Gallery.default().motion_path(clip))
+    size = face_size(track.landmarks[0], get_layout(track.layout))
+    for strength in (0.0, 1.0, 2.0):
+        want = smooth_track(track.landmarks, float(track.fps), strength, scale=size)
+        assert np.abs(_smooth_online(track, strength, size) - want).max() < 0.01  # pixels
+    for n in (1, 2, 3, 50):  # shorter than one block and than the look-ahead
+        short = MotionTrack(track.landmarks[:n], track.found[:n], track.layout, track.fps, track.frame_size)
+        want = smooth_track(short.landmarks, float(track.fps), 1.0, scale=size)
+        np.testing.assert_allclose(_smooth_online(short, 1.0, size), want, atol=1e-9)
+
+
+def test_gap_filling_frame_by_frame_matches_the_whole_track():
+    from talking_head.smoothing import GapFiller, fill_gaps
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 5, 3))
+    valid = rng.random(40) > 0.4
+    valid[:3] = valid[-4:] = False  # leading and trailing gaps
+    filler = GapFiller()
+    out = [f for v, xi in zip(valid, x) for f in filler.push(xi if v else None)] + filler.finish()
+    np.testing.assert_allclose(np.stack(out), fill_gaps(x, valid), atol=1e-12)
+    assert GapFiller().push(None) == [] and GapFiller().finish() == []
+
+
+def _no_tracking_thread() -> bool:
+    import threading
+    return not [t for t in threading.enumerate() if t.name == "motion-tracking"]
+
+
+def test_uploaded_clip_renders_like_its_stored_motion_and_is_then_cached(tmp_path):
+    from talking_head import animate
+    from talking_head.cache import DiskCache
+    from talking_head.pipeline import AnimateSettings
+
+    def render(clip, cache):
+        got = {}
+        res = animate("gallery:gogol", clip, None, settings=AnimateSettings(max_side=320), cache=cache,
+                      on_frame=lambda i, frame, crop: got.__setitem__(i, frame.copy()))
+        return res, got
+
+    stored, want = render("gallery:smile_eyes", DiskCache(tmp_path / "a"))
+    upload = str(Gallery.default().clip_path("smile_eyes"))
+    cache = DiskCache(tmp_path / "b")
+    live, got = render(upload, cache)
+    assert stored.motion_cached and not live.motion_cached
+    assert sorted(got) == sorted(want) == list(range(78))
+    assert max(np.abs(got[i].astype(int) - want[i]).mean() for i in want) < 0.5
+    assert _no_tracking_thread()
+    again, _ = render(upload, cache)
+    assert again.motion_cached
+
+
+def test_failing_or_cancelled_render_of_an_uploaded_clip_stops_tracking_and_leaves_nothing(tmp_path):
+    from talking_head import animate
+    from talking_head.cache import DiskCache
+    from talking_head.errors import Cancelled
+    from talking_head.pipeline import AnimateSettings
+    from talking_head.video import VideoEncodeError
+    upload = str(Gallery.default().clip_path("smile_eyes"))
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 30
+
+    with pytest.raises(Cancelled):
+        animate("gallery:gogol", upload, tmp_path / "c.mp4", settings=AnimateSettings(max_side=320),
+                cache=DiskCache(enabled=False), cancel=cancel)
+    with pytest.raises(VideoEncodeError):
+        animate("gallery:gogol", upload, tmp_path / "missing" / "c.mp4", settings=AnimateSettings(max_side=320),
+                cache=DiskCache(enabled=False))
+    assert not list(tmp_path.iterdir())
+    assert _no_tracking_thread()

@@ -516,3 +516,114 @@ def test_read_frames_stopped_early_leaves_no_process(tmp_path, spawned):
         pass
     gc.collect()
     assert all(p.returncode is not None for p in spawned)
+
+
+# --------------------------------------------------------------------------------------------
+# frames handed over in the encoder's own layout (yuv420p)
+# --------------------------------------------------------------------------------------------
+
+
+def _painting(w: int, h: int, seed: int = 0, noise: bool = True) -> np.ndarray:
+    """Smooth colour ramps, a few flat patches (skin, sky, a white label-like block), optionally a noisy one."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.dstack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x + y) * 255 // max(w + h - 2, 1)])
+    img = img.astype(np.uint8)
+    img[h // 4:h // 2, w // 4:w // 2] = (224, 172, 140)
+    img[h // 2:, : w // 3] = (40, 90, 200)
+    img[-8:, -16:] = 255
+    if noise:
+        img[: h // 4, -w // 4:] = rng.integers(0, 256, (h // 4, w // 4, 3))
+    return img
+
+
+def test_i420_frame_matches_ffmpeg_bt709_conversion():
+    from talking_head.compose import I420Frame
+    w, h = 96, 64
+    rgb = _painting(w, h, noise=False)
+    ours = I420Frame(w, h).update(rgb)
+    theirs = np.frombuffer(ff("-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{w}x{h}", "-i", "pipe:0",
+                              "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p",
+                              "-f", "rawvideo", "pipe:1", input=rgb.tobytes()).stdout, np.uint8)
+    assert ours.shape == theirs.shape == (w * h * 3 // 2,)
+    diff = np.abs(ours.astype(int) - theirs)
+    assert diff[: w * h].max() <= 1  # luma
+    # Chroma: a 2x2 mean against swscale's own filter; they differ only along sharp colour edges.
+    assert diff[w * h:].mean() < 0.6 and diff[w * h:].max() <= 6
+
+
+def test_i420_frame_updates_only_the_region_and_widens_it_to_even_pixels():
+    from talking_head.compose import I420Frame
+    w, h = 64, 48
+    before, after = _painting(w, h, 0), _painting(w, h, 0)
+    after[11:30, 7:40] = (10, 200, 30)  # odd corner: the chroma rows/columns it touches must be redone
+    frame = I420Frame(w, h)
+    frame.update(before)
+    got = frame.update(after, (7, 11, 40, 30)).copy()
+    np.testing.assert_array_equal(got, I420Frame(w, h).update(after))
+    with pytest.raises(ValueError):
+        I420Frame(63, 48)
+
+
+@pytest.mark.parametrize("size", [(64, 48), (96, 66)])  # 66: the chroma planes are not whole rows
+def test_writer_takes_yuv420p_frames(tmp_path, size):
+    from talking_head.compose import I420Frame
+    w, h = size
+    frames = [np.roll(_painting(w, h, noise=False), 4 * i, axis=1) for i in range(5)]
+    out_rgb, out_yuv = tmp_path / "rgb.mp4", tmp_path / "yuv.mp4"
+    with VideoWriter(out_rgb, Fraction(30), (w, h), crf=10) as wr:
+        for f in frames:
+            wr.write(f)
+    yuv = I420Frame(w, h)
+    with VideoWriter(out_yuv, Fraction(30), (w, h), crf=10, pix_fmt="yuv420p") as wr:
+        for f in frames:
+            wr.write(yuv.update(f))
+    a, b = list(read_frames(out_rgb)), list(read_frames(out_yuv))
+    assert len(a) == len(b) == 5 == probe(out_yuv).n_frames
+    for fa, fb, src in zip(a, b, frames):
+        # As close to the source as the RGB path (4:2:0 blurs the sharp patch edges in both), and no
+        # colour shift such as ffmpeg re-reading the planes as BT.601 (that costs ~5 levels here).
+        assert np.abs(fb.astype(int) - src).mean() < np.abs(fa.astype(int) - src).mean() + 0.25
+    assert "bt709" in ffmpeg_info(out_yuv) and "tv" in ffmpeg_info(out_yuv)
+
+
+def test_writer_refuses_bad_yuv420p_use(tmp_path):
+    with pytest.raises(ValueError):
+        VideoWriter(tmp_path / "odd.mp4", 25, (63, 48), pix_fmt="yuv420p")
+    with pytest.raises(ValueError):
+        VideoWriter(tmp_path / "x.mp4", 25, (64, 48), pix_fmt="bgr24")
+    out = tmp_path / "out.mp4"
+    with pytest.raises(FrameFormatError):
+        with VideoWriter(out, 25, (64, 48), pix_fmt="yuv420p") as wr:
+            wr.write(np.zeros((48, 64, 3), np.uint8))  # RGB handed to a yuv420p writer
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("separable", [True, False])
+def test_paste_back_copies_the_interior_and_blends_the_rim_like_a_full_blend(separable):
+    import cv2
+
+    from talking_head.compose import PasteMask, paste_back
+    rng = np.random.default_rng(1)
+    canvas = rng.integers(0, 256, (120, 100, 3), np.uint8)
+    crop = rng.integers(0, 256, (70, 60, 3), np.uint8)
+    ramp_y, ramp_x = np.ones(70, np.float32), np.ones(60, np.float32)
+    ramp_y[:6], ramp_y[-6:], ramp_x[:9] = np.linspace(0.1, 0.9, 6), np.linspace(0.9, 0.1, 6), np.linspace(0.1, 0.9, 9)
+    mask = np.outer(ramp_y, ramp_x)
+    if not separable:
+        mask[30, 30] = 0.5  # a hole inside: no all-ones interior to copy
+    box = (20, 0, 80, 70)
+    pm = PasteMask(mask)
+    assert (pm.inner is not None) == separable
+    want = canvas.copy()
+    want[0:70, 20:80] = cv2.blendLinear(crop, np.ascontiguousarray(canvas[0:70, 20:80]), pm.mask, pm.inverse)
+    np.testing.assert_array_equal(paste_back(canvas, crop, box, pm), want)
+
+
+def test_writer_passes_x264_params(tmp_path):
+    out = tmp_path / "cavlc.mp4"
+    with VideoWriter(out, 25, (64, 48), x264_params="cabac=0") as wr:
+        for i in range(3):
+            wr.write(coded_frame(i, 64, 48))
+    assert b"cabac=0" in out.read_bytes()  # x264 records its settings in the stream
+    assert probe(out).n_frames == 3
