@@ -169,7 +169,10 @@ class MediaPipeBackend:
                 side = crop.shape[0]
                 px = min(side, 512)
                 if px != side:
-                    crop = cv2.resize(crop, (px, px), interpolation=cv2.INTER_AREA)
+                    # Down to half size bilinear costs a fifth of area averaging, and the mesh resamples
+                    # the crop again anyway: self-reenactment with re-tracked motion scored the same.
+                    interp = cv2.INTER_LINEAR if side <= 2 * px else cv2.INTER_AREA
+                    crop = cv2.resize(crop, (px, px), interpolation=interp)
                 res = mesh.process(np.ascontiguousarray(crop))
                 if not res.multi_face_landmarks:
                     crop_box, prev = None, None
