@@ -21,6 +21,7 @@ output and the ``framecrc`` muxer.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import re
@@ -59,6 +60,9 @@ __all__ = [
 # (e.g. a file on a dead network mount) trips them.
 _HEADER_TIMEOUT_S = 60.0
 _DECODE_TIMEOUT_S = 600.0
+
+# Unprivileged processes may widen a pipe up to /proc/sys/fs/pipe-max-size (1 MiB by default).
+_PIPE_MAX = 1 << 20
 
 # Frame rates people mean when a measured average lands next to them.
 _NTSC_BASES = (24, 30, 48, 60, 120)
@@ -144,6 +148,18 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _widen_pipe(f, size: int) -> None:
+    """Let a pipe hold ``size`` bytes (Linux; elsewhere a no-op), so each side can run a frame ahead.
+
+    The default 64 KiB holds a tenth of a frame: ffmpeg and Python would take turns instead of
+    working at the same time.
+    """
+    try:
+        fcntl.fcntl(f.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), min(size, _PIPE_MAX))
+    except (OSError, ValueError):
+        pass  # not Linux, or over the system's limit: the default size still works
 
 
 def _url(path: Path) -> str:
@@ -531,6 +547,7 @@ def _frame_iter(path: Path, w: int, h: int, resize: bool, expected: int) -> Iter
     with tempfile.TemporaryFile() as errf:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf)
         assert proc.stdout is not None
+        _widen_pipe(proc.stdout, frame_bytes)
         count = 0
         try:
             while True:
@@ -723,6 +740,7 @@ class VideoWriter:
         self._errf = tempfile.TemporaryFile()
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._errf)
+            _widen_pipe(self._proc.stdin, int(np.prod(_FRAME_SHAPE[pix_fmt](w, h))))
         except BaseException:
             self._errf.close()
             raise

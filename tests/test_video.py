@@ -627,3 +627,15 @@ def test_writer_passes_x264_params(tmp_path):
             wr.write(coded_frame(i, 64, 48))
     assert b"cabac=0" in out.read_bytes()  # x264 records its settings in the stream
     assert probe(out).n_frames == 3
+
+
+def test_encoder_pipe_holds_a_whole_frame(tmp_path):
+    """With the default 64 KiB pipe Python and ffmpeg would take turns instead of working together."""
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("pipe sizes are a Linux feature")
+    wr = VideoWriter(tmp_path / "out.mp4", 25, (320, 240), pix_fmt="yuv420p")
+    try:
+        assert fcntl.fcntl(wr._proc.stdin.fileno(), fcntl.F_GETPIPE_SZ) >= 320 * 240 * 3 // 2
+    finally:
+        wr.abort()
