@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import threading
 import time
@@ -20,7 +21,16 @@ import numpy as np
 
 from . import video
 from .cache import DiskCache, bytes_digest, file_digest
-from .compose import LABEL_TEXT, I420Frame, PasteMask, draw_label, even_size, label_box, paste_back, side_by_side
+from .compose import (
+    LABEL_TEXT,
+    I420Frame,
+    PasteMask,
+    draw_label,
+    even_size,
+    label_box,
+    paste_back,
+    side_by_side,
+)
 from .engines import DrivingFrame, Engine, Prepared, create_engine
 from .errors import Cancelled, ClipError, FaceNotFoundError, TalkingHeadError
 from .faces import FaceLandmarks, LandmarkBackend, choose_face, get_backend
@@ -263,7 +273,7 @@ class _LiveTracking:
                         self._cond.notify_all()
             finally:
                 reader.close()  # stop ffmpeg now if tracking failed or was stopped
-        except BaseException as e:  # raised in the rendering thread by wait()
+        except BaseException as e:  # noqa: BLE001 - whatever it is, wait() raises it in the rendering thread
             self._error = e
         finally:
             with self._cond:
@@ -470,7 +480,7 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
     else:
         n = info.n_frames
         # Room for the smoother's look-ahead and two blocks, so tracking never waits on rendering.
-        ahead = int(np.ceil((FixedLagSmoother.LAG_S + 2 * FixedLagSmoother.BLOCK_S) * float(info.fps))) + eng.batch_size
+        ahead = math.ceil((FixedLagSmoother.LAG_S + 2 * FixedLagSmoother.BLOCK_S) * float(info.fps)) + eng.batch_size
         live = _LiveTracking(clip_path, info, backend, ahead)
         drive = _live_drive(live, backend, face, settings, info, need_pixels,
                             lambda tr: cache.put("motion", motion_key, tr.to_bytes()), canceller)
