@@ -34,7 +34,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "head_motion": "Let the head turn and nod (off: only the face moves)",
         "crop_only": "Show only the animated face (off: the whole painting)",
         "language": "Language",
-        "text_size": "Text size",
         "selected_portrait": "Portrait: **{title}**",
         "selected_clip": "Performance: **{title}**",
         "nothing_selected": "Nothing chosen yet",
@@ -49,7 +48,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "err_uploads_off": "Uploads are switched off on this screen; choose from the gallery.",
         "err_busy": "Many visitors are animating right now; please try again in a minute.",
         "err_unexpected": "Something went wrong while animating; please try another portrait or performance.",
-        "progress_cached": "Ready",
         "footer_note": "All portraits in the gallery are in the public domain. Results carry a visible "
                        "“AI-generated” mark.",
     },
@@ -78,7 +76,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "head_motion": "La tête peut tourner et hocher (sinon seul le visage bouge)",
         "crop_only": "Montrer seulement le visage animé (sinon tout le tableau)",
         "language": "Langue",
-        "text_size": "Taille du texte",
         "selected_portrait": "Portrait : **{title}**",
         "selected_clip": "Interprétation : **{title}**",
         "nothing_selected": "Rien n'est encore choisi",
@@ -94,7 +91,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "err_busy": "De nombreux visiteurs animent des portraits en ce moment ; réessayez dans une minute.",
         "err_unexpected": "Un problème est survenu pendant l'animation ; essayez un autre portrait ou une autre "
                           "interprétation.",
-        "progress_cached": "Prêt",
         "footer_note": "Tous les portraits de la galerie sont dans le domaine public. Les résultats portent la mention "
                        "visible « AI-generated ».",
     },

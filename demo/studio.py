@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from talking_head import video
 from talking_head.cache import DiskCache
@@ -96,13 +96,6 @@ class Studio:
         return AnimateSettings(expression_strength=float(strength), smoothing=float(smoothing),
                                head_motion=bool(head_motion), side_by_side=bool(side_by_side),
                                crop_only=bool(crop_only), max_duration=self.max_clip_s)
-
-    def is_stored(self, portrait: Choice, clip: Choice, settings: AnimateSettings, engine: str | None = None) -> bool:
-        if portrait.is_upload or clip.is_upload:
-            return False
-        from talking_head.engines import create_engine
-        eng = create_engine(engine or self.engine)
-        return self.store.lookup(self.store.key(portrait.gallery_id, clip.gallery_id, eng, settings)) is not None
 
     def run(self, portrait: Choice, clip: Choice, settings: AnimateSettings, *, lang: str = "en",
             consent: bool = False, engine: str | None = None, session_id: str | None = None,

@@ -219,6 +219,15 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             if q is not None and q.max_size is not None and len(q) >= q.max_size:
                 raise gr.Error(t(lang_, "err_busy"))
 
+        def render(portrait, clip, settings, lang_, consent, engine_, request, progress):
+            """One request through the studio, in this visitor's session, errors shown as gr.Error."""
+            try:
+                return studio.run(portrait, clip, settings, lang=lang_, consent=consent, engine=engine_,
+                                  session_id=request.session_hash if request else None,
+                                  progress=lambda f, m: progress(f, desc=m))
+            except VisitorError as e:
+                raise gr.Error(str(e)) from None
+
         def run(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_, strength_, smoothing_,
                 head_, crop_, lang_, request: gr.Request, progress=gr.Progress()):
             portrait = Choice(gallery_id=pid) if psrc == "gallery" else Choice(upload=pfile)
@@ -226,12 +235,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             consent = (not portrait.is_upload or pconsent) and (not clip.is_upload or cconsent)
             settings = studio.settings(strength=strength_, smoothing=smoothing_, head_motion=head_,
                                        side_by_side=side_, crop_only=crop_)
-            try:
-                path = studio.run(portrait, clip, settings, lang=lang_, consent=consent, engine=engine_,
-                                  session_id=request.session_hash if request else None,
-                                  progress=lambda f, m: progress(f, desc=m))
-            except VisitorError as e:
-                raise gr.Error(str(e)) from None
+            path = render(portrait, clip, settings, lang_, consent, engine_, request, progress)
             entry = manifest["portraits"][pid] if not portrait.is_upload else None
             return str(path), _label_markdown(entry, lang_), gr.update(value=str(path), visible=True)
 
@@ -275,12 +279,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 raise gr.Error(f"{c.gallery_id!r} is a portrait, not a clip.")
             settings = studio.settings(strength=strength, smoothing=smoothing, head_motion=head_motion,
                                        side_by_side=side_by_side, crop_only=crop_only)
-            try:
-                return str(studio.run(p, c, settings, consent=bool(consent), engine=engine_ or config.engine,
-                                      session_id=request.session_hash if request else None,
-                                      progress=lambda f, m: progress(f, desc=m)))
-            except VisitorError as e:
-                raise gr.Error(str(e)) from None
+            return str(render(p, c, settings, "en", bool(consent), engine_ or config.engine, request, progress))
 
         api_button.click(api_animate, [api_portrait, api_portrait_file, api_clip, api_clip_file, api_consent, api_side,
                                        api_strength, api_smoothing, api_head, api_crop, api_engine], api_out,
