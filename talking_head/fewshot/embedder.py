@@ -1,0 +1,39 @@
+"""The embedder E(x, y) -> R^N: a frame and its landmark image to a person-embedding vector.
+
+BigGAN-style downsampling residual blocks without normalisation on the 6-channel concatenation of
+frame and landmark image, self-attention where the feature map is ``attention_down`` pixels wide,
+global sum pooling, ReLU (paper, section 3.2). A person's embedding is the mean over K frames.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import FewShotConfig
+from .layers import ResBlockDown, SelfAttention
+
+
+class Embedder(nn.Module):
+    def __init__(self, cfg: FewShotConfig):
+        super().__init__()
+        use_sn = cfg.spectral_norm
+        blocks: list[nn.Module] = []
+        cin, side = 6, cfg.resolution
+        for i, cout in enumerate(cfg.embedder_channels[:-1]):
+            blocks.append(ResBlockDown(cin, cout, first=i == 0, use_sn=use_sn))
+            cin, side = cout, side // 2
+            if side == cfg.attention_down:
+                blocks.append(SelfAttention(cin, use_sn=use_sn))
+        blocks.append(ResBlockDown(cin, cfg.embed_dim, use_sn=use_sn))
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, frames: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) frames and landmark images in [-1, 1] -> (B, N) embeddings."""
+        h = self.blocks(torch.cat([frames, landmarks], dim=1))
+        return torch.relu(h.sum(dim=(2, 3)))
+
+    def embed_person(self, frames: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """(B, K, 3, H, W) K shots per person -> (B, N) mean embeddings e_hat."""
+        b, k = frames.shape[:2]
+        e = self(frames.flatten(0, 1), landmarks.flatten(0, 1))
+        return e.view(b, k, -1).mean(dim=1)
