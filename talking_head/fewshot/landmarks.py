@@ -89,5 +89,5 @@ def rasterize(points68: np.ndarray, resolution: int, thickness: float = 2.0) -> 
     shift = 4  # sub-pixel precision: cv2 takes fixed-point coordinates with this many fractional bits
     pts = np.round(np.asarray(points68, dtype=np.float64)[:, :2] * (1 << shift)).astype(np.int32)
     for first, last, closed, colour in PARTS:
-        cv2.polylines(canvas, [pts[first:last + 1].reshape(-1, 1, 2)], closed, colour, width, cv2.LINE_AA, shift)
+        cv2.polylines(canvas, [pts[first:last + 1].reshape(-1, 1, 2)], closed, colour, width, cv2.LINE_8, shift)
     return canvas

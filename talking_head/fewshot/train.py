@@ -96,6 +96,7 @@ class MetaLearner:
     def step(self, batch: Episode) -> dict[str, float]:
         """One G step then ``d_steps_per_g_step`` D steps on one (local) batch; returns the losses."""
         cfg, b = self.cfg, batch.to(self.device)
+        ft = b.target.dtype  # losses in the data's precision, whatever autocast computed in
         disc = self.model.discriminator  # un-wrapped: the G step must not synchronise D's gradients
         disc.requires_grad_(False)
         self.opt_g.zero_grad(set_to_none=True)
@@ -104,10 +105,10 @@ class MetaLearner:
             fake_score, fake_feats = disc(fake, b.target_landmarks, b.video)
             with torch.no_grad():
                 _, real_feats = disc(b.target, b.target_landmarks, b.video)
-            l_cnt = self.content(fake.float(), b.target)
-            l_adv = cfg.adversarial_weight * generator_adversarial(fake_score.float())
+            l_cnt = self.content(fake.to(ft), b.target)
+            l_adv = cfg.adversarial_weight * generator_adversarial(fake_score.to(ft))
             l_fm = cfg.feature_matching_weight * feature_matching(fake_feats, real_feats)
-            l_mch = cfg.match_weight * embedding_match(disc.W[b.video].detach().float(), e_hat.float())
+            l_mch = cfg.match_weight * embedding_match(disc.W[b.video].detach().to(ft), e_hat.to(ft))
             loss_g = l_cnt + l_adv + l_fm + l_mch
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
@@ -120,10 +121,10 @@ class MetaLearner:
                 # Real and fake in one forward: per-sample networks, and one DDP forward per backward.
                 scores, _ = self.d(torch.cat([b.target, fake]), torch.cat([b.target_landmarks] * 2),
                                    torch.cat([b.video] * 2))
-                real_score, fake_score_d = scores.float().chunk(2)
+                real_score, fake_score_d = scores.to(ft).chunk(2)
                 loss_d = discriminator_hinge(real_score, fake_score_d)
                 if cfg.match_updates_w:
-                    loss_d = loss_d + cfg.match_weight * embedding_match(disc.W[b.video].float(), e_hat.float())
+                    loss_d = loss_d + cfg.match_weight * embedding_match(disc.W[b.video].to(ft), e_hat.to(ft))
             self.scaler.scale(loss_d).backward()
             self.scaler.step(self.opt_d)
         self.scaler.update()
