@@ -7,6 +7,7 @@ render crops, pastes them back into the full canvas, labels every frame and enco
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -240,6 +241,38 @@ def _stored_drive(track: MotionTrack, face: FaceLandmarks, settings: AnimateSett
             frames.close()
 
 
+def _stored_features(eng: Engine, clip_path: Path, settings: AnimateSettings,
+                     cache: DiskCache) -> tuple[str | None, np.ndarray | None]:
+    """(cache key, the engine's per-frame driving features stored for this clip or None)."""
+    if not eng.driving_features:
+        return None, None
+    key = cache.key("features", file_digest(clip_path), eng.features_key(), settings.landmarks, repr(settings.smoothing))
+    blob = cache.get("features", key)
+    if blob is None:
+        return key, None
+    try:
+        return key, np.load(io.BytesIO(blob), allow_pickle=False)
+    except ValueError:
+        return key, None  # unreadable: computed again and stored over it
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _with_features(drive: Iterator[DrivingFrame], stored: np.ndarray) -> Iterator[DrivingFrame]:
+    """The driving frames with the engine's stored features attached."""
+    try:
+        for fr in drive:
+            if fr.index < len(stored):
+                fr.features = stored[fr.index]
+            yield fr
+    finally:
+        drive.close()
+
+
 class _LiveTracking:
     """Tracks the driving face in a background thread while the caller renders the frames already tracked.
 
@@ -471,9 +504,13 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
     if layout != face.layout:
         raise TalkingHeadError(f"The portrait's landmarks ({face.layout}) and the clip's motion ({layout}) "
                                "come from different landmark backends; choose the same --landmarks for both.")
+    eng.configure(settings)
+    n_hint = len(track) if track is not None else info.n_frames
     prepared = eng.prepare(image, face)
-    need_pixels = eng.needs_driving_pixels or settings.side_by_side
+    feats_key, stored = _stored_features(eng, clip_path, settings, cache)
+    need_pixels = settings.side_by_side or (eng.needs_driving_pixels and (stored is None or len(stored) < n_hint))
     live = None
+    new_features: list[np.ndarray] | None = [] if feats_key and stored is None else None
     if track is not None:
         n = len(track)
         drive = _stored_drive(track, face, settings, clip_path, info, need_pixels)
@@ -485,6 +522,8 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
         drive = _live_drive(live, backend, face, settings, info, need_pixels,
                             lambda tr: cache.put("motion", motion_key, tr.to_bytes()), canceller)
         report(0.05, "Reading the driving clip's motion")
+    if stored is not None:
+        drive = _with_features(drive, stored)
     timings["prepare_s"] = time.perf_counter() - t
 
     sbs_w = 0
@@ -506,6 +545,8 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
             def flush():
                 nonlocal done
                 for fr, crop in zip(batch, eng.render(prepared, batch)):
+                    if new_features is not None:
+                        new_features.append(fr.features)
                     frame, encoded = comp.compose(crop, fr.image)
                     writer.write(encoded)
                     if on_frame is not None:
@@ -523,6 +564,8 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
                 flush()
             if done == 0:
                 raise ClipError("No frame of the driving clip could be rendered; choose another clip.")
+            if new_features and all(f is not None for f in new_features):
+                cache.put("features", feats_key, _npy_bytes(np.stack(new_features)))
     finally:
         # On any failure (cancel, engine, encoder) the decoder's ffmpeg and the tracking thread stop
         # now, not whenever the exception and its traceback are garbage-collected.

@@ -16,7 +16,7 @@ os.environ["LIVING_PORTRAITS_CACHE"] = tempfile.mkdtemp(prefix="lp-test-cache-")
 # Gradio's uploads go to a throwaway folder too (it reads this when imported).
 os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="lp-test-gradio-")
 
-import pytest  # noqa: E402
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -37,6 +37,26 @@ def shared_dir() -> Path:
     if not (SHARED / "gallery-src").is_dir():
         pytest.skip("../shared/gallery-src is not beside the checkout")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def lp_synthetic(shared_dir):
+    """LivePortrait weights of ``shared/refcheck/fill.py`` (seed 1, as the reference vectors use)."""
+    sys.path.insert(0, str(shared_dir / "refcheck"))
+    try:
+        from fill import fill_all, load_manifest
+    finally:
+        sys.path.remove(str(shared_dir / "refcheck"))
+    return fill_all(load_manifest(), 1)
+
+
+@pytest.fixture(scope="session")
+def lp_hub_cache(tmp_path_factory, lp_synthetic):
+    """A fake hub cache holding all five LivePortrait files in the official layout (written once per
+    session, ~500 MB); returns (cache dir, {path in repo: file})."""
+    from hubcache import write_hub_cache
+    cache = tmp_path_factory.mktemp("hub")
+    return cache, write_hub_cache(cache, lp_synthetic)
 
 
 @pytest.fixture(scope="module")

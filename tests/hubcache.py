@@ -6,6 +6,8 @@ files with ``HF_HUB_OFFLINE=1``: ``<cache>/models--KwaiVGI--LivePortrait/refs/ma
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from pathlib import Path
 
 import torch
@@ -60,3 +62,25 @@ def write_files(root: Path, files: dict[str, object]) -> dict[str, Path]:
 def write_hub_cache(cache: Path, state_dicts: dict[str, dict], repo_id: str = REPO_ID) -> dict[str, Path]:
     """Official-layout files for ``state_dicts`` in a fake hub cache at ``cache``; ``{path in repo: file}``."""
     return write_files(snapshot_dir(cache, repo_id), official_files(state_dicts))
+
+
+def offline_env(monkeypatch, cache: Path) -> None:
+    """Point huggingface_hub at ``cache`` with the network forbidden (for one test)."""
+    from huggingface_hub import constants
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HOME", str(cache.parent / "hf-home"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.delenv("LIVING_PORTRAITS_WEIGHTS", raising=False)
+
+
+def digest_of(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def matching_specs(paths: dict[str, Path]):
+    """The real LivePortrait specs with size + sha256 of the synthetic files instead of the real ones."""
+    from talking_head import checkpoints as ck
+    return tuple(dataclasses.replace(s, sha256=digest_of(paths[s.filename]), size=paths[s.filename].stat().st_size)
+                 for s in ck.specs("liveportrait"))

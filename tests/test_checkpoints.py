@@ -3,47 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from hubcache import (
+    STITCH_FILE,
+    digest_of,
+    matching_specs,
+    official_files,
+    offline_env,
+    write_files,
+    write_hub_cache,
+)
 
-from hubcache import STITCH_FILE, official_files, write_files, write_hub_cache
 from talking_head import checkpoints as ck
 from talking_head.errors import CheckpointError, EngineUnavailableError
 
 APPEARANCE = "liveportrait/base_models/appearance_feature_extractor.pth"
 
 
-@pytest.fixture(scope="module")
-def synthetic(shared_dir):
-    """``fill_all`` weights of seed 1, as the refcheck vectors use them."""
-    sys.path.insert(0, str(shared_dir / "refcheck"))
-    try:
-        from fill import fill_all, load_manifest
-    finally:
-        sys.path.remove(str(shared_dir / "refcheck"))
-    return fill_all(load_manifest(), 1)
+@pytest.fixture
+def synthetic(lp_synthetic):
+    return lp_synthetic
 
 
-@pytest.fixture(scope="module")
-def full_cache(tmp_path_factory, synthetic):
-    """A fake hub cache holding all five LivePortrait files; returns (cache dir, {path in repo: file})."""
-    cache = tmp_path_factory.mktemp("hub")
-    return cache, write_hub_cache(cache, synthetic)
-
-
-def _offline_env(monkeypatch, cache: Path) -> None:
-    from huggingface_hub import constants
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HOME", str(cache.parent / "hf-home"))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.delenv("LIVING_PORTRAITS_WEIGHTS", raising=False)
+@pytest.fixture
+def full_cache(lp_hub_cache):
+    return lp_hub_cache
 
 
 @pytest.fixture
@@ -51,19 +39,9 @@ def hub(monkeypatch, tmp_path):
     """An empty fake hub cache with the network forbidden; returns its path."""
     cache = tmp_path / "hub"
     cache.mkdir()
-    _offline_env(monkeypatch, cache)
+    offline_env(monkeypatch, cache)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     return cache
-
-
-def _digest(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
-def matching_specs(paths: dict[str, Path]) -> tuple[ck.FileSpec, ...]:
-    """The real LivePortrait specs with size + sha256 of the synthetic files instead of the real ones."""
-    return tuple(dataclasses.replace(s, sha256=_digest(paths[s.filename]), size=paths[s.filename].stat().st_size)
-                 for s in ck.specs("liveportrait"))
 
 
 def spec_for(filename: str, **changes) -> ck.FileSpec:
@@ -86,7 +64,7 @@ def _assert_clear(e: CheckpointError, filename: str) -> None:
 
 def test_loads_official_layout_through_hf_hub_download(monkeypatch, full_cache, synthetic):
     cache, paths = full_cache
-    _offline_env(monkeypatch, cache)
+    offline_env(monkeypatch, cache)
     sds = ck.load_state_dicts("liveportrait", file_specs=matching_specs(paths))
     assert set(sds) == set(synthetic)
     for name, sd in synthetic.items():
@@ -97,14 +75,14 @@ def test_loads_official_layout_through_hf_hub_download(monkeypatch, full_cache, 
 
 def test_files_come_from_the_hub_cache_snapshot(monkeypatch, full_cache):
     cache, paths = full_cache
-    _offline_env(monkeypatch, cache)
+    offline_env(monkeypatch, cache)
     found = ck.ensure("liveportrait", file_specs=matching_specs(paths))
     assert {p.resolve() for p in found.values()} == {p.resolve() for p in paths.values()}
 
 
 def test_status_reports_ready_and_missing(monkeypatch, full_cache, tmp_path):
     cache, _ = full_cache
-    _offline_env(monkeypatch, cache)
+    offline_env(monkeypatch, cache)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     # Real specs know the real sizes, so the (smaller) synthetic base models count as incomplete.
     st = ck.status()
@@ -115,7 +93,7 @@ def test_status_reports_ready_and_missing(monkeypatch, full_cache, tmp_path):
     assert ck.status()["liveportrait"] == []
     empty = tmp_path / "empty-hub"
     empty.mkdir()
-    _offline_env(monkeypatch, empty)
+    offline_env(monkeypatch, empty)
     assert len(ck.status()["liveportrait"]) == 5
 
 
@@ -126,7 +104,7 @@ def test_stitching_file_is_split_and_cleaned(hub, synthetic):
     paths = write_files(hub / "models--KwaiVGI--LivePortrait" / "snapshots" / "c0ffee", files)
     (hub / "models--KwaiVGI--LivePortrait" / "refs").mkdir()
     (hub / "models--KwaiVGI--LivePortrait" / "refs" / "main").write_text("c0ffee")
-    spec = spec_for(STITCH_FILE, sha256=_digest(paths[STITCH_FILE]))
+    spec = spec_for(STITCH_FILE, sha256=digest_of(paths[STITCH_FILE]))
     sds = ck.load_state_dicts(file_specs=[spec])
     assert set(sds) == {f"stitching_retargeting_module.{p}" for p in ck.STITCHING_PARTS}
     assert list(sds["stitching_retargeting_module.retarget_eye"])[-1] == "mlp.10.bias"
@@ -137,7 +115,7 @@ def test_stitching_file_is_split_and_cleaned(hub, synthetic):
 def test_local_dir_works_offline(monkeypatch, hub, synthetic, tmp_path):
     local = tmp_path / "weights"
     p = write_files(local, official_files({"appearance_feature_extractor": synthetic["appearance_feature_extractor"]}))
-    spec = spec_for(APPEARANCE, sha256=_digest(p[APPEARANCE]), size=p[APPEARANCE].stat().st_size)
+    spec = spec_for(APPEARANCE, sha256=digest_of(p[APPEARANCE]), size=p[APPEARANCE].stat().st_size)
     sds = ck.load_state_dicts(file_specs=[spec], local_dir=local)
     assert torch.equal(sds["appearance_feature_extractor"]["first.conv.weight"],
                        synthetic["appearance_feature_extractor"]["first.conv.weight"])
@@ -157,7 +135,7 @@ def test_missing_file(hub):
 
 def test_truncated_file(hub, synthetic):
     p = small_cache(hub, synthetic)
-    good_size, digest = p.stat().st_size, _digest(p)
+    good_size, digest = p.stat().st_size, digest_of(p)
     p.write_bytes(p.read_bytes()[: good_size // 2])
     with pytest.raises(CheckpointError) as e:
         ck.load_state_dicts(file_specs=[spec_for(APPEARANCE, sha256=digest, size=good_size)])
@@ -172,7 +150,7 @@ def test_truncated_file(hub, synthetic):
 
 def test_corrupt_bytes(hub, synthetic):
     p = small_cache(hub, synthetic)
-    good_size, digest = p.stat().st_size, _digest(p)
+    good_size, digest = p.stat().st_size, digest_of(p)
     data = bytearray(p.read_bytes())
     data[good_size // 2: good_size // 2 + 64] = os.urandom(64)
     p.write_bytes(bytes(data))
@@ -200,7 +178,7 @@ def test_wrong_sha256(hub, synthetic):
 
 def test_real_specs_reject_synthetic_files(monkeypatch, full_cache):
     cache, _ = full_cache
-    _offline_env(monkeypatch, cache)
+    offline_env(monkeypatch, cache)
     with pytest.raises(CheckpointError) as e:
         ck.load_state_dicts("liveportrait")
     assert e.value.reason == "size"
@@ -248,7 +226,7 @@ def _fake_fan_weights(torch_home: Path) -> None:
 def test_prefetch_cli_offline_prints_table(monkeypatch, full_cache, tmp_path, capsys):
     from talking_head.cli import main
     cache, paths = full_cache
-    _offline_env(monkeypatch, cache)
+    offline_env(monkeypatch, cache)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     _fake_fan_weights(tmp_path / "torch")
     monkeypatch.setattr(ck, "SPECS", matching_specs(paths) + ck.specs("face_alignment"))
@@ -270,7 +248,7 @@ def test_prefetch_replaces_a_corrupt_file(monkeypatch, hub, synthetic):
     from huggingface_hub import constants
     p = small_cache(hub, synthetic)
     good = p.read_bytes()
-    spec = spec_for(APPEARANCE, sha256=_digest(p), size=len(good))
+    spec = spec_for(APPEARANCE, sha256=digest_of(p), size=len(good))
     p.write_bytes(good[:-10] + b"\0" * 10)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)

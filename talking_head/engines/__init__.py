@@ -1,4 +1,13 @@
 """Animation engines behind one interface, chosen by name or ``auto``."""
-from .base import DrivingFrame, Engine, Prepared, create_engine, engine_names, engine_status, register_engine
+from .base import (
+                   DrivingFrame,
+                   Engine,
+                   Prepared,
+                   auto_engine_name,
+                   create_engine,
+                   engine_names,
+                   engine_status,
+                   register_engine,
+)
 
-__all__ = ["DrivingFrame", "Engine", "Prepared", "create_engine", "engine_names", "engine_status", "register_engine"]
+__all__ = ["DrivingFrame", "Engine", "Prepared", "auto_engine_name", "create_engine", "engine_names", "engine_status", "register_engine"]

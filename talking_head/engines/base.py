@@ -30,6 +30,7 @@ class DrivingFrame:
     landmarks: np.ndarray      # (N, 3) driving landmarks, driving pixels (smoothed)
     target: np.ndarray         # (N, 3) where the portrait's landmarks go, portrait pixels
     head: np.ndarray           # (2, 3) affine for points rigidly attached to the head, portrait pixels
+    features: np.ndarray | None = None  # the engine's own per-frame driving features (see Engine.driving_features)
 
 
 class Engine(ABC):
@@ -38,15 +39,32 @@ class Engine(ABC):
     name: str = ""
     needs_driving_pixels: bool = False
     batch_size: int = 1
+    # Engines that read something from each driving frame's pixels name it here; they fill
+    # ``DrivingFrame.features`` while rendering, the pipeline caches those with the clip and hands
+    # them back next time (then the frames' pixels are not needed).
+    driving_features: str | None = None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """None when the engine can run here, else what is missing and how to get it."""
         return None
 
+    @classmethod
+    def suits_auto(cls) -> bool:
+        """Whether ``auto`` may pick this engine here (an engine can run but be too slow to choose unasked)."""
+        return True
+
     def settings_key(self) -> str:
         """Everything that changes this engine's output, for cache keys."""
         return self.name
+
+    def features_key(self) -> str:
+        """Everything the cached ``driving_features`` depend on."""
+        return f"{self.driving_features}:{self.settings_key()}"
+
+    def configure(self, settings: Any) -> None:
+        """Called with the render's ``AnimateSettings`` before :meth:`prepare`; engines that steer motion
+        themselves (instead of following ``DrivingFrame.target``) read the strengths here."""
 
     @abstractmethod
     def prepare(self, portrait: np.ndarray, face: FaceLandmarks) -> Prepared: ...
@@ -76,6 +94,7 @@ def register_engine(name: str, *, priority: int = 0, description: str = ""):
 
 def _load_builtin() -> None:
     from . import meshwarp  # noqa: F401
+    from .liveportrait import engine  # noqa: F401
 
 
 def engine_status() -> dict[str, str | None]:
@@ -89,13 +108,22 @@ def engine_names() -> list[str]:
     return sorted(_REGISTRY, key=lambda n: -_REGISTRY[n].priority)
 
 
+def auto_engine_name(status: dict[str, str | None] | None = None) -> str | None:
+    """The engine ``auto`` picks here: the ready one with the highest priority that suits ``auto``."""
+    status = engine_status() if status is None else status
+    for candidate in engine_names():
+        if status[candidate] is None and _REGISTRY[candidate].factory.suits_auto():
+            return candidate
+    return None
+
+
 def create_engine(name: str = "auto", **options) -> Engine:
     status = engine_status()
     if name == "auto":
-        for candidate in engine_names():
-            if status[candidate] is None:
-                return _REGISTRY[candidate].factory(**options)
-        raise EngineUnavailableError("No animation engine can run here: " + "; ".join(f"{k}: {v}" for k, v in status.items()))
+        chosen = auto_engine_name(status)
+        if chosen is None:
+            raise EngineUnavailableError("No animation engine can run here: " + "; ".join(f"{k}: {v}" for k, v in status.items()))
+        return _REGISTRY[chosen].factory(**options)
     if name not in _REGISTRY:
         raise TalkingHeadError(f"Unknown engine {name!r}; choose one of: auto, {', '.join(engine_names())}.")
     if status[name] is not None:
