@@ -370,3 +370,21 @@ def test_engine_renders_a_short_clip_end_to_end(tmp_path):
     assert crops[0].shape[2] == 3 and crops[0].shape[:2] == (res.crop_box[3] - res.crop_box[1],
                                                              res.crop_box[2] - res.crop_box[0])
     assert max(np.abs(c.astype(int) - crops[0]).mean() for c in crops) > 0.5  # the face follows the clip
+
+
+def test_convert_dag_vggface_and_bgr_vgg19_into_our_layout(tmp_path):
+    from safetensors.torch import load_file
+
+    from talking_head.fewshot.convert import convert_file
+    from talking_head.fewshot.vgg import VGG16_CFG, _dag_names, load_features, vggface
+    dag, cin = {}, 3
+    for name, c in zip(_dag_names(VGG16_CFG), [v for v in VGG16_CFG if v != "M"]):
+        dag[f"{name}.weight"], dag[f"{name}.bias"] = torch.randn(c, cin, 3, 3), torch.randn(c)
+        cin = c
+    dag["fc8.weight"] = torch.randn(10, 10)  # classifier layers are ignored
+    torch.save(dag, tmp_path / "vgg_face_dag.pth")
+    out = convert_file("vggface", tmp_path / "vgg_face_dag.pth", tmp_path / "w", bgr=True)
+    sd = load_file(str(out))
+    assert torch.equal(sd["features.0.weight"], dag["conv1_1.weight"].flip(1))
+    assert torch.equal(sd["features.28.bias"], dag["conv5_3.bias"])
+    load_features(vggface(), sd)
