@@ -67,6 +67,8 @@ def _run_animate(a) -> int:
     w, h = result.size
     print(f"Wrote {result.path} ({result.n_frames} frames at {float(result.fps):.3f} fps, {w}x{h}, "
           f"engine {result.engine}, {result.timings['total_s']:.1f} s)")
+    for note in result.notes:
+        print(note)
     return 0
 
 
@@ -167,12 +169,17 @@ def _run_prefetch(a) -> int:
 
 
 def _run_engines(a) -> int:
-    from .engines import engine_names, engine_status
+    from .engines import auto_engine_name, engine_class, engine_names, engine_status
+    from .engines.liveportrait.engine import best_device
     from .faces import available_backends
     status = engine_status()
-    print("Engines (auto takes the first ready one):")
+    chosen = auto_engine_name(status)
+    print(f"Engines (device here: {best_device()}; auto picks {chosen or 'nothing'}):")
     for name in engine_names():
-        print(f"  {name:14s} {'ready' if status[name] is None else 'not ready: ' + status[name]}")
+        state = "ready" if status[name] is None else "not ready: " + status[name]
+        if status[name] is None and name != chosen and not engine_class(name).suits_auto():
+            state += " (auto skips it on this device: ask for it with --engine)"
+        print(f"  {name:14s} {state}")
     print("Landmark backends:")
     for name, why in available_backends().items():
         print(f"  {name:14s} {'ready' if why is None else 'not ready: ' + why}")

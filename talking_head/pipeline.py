@@ -32,7 +32,7 @@ from .compose import (
     paste_back,
     side_by_side,
 )
-from .engines import DrivingFrame, Engine, Prepared, create_engine
+from .engines import DrivingFrame, Engine, EngineOutOfMemory, Prepared, create_engine
 from .errors import Cancelled, ClipError, FaceNotFoundError, TalkingHeadError
 from .faces import FaceLandmarks, LandmarkBackend, choose_face, get_backend
 from .gallery import Gallery
@@ -80,6 +80,7 @@ class AnimateResult:
     crop_box: tuple[int, int, int, int]
     timings: dict = field(default_factory=dict)
     motion_cached: bool = False
+    notes: list[str] = field(default_factory=list)   # what a user should know (e.g. a fallback)
 
 
 class _Canceller:
@@ -462,6 +463,9 @@ class _Compositor:
         return frame, None if self.yuv is None else self.yuv.update(frame, dirty)
 
 
+FALLBACK_ENGINE = "meshwarp"
+
+
 def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engine = "auto",
             settings: AnimateSettings | None = None, progress: ProgressFn | None = None, cancel=None,
             gallery: Gallery | None = None, cache: DiskCache | None = None, label: str | None = None,
@@ -479,6 +483,24 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
     A clip whose motion is not stored yet is tracked in a background thread while the frames
     already tracked are rendered, a fixed lag behind; its motion is then cached for the next render.
     """
+    kwargs = dict(settings=settings, progress=progress, cancel=cancel, gallery=gallery, cache=cache, label=label,
+                  on_frame=on_frame)
+    try:
+        return _animate_once(portrait, clip, out, engine=engine, **kwargs)
+    except EngineOutOfMemory as e:
+        name = engine.name if isinstance(engine, Engine) else engine
+        if name == FALLBACK_ENGINE:
+            raise
+        note = (f"The {name} engine ran out of device memory ({e}); this result was rendered on the CPU "
+                f"with {FALLBACK_ENGINE} instead.")
+        (progress or (lambda f, m: None))(0.0, note)
+        result = _animate_once(portrait, clip, out, engine=FALLBACK_ENGINE, **kwargs)
+        result.notes.append(note)
+        return result
+
+
+def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, gallery, cache, label,
+                  on_frame) -> AnimateResult:
     settings = settings or AnimateSettings()
     gallery = gallery or Gallery.default()
     cache = cache or DiskCache()

@@ -205,3 +205,33 @@ def test_cli_renders_with_liveportrait_on_cpu(lp_ready, short_clip, tmp_path, mo
     again = list(video.read_frames(out2, video.probe(out2)))
     assert len(again) == 3
     assert np.abs(again[2].astype(int) - frames[2].astype(int)).mean() < 1
+
+
+def test_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(lp_ready, short_clip, tmp_path, monkeypatch):
+    from talking_head import animate
+    model = lpengine.load_model("cpu", "fp32")
+    real = model.warp_decode
+    sizes = []
+
+    def tight(f_s, x_s, x_d):
+        sizes.append(x_d.shape[0])
+        if x_d.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(f_s, x_s, x_d)
+    monkeypatch.setattr(model, "warp_decode", tight)
+    eng = lpengine.LivePortraitEngine(device="cpu", batch_size=4)
+    res = animate("gallery:mona_lisa", str(short_clip), tmp_path / "a.mp4", engine=eng)
+    assert (res.engine, res.n_frames, res.notes) == ("liveportrait", 3, [])
+    assert sizes == [3, 2, 1, 1, 1] and eng.batch_size == 1
+
+    def never(*a):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+    monkeypatch.setattr(model, "warp_decode", never)
+    messages = []
+    res = animate("gallery:mona_lisa", str(short_clip), tmp_path / "b.mp4", engine="liveportrait",
+                  progress=lambda f, m: messages.append(m))
+    assert res.engine == "meshwarp" and res.n_frames == 3
+    assert "ran out of device memory" in res.notes[0] and "meshwarp" in res.notes[0]
+    assert any("ran out of device memory" in m for m in messages)
+    assert video.probe(tmp_path / "b.mp4").n_frames == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4"]  # nothing half-written

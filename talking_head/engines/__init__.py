@@ -1,13 +1,16 @@
 """Animation engines behind one interface, chosen by name or ``auto``."""
 from .base import (
-                   DrivingFrame,
-                   Engine,
-                   Prepared,
-                   auto_engine_name,
-                   create_engine,
-                   engine_names,
-                   engine_status,
-                   register_engine,
+    DrivingFrame,
+    Engine,
+    EngineOutOfMemory,
+    Prepared,
+    auto_engine_name,
+    create_engine,
+    engine_class,
+    engine_names,
+    engine_status,
+    register_engine,
 )
 
-__all__ = ["DrivingFrame", "Engine", "Prepared", "auto_engine_name", "create_engine", "engine_names", "engine_status", "register_engine"]
+__all__ = ["DrivingFrame", "Engine", "EngineOutOfMemory", "Prepared", "auto_engine_name", "create_engine", "engine_class", "engine_names",
+           "engine_status", "register_engine"]

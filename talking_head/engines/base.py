@@ -11,6 +11,10 @@ from ..errors import EngineUnavailableError, TalkingHeadError
 from ..faces import FaceLandmarks
 
 
+class EngineOutOfMemory(EngineUnavailableError):
+    """The engine's device ran out of memory even one frame at a time."""
+
+
 @dataclass
 class Prepared:
     """A portrait made ready for one engine: the crop it animates and whatever state it keeps."""
@@ -106,6 +110,11 @@ def engine_status() -> dict[str, str | None]:
 def engine_names() -> list[str]:
     _load_builtin()
     return sorted(_REGISTRY, key=lambda n: -_REGISTRY[n].priority)
+
+
+def engine_class(name: str) -> type[Engine]:
+    _load_builtin()
+    return _REGISTRY[name].factory
 
 
 def auto_engine_name(status: dict[str, str | None] | None = None) -> str | None:

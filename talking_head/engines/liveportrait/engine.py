@@ -21,7 +21,7 @@ import torch
 from ... import checkpoints
 from ...errors import CheckpointError, EngineUnavailableError
 from ...faces import FaceLandmarks
-from ..base import DrivingFrame, Engine, Prepared, register_engine
+from ..base import DrivingFrame, Engine, EngineOutOfMemory, Prepared, register_engine
 from . import crop as lpcrop
 from .model import LivePortraitModel, Motion, Transfer
 
@@ -158,6 +158,20 @@ class LivePortraitEngine(Engine):
         return Motion.from_features(np.stack([fr.features for fr in frames]), device=self.model.device)
 
     def render(self, prepared: Prepared, frames: list[DrivingFrame]) -> list[np.ndarray]:
+        """Rendered crops; on a device out-of-memory the batch is halved (and stays smaller) until one
+        frame at a time fails too, then :class:`EngineOutOfMemory` (the pipeline falls back to the CPU)."""
+        try:
+            return self._render(prepared, frames)
+        except torch.OutOfMemoryError as e:
+            if self.device == "cuda":
+                torch.cuda.empty_cache()
+            if len(frames) == 1:
+                raise EngineOutOfMemory(f"The {self.device} device ran out of memory rendering one frame.") from e
+            half = (len(frames) + 1) // 2
+            self.batch_size = min(self.batch_size, half)
+            return self.render(prepared, frames[:half]) + self.render(prepared, frames[half:])
+
+    def _render(self, prepared: Prepared, frames: list[DrivingFrame]) -> list[np.ndarray]:
         state = prepared.state
         drv = self._driving_motion(state, frames)
         if state["drv0"] is None:
