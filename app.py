@@ -31,6 +31,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def server_host(args: argparse.Namespace, environ=os.environ) -> str:
+    """The address to listen on: localhost unless ``--host``, ``GRADIO_SERVER_NAME`` or a Hugging Face Space
+    (which must listen on every interface to be reached) says otherwise."""
+    return args.host or environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if environ.get("SPACE_ID") else "127.0.0.1")
+
+
 def main(argv=None):
     a = parse_args(argv)
     from demo.visitor_files import VisitorFiles, default_root
@@ -43,7 +49,7 @@ def main(argv=None):
                        concurrency=a.concurrency, queue_size=a.queue_size, max_clip_s=a.max_clip_seconds)
     demo = build(config, files=files)
     files.start_sweeper()
-    host = a.host or os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
+    host = server_host(a)
     demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
     demo.launch(server_name=host, server_port=a.port, share=False, **launch_kwargs(config, demo))
 

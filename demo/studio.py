@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 from talking_head import video
 from talking_head.cache import DiskCache
@@ -64,20 +64,23 @@ def _clip_path(clip: str) -> Path:
 
 
 def _render(portrait: str, clip: str, out, engine: str, settings: AnimateSettings,
-            progress: Callable[[float, str], None] | None = None, store_root: str | None = None) -> str:
+            progress: Callable[[float, str], None] | None = None, store_root: str | None = None,
+            cancel: Callable[[], bool] | None = None) -> str:
     """The device-bound work of one request (the function ZeroGPU runs on a GPU)."""
     if out is None:  # a gallery x gallery result, stored for everyone
         store = ResultStore(store_root)
         return str(store.get_or_render(portrait[len("gallery:"):], clip[len("gallery:"):], engine=engine,
-                                       settings=settings, progress=progress).path)
+                                       settings=settings, progress=progress, cancel=cancel).path)
     # Anything uploaded: no shared cache, so no trace of the visitor outside their folder.
-    animate(portrait, clip, out, engine=engine, settings=settings, progress=progress, cache=DiskCache(enabled=False))
+    animate(portrait, clip, out, engine=engine, settings=settings, progress=progress, cancel=cancel,
+            cache=DiskCache(enabled=False))
     return str(out)
 
 
 render_on_device = spaces.GPU(duration=gpu_seconds)(_render) if spaces is not None else _render
-# ZeroGPU runs the wrapped call in another process and pickles its arguments: a progress closure
-# cannot travel, so there the bar shows the queue and start, not per-frame progress.
+# ZeroGPU runs the wrapped call in another process and pickles its arguments: a progress or cancel
+# closure cannot travel, so there the bar shows the queue and start, not per-frame progress, and a
+# visitor who leaves stops the render only when ZeroGPU's own time limit does.
 ON_ZERO_GPU = bool(os.environ.get("SPACES_ZERO_GPU"))
 
 
@@ -99,8 +102,11 @@ class Studio:
 
     def run(self, portrait: Choice, clip: Choice, settings: AnimateSettings, *, lang: str = "en",
             consent: bool = False, engine: str | None = None, session_id: str | None = None,
-            progress: Callable[[float, str], None] | None = None) -> Path:
-        """Render (or fetch) the result for one request; raises VisitorError with a message to show."""
+            progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None) -> Path:
+        """Render (or fetch) the result for one request; raises VisitorError with a message to show.
+
+        ``cancel()`` returning True (the visitor left or cancelled) stops the render; nothing is kept.
+        """
         if portrait.gallery_id is None and not portrait.upload:
             raise VisitorError(t(lang, "err_choose_portrait"))
         if clip.gallery_id is None and not clip.upload:
@@ -110,12 +116,16 @@ class Studio:
                 raise VisitorError(t(lang, "err_uploads_off"))
             if not consent:
                 raise VisitorError(t(lang, "err_consent"))
+        for choice in (portrait, clip):
+            if choice.is_upload:
+                self.files.remember_upload(session_id, choice.upload)
         p_spec = f"gallery:{portrait.gallery_id}" if portrait.gallery_id else str(portrait.upload)
         c_spec = f"gallery:{clip.gallery_id}" if clip.gallery_id else str(clip.upload)
         out = self.files.new_result_path(session_id) if (portrait.is_upload or clip.is_upload) else None
         try:
             return Path(render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
-                                         None if ON_ZERO_GPU else progress, str(self.store.root)))
+                                         None if ON_ZERO_GPU else progress, str(self.store.root),
+                                         None if ON_ZERO_GPU else cancel))
         except TalkingHeadError as e:
             raise VisitorError(str(e)) from None
         except Exception:

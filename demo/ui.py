@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+from gradio.context import LocalContext
+from gradio.utils import get_upload_folder
 
 from talking_head.engines import engine_names, engine_status
 from talking_head.gallery import Gallery
@@ -66,6 +69,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
     gallery = gallery or Gallery.default()
     store = store or ResultStore(config.results_dir, gallery)
     files = files or VisitorFiles(config.visitor_dir, ttl_s=config.visitor_ttl_s)
+    files.bind_gradio(get_upload_folder())  # visitors' results live where Gradio serves them from, uncopied
     studio = Studio(gallery, store, files, engine=config.engine, uploads=config.uploads_enabled,
                     max_clip_s=config.max_clip_s)
     manifest = gallery.manifest()
@@ -221,12 +225,19 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
         def render(portrait, clip, settings, lang_, consent, engine_, request, progress):
             """One request through the studio, in this visitor's session, errors shown as gr.Error."""
+            session = request.session_hash if request else None
             try:
-                return studio.run(portrait, clip, settings, lang=lang_, consent=consent, engine=engine_,
-                                  session_id=request.session_hash if request else None,
-                                  progress=lambda f, m: progress(f, desc=m))
+                path = studio.run(portrait, clip, settings, lang=lang_, consent=consent, engine=engine_,
+                                  session_id=session, progress=lambda f, m: progress(f, desc=m),
+                                  cancel=_client_gone(demo))
             except VisitorError as e:
                 raise gr.Error(str(e)) from None
+            if files.sessions_root in path.parents:
+                # Gradio serves files from copies in its own folder: make the copy now, so that it is
+                # known and deleted with the session's other files.
+                path = Path(demo.move_resource_to_block_cache(path))
+                files.remember_upload(session, path)
+            return path
 
         def run(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_, strength_, smoothing_,
                 head_, crop_, lang_, request: gr.Request, progress=gr.Progress()):
@@ -251,9 +262,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         # The one public API endpoint: gallery ids or files, plus options.
         with gr.Column(visible=False):
             api_portrait = gr.Textbox(label="portrait")
-            api_portrait_file = gr.File(label="portrait_file", file_types=["image"])
+            # No file_types: every upload reaches the studio, which says what is wrong with it in its
+            # own words, and remembers it so that it is deleted when the session ends.
+            api_portrait_file = gr.File(label="portrait_file")
             api_clip = gr.Textbox(label="clip")
-            api_clip_file = gr.File(label="clip_file", file_types=["video"])
+            api_clip_file = gr.File(label="clip_file")
             api_consent = gr.Checkbox(False, label="consent")
             api_side = gr.Checkbox(False, label="side_by_side")
             api_strength = gr.Number(1.0, label="strength")
@@ -329,10 +342,29 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             files.end_session(request.session_hash if request else None)
 
         demo.unload(end_session)
+    files.keep_current_uploads()  # the page's thumbnails are Gradio copies too: not a visitor's
     demo.lp_files = files
     demo.lp_store = store
     demo.lp_studio = studio
     return demo
+
+
+def _client_gone(demo: gr.Blocks) -> Callable[[], bool] | None:
+    """For the running event: a check that is True once its client has cancelled or disconnected.
+
+    Gradio cancels the asyncio task of a cancelled event (and marks a disconnected client's events
+    not alive), but the render runs in a worker thread that only stops when it is told to.
+    """
+    event_id = LocalContext.event_id.get(None)
+    if event_id is None:
+        return None
+
+    def gone() -> bool:
+        queue = getattr(demo, "_queue", None)
+        event = queue.event_ids_to_events.get(event_id) if queue is not None else None
+        return event is None or not event.alive
+
+    return gone
 
 
 def _attract_html(videos: list[Path], config: AppConfig, lang: str) -> str:

@@ -13,17 +13,22 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Callable, Iterable
 
 from . import __version__
 from .cache import DiskCache, default_dir, file_digest
 from .engines import Engine, create_engine
+from .errors import TalkingHeadError
 from .gallery import Gallery
 from .pipeline import AnimateSettings, ProgressFn, animate
 
 _DIGESTS: dict[tuple, str] = {}
+
+
+class ResultStoreError(TalkingHeadError):
+    """A finished render could not be kept in the store (disk full or read-only)."""
 
 
 def _digest(path: Path) -> str:
@@ -63,14 +68,31 @@ class ResultStore:
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
     def lookup(self, key: str) -> StoredResult | None:
+        """The stored result for ``key`` if its video is whole: same size and sha256 as its record.
+
+        A torn, truncated or tampered entry is deleted (so it is rendered again, never served).
+        """
         video, record = self.root / f"{key}.mp4", self.root / f"{key}.json"
+        if not (record.is_file() and video.is_file()):
+            return None  # not stored (or being stored right now by another render)
         try:
             meta = json.loads(record.read_text(encoding="utf-8"))
             if video.stat().st_size != meta["bytes"]:
                 raise ValueError("size differs from the record")
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # missing, torn or tampered: render again rather than serve it
-        return StoredResult(video, meta["portrait"], meta["clip"], meta["engine"], meta["settings"], True)
+            if _digest(video) != meta["sha256"]:
+                raise ValueError("sha256 differs from the record")
+            found = StoredResult(video, meta["portrait"], meta["clip"], meta["engine"], meta["settings"], True)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            self._discard(key)
+            return None
+        return found
+
+    def _discard(self, key: str) -> None:
+        for p in (self.root / f"{key}.json", self.root / f"{key}.mp4"):
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def get_or_render(self, portrait_id: str, clip_id: str, *, engine: str | Engine = "auto",
                       settings: AnimateSettings | None = None, progress: ProgressFn | None = None, cancel=None,
@@ -88,10 +110,17 @@ class ResultStore:
         try:
             animate(f"gallery:{portrait_id}", f"gallery:{clip_id}", tmp, engine=eng, settings=settings,
                     progress=progress, cancel=cancel, gallery=self.gallery, cache=cache, label=label)
-            meta = {"portrait": portrait_id, "clip": clip_id, "engine": eng.name, "settings": asdict(settings),
-                    "bytes": os.path.getsize(tmp), "version": __version__, "created": time.time()}
-            os.replace(tmp, self.root / f"{key}.mp4")
-            _write_atomic(self.root / f"{key}.json", json.dumps(meta, indent=1))
+            try:
+                meta = {"portrait": portrait_id, "clip": clip_id, "engine": eng.name, "settings": asdict(settings),
+                        "bytes": os.path.getsize(tmp), "sha256": file_digest(tmp), "version": __version__,
+                        "created": time.time()}
+                os.replace(tmp, self.root / f"{key}.mp4")
+                _write_atomic(self.root / f"{key}.json", json.dumps(meta, indent=1))
+            except OSError as e:
+                # Rendered but not storable (disk full, read-only): keep nothing half-stored, and say so.
+                self._discard(key)
+                raise ResultStoreError("The finished video could not be stored (the disk may be full); nothing "
+                                       "was kept, free some disk space and try again.") from e
         finally:
             Path(tmp).unlink(missing_ok=True)
         return StoredResult(self.root / f"{key}.mp4", portrait_id, clip_id, eng.name, asdict(settings), False)
@@ -124,6 +153,9 @@ class ResultStore:
 
 def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -26,6 +26,7 @@ import functools
 import os
 import re
 import secrets
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -404,9 +405,13 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         raise NotAVideoError(f"{path.name} is a still image, not a video; choose a video clip instead.")
     vstream = header.video
     if vstream is None:
-        raise NoVideoStreamError(
-            f"{path.name} has no video stream (it looks like an audio-only file); choose a video clip instead."
-        )
+        if header.has_audio:
+            what = "it looks like an audio-only file"
+        elif header.streams:
+            what = "it holds only subtitles or data"
+        else:  # a container with no track at all: written from zero frames, or its index is damaged
+            what = "the file is empty or its index is damaged"
+        raise NoVideoStreamError(f"{path.name} has no video stream ({what}); choose a video clip instead.")
 
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-max_error_rate", "1", "-noautorotate"]
     if max_duration is not None:
@@ -826,6 +831,18 @@ class VideoWriter:
 
     def _fail(self, what: str) -> VideoEncodeError:
         ffmpeg_log = "" if self._errf.closed else _read_text(self._errf)
+        rc = self._proc.poll() if self._proc is not None else None
         self.abort()
-        err = VideoEncodeError(f"Writing {self.path.name} failed ({what}); nothing was saved, try the render again.")
+        if _disk_full(ffmpeg_log, rc):
+            err = VideoEncodeError(f"Writing {self.path.name} failed because the disk is full; nothing was saved, "
+                                   "free some disk space and try again.")
+        else:
+            err = VideoEncodeError(f"Writing {self.path.name} failed ({what}); nothing was saved, try the render again.")
         return _with_log(err, ffmpeg_log)
+
+
+def _disk_full(ffmpeg_log: str, rc: int | None) -> bool:
+    """Whether ffmpeg stopped because the output could not grow: ENOSPC, EDQUOT, or EFBIG/SIGXFSZ (a file-size limit)."""
+    if rc is not None and rc == -getattr(signal, "SIGXFSZ", 25):
+        return True
+    return any(s in ffmpeg_log for s in ("No space left on device", "Disk quota exceeded", "File too large"))

@@ -241,16 +241,77 @@ def make_no_face(dest: Path) -> Path:
     return p
 
 
+def make_tiny_face(dest: Path) -> Path:
+    """A 1200x900 wall of canvas with the portrait hung small: its face is about 25 pixels tall."""
+    small = Image.open(BASE_PORTRAIT).convert("RGB")
+    small.thumbnail((90, 90), Image.LANCZOS)  # the 968x1115 portrait's face is ~370 px of 1115
+    canvas = Image.new("RGB", (1200, 900), (190, 180, 160))
+    canvas.paste(small, (560, 400))
+    p = dest / "tiny_face.jpg"
+    canvas.save(p, "JPEG", quality=92)
+    return p
+
+
+# Six sitters in two rows of three; the top-left one is drawn largest (the default face), and
+# faces are counted from the left by the centre of their box.
+SIX_MEMBERS = (("gogol.jpg", 360), ("voltaire.jpg", 300), ("rousseau.jpg", 300),
+               ("van_gogh_self_portrait.jpg", 300), ("walt_whitman.jpg", 260), ("diderot.jpg", 260))
+
+
+def _tiles(members) -> list[Image.Image]:
+    """Gallery portraits scaled to the given heights."""
+    tiles = []
+    for name, height in members:
+        im = Image.open(PORTRAITS / name).convert("RGB")
+        tiles.append(im.resize((round(im.width * height / im.height), height), Image.LANCZOS))
+    return tiles
+
+
+def make_six_faces(dest: Path) -> Path:
+    tiles = _tiles(SIX_MEMBERS)
+    gap = 16
+    rows = [tiles[:3], tiles[3:]]
+    W = max(sum(t.width for t in r) + gap * 4 for r in rows)
+    H = sum(max(t.height for t in r) for r in rows) + gap * 3
+    canvas = Image.new("RGB", (W, H), (200, 200, 196))
+    y = gap
+    for r in rows:
+        x = gap
+        for t in r:
+            canvas.paste(t, (x, y))
+            x += t.width + gap
+        y += max(t.height for t in r) + gap
+    p = dest / "six_faces.jpg"
+    canvas.save(p, "JPEG", quality=90)
+    return p
+
+
+def make_profile_silhouette(dest: Path) -> Path:
+    """A face in profile, as the cut-paper silhouette portraits of the 18th century paint it.
+
+    (No public-domain profile painting ships with the repository and tests must not download one,
+    so the profile is drawn: forehead, nose, lips and chin facing left, in black on cream.)
+    """
+    from PIL import ImageDraw
+
+    img = Image.new("RGB", (600, 760), (236, 226, 200))
+    d = ImageDraw.Draw(img)
+    outline = [(330, 90), (250, 110), (205, 170), (195, 250), (180, 300), (140, 360), (175, 375), (185, 400),
+               (170, 420), (190, 440), (180, 465), (205, 500), (260, 520), (300, 560), (300, 640), (250, 700),
+               (520, 700), (470, 600), (470, 520), (500, 420), (500, 250), (450, 140)]
+    d.polygon(outline, fill=(20, 18, 16))
+    p = dest / "profile_silhouette.png"
+    img.save(p)
+    return p
+
+
 # Left to right; the leftmost is drawn largest so the default ("largest face") is face 0 and
 # face_index=1 must select a different one.
 GROUP_MEMBERS = (("gogol.jpg", 620), ("voltaire.jpg", 440), ("rousseau.jpg", 440))
 
 
 def make_group(dest: Path) -> Path:
-    tiles = []
-    for name, height in GROUP_MEMBERS:
-        im = Image.open(PORTRAITS / name).convert("RGB")
-        tiles.append(im.resize((round(im.width * height / im.height), height), Image.LANCZOS))
+    tiles = _tiles(GROUP_MEMBERS)
     gap = 20
     W = sum(t.width for t in tiles) + gap * (len(tiles) + 1)
     H = max(t.height for t in tiles) + 2 * gap
@@ -434,6 +495,77 @@ def make_one_frame_clip(dest: Path) -> Path:
     return p
 
 
+def make_no_video_stream(dest: Path) -> Path:
+    """An mp4 that holds only a subtitle track: a valid container without any video."""
+    srt = dest / "_subs.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nHello from the museum.\n", encoding="utf-8")
+    p = dest / "subtitles_only.mp4"
+    ff("-i", str(srt), "-c:s", "mov_text", str(p))
+    srt.unlink()
+    return p
+
+
+def make_corrupt_header(dest: Path) -> Path:
+    """A real faststart mp4 whose index (moov, at the front) is overwritten with noise; the frames are intact."""
+    full = dest / "_corrupt_header_src.mp4"
+    ff("-i", str(BASE_CLIP), "-frames:v", str(SHORT_FRAMES), "-c:v", "libx264", "-preset", "ultrafast",
+       "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(full))
+    data = bytearray(full.read_bytes())
+    full.unlink()
+    size, kind = struct.unpack(">I4s", bytes(data[:8]))
+    assert kind == b"ftyp"
+    moov_size, moov = struct.unpack(">I4s", bytes(data[size:size + 8]))
+    assert moov == b"moov", moov
+    start = size + 8  # keep ftyp and the moov box header, garble its whole body
+    data[start:size + moov_size] = np.random.default_rng(5).integers(0, 256, moov_size - 8, dtype=np.uint8).tobytes()
+    p = dest / "corrupt_header.mp4"
+    p.write_bytes(bytes(data))
+    return p
+
+
+HIGH_FPS_FRAMES = 48
+
+
+def make_240fps_clip(dest: Path) -> Path:
+    """48 frames of a real clip stamped at 240 fps (0.2 s), as a phone's slow-motion mode records."""
+    p = dest / "fps240.mp4"
+    ff("-i", str(BASE_CLIP), "-frames:v", str(HIGH_FPS_FRAMES), "-vf", "setpts=N/240/TB", "-r", "240",
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p))
+    return p
+
+
+UHD_FRAMES = 12
+
+
+def make_4k_clip(dest: Path) -> Path:
+    """12 frames of 3840x2160 (the face scaled up to fill the height, pillar-boxed)."""
+    p = dest / "uhd_4k.mp4"
+    ff("-i", str(BASE_CLIP), "-frames:v", str(UHD_FRAMES), "-vf", "scale=2160:2160,pad=3840:2160:840:0",
+       "-c:v", "libx264", "-preset", "ultrafast", "-crf", "32", "-pix_fmt", "yuv420p", str(p))
+    return p
+
+
+LONG_CLIP_S = 31
+
+
+def make_too_long_clip(dest: Path) -> Path:
+    """31 s (longer than the 30 s limit of the app and the CLI), small and cheap to decode."""
+    p = dest / "too_long.mp4"
+    ff("-f", "lavfi", "-i", f"testsrc2=size=128x128:rate=10:duration={LONG_CLIP_S}",
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p))
+    return p
+
+
+def make_face_leaves_halfway(dest: Path) -> Path:
+    """25 frames: the camera pans away from the face, which is fully in view for the first 12 frames,
+    leaves the frame over frames 12-15 and is gone for the last 9."""
+    p = dest / "face_leaves.mp4"
+    ff("-i", str(BASE_CLIP), "-frames:v", str(SHORT_FRAMES),
+       "-vf", "pad=1024:512:0:0:color=0x405060,crop=512:512:'min(512,max(0,(n-12)*128))':0",
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p))
+    return p
+
+
 # ---------------------------------------------------------------------------------------------
 
 def build_corpus(dest: str | os.PathLike) -> dict[str, Path]:
@@ -456,6 +588,10 @@ def build_corpus(dest: str | os.PathLike) -> dict[str, Path]:
         ("short_with_audio", make_short_with_audio), ("vfr_clip", make_vfr_clip),
         ("one_frame_clip", make_one_frame_clip), ("face_partly_visible", make_face_partly_visible_clip),
         ("gif_clip", make_gif_clip), ("odd_name_clip", make_odd_name_clip),
+        ("tiny_face", make_tiny_face), ("six_faces", make_six_faces), ("profile", make_profile_silhouette),
+        ("no_video_stream", make_no_video_stream), ("corrupt_header", make_corrupt_header),
+        ("fps240", make_240fps_clip), ("uhd_4k", make_4k_clip), ("too_long", make_too_long_clip),
+        ("face_leaves_halfway", make_face_leaves_halfway),
     ):
         c[name] = fn(dest)
     c["phone_upright"], c["phone_rotated"] = make_rotated_phone_clip(dest)

@@ -17,19 +17,23 @@ and rotated phone clips must work. A truncated clip and a one-frame clip may do 
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import badinput
 import numpy as np
 import pytest
 from PIL import Image
 
-import badinput
 from talking_head import TalkingHeadError, animate
 from talking_head.errors import Cancelled, ClipError, FaceNotFoundError, ImageError
 from talking_head.pipeline import AnimateSettings
@@ -44,10 +48,10 @@ FAST = AnimateSettings(max_side=480)
 
 # A message must tell the user what to do: one of these verbs.
 ACTION = re.compile(r"\b(choose|use|upload|trim|export|re-export|re-encode|save|scale|try|check|create|fix|"
-                    r"copy|convert|crop|record|resize|pick|select|shorten|see)\b", re.I)
+                    r"copy|convert|crop|record|resize|pick|select|shorten|see)\b", re.IGNORECASE)
 # Things that belong in a log, not in a sentence for a person.
 NOISE = re.compile(r"Traceback|File \"|Errno|Error\(|@ 0x|\[mov,|\[in#|moov atom|Invalid data found|"
-                   r"ffmpeg version|returned non-zero|NoneType|object has no attribute", re.I)
+                   r"ffmpeg version|returned non-zero|NoneType|object has no attribute", re.IGNORECASE)
 NATIVE_NOISE = ("W0000", "I0000", "INFO:", "WARNING: All log messages")
 
 
@@ -249,7 +253,7 @@ def test_exif_rotated_portrait_is_used_upright(corpus, out_dir):
     diff = looks_like_base_portrait(res.path)
     assert diff < 12, f"the EXIF-rotated portrait was not turned upright (mean luma diff {diff:.1f})"
     # The face was found where it is in the upright portrait (upper part of the canvas).
-    x0, y0, x1, y1 = res.crop_box
+    _, y0, _, y1 = res.crop_box
     assert (y0 + y1) / 2 < info.height * 0.6
 
 
@@ -472,7 +476,7 @@ def test_cancel_mid_render_leaves_nothing_behind(out_dir):
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "talking_head", "animate", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=180, check=False)
 
 
 def _our_stderr(stderr: str) -> list[str]:
@@ -507,3 +511,253 @@ def test_cli_good_case_exits_0(out_dir):
     assert "Wrote" in r.stdout
     assert probe(out).n_frames == CLIP_FRAMES
     assert_clean_dir(out_dir, out, success=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# every case of the corpus through the library, the CLI and the app's API
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    """What one corpus file must do, wherever it is used.
+
+    A render must have ``frames`` frames (``either``: or fail cleanly with a ClipError); a refusal
+    raises ``error`` in the library, and on every surface its message matches ``says``, the
+    explanation that belongs to this case and no other.
+    """
+    role: str                               # "portrait" (driven by smile_eyes) or "clip" (driving mona_lisa)
+    frames: int | None = None
+    error: type[TalkingHeadError] | None = None
+    says: str = ""
+    either: bool = False
+
+
+_RENDER_78 = Case("portrait", frames=CLIP_FRAMES)
+_BOMB = r"more than 40 megapixels; scale it down"
+CASES: dict[str, Case] = {
+    # portraits
+    "empty": Case("portrait", error=ImageError, says=r"is empty"),
+    "text_as_jpg": Case("portrait", error=ImageError, says=r"not an image"),
+    "truncated_jpeg": Case("portrait", error=ImageError, says=r"damaged or incomplete"),
+    "truncated_png": Case("portrait", error=ImageError, says=r"damaged or incomplete"),
+    "bomb_header": Case("portrait", error=ImageError, says=_BOMB),
+    "bomb_1bit": Case("portrait", error=ImageError, says=_BOMB),       # a valid 20000x20000 PNG
+    "bomb_64mp": Case("portrait", error=ImageError, says=_BOMB),
+    "huge_file": Case("portrait", error=ImageError, says=r"(?i)over the 50 MB limit|exceeds the maximum file size of 52428800 bytes"),
+    "one_pixel": Case("portrait", error=ImageError, says=r"only 1x1 pixels"),
+    "webp": _RENDER_78, "tiff": _RENDER_78, "cmyk_jpeg": _RENDER_78, "gray16_png": _RENDER_78,
+    "palette_png": _RENDER_78, "rgba_png": _RENDER_78, "gray_jpeg": _RENDER_78, "animated_gif": _RENDER_78,
+    "exif_rotated": _RENDER_78, "group": _RENDER_78, "six_faces": _RENDER_78,
+    "no_face": Case("portrait", error=FaceNotFoundError, says=r"No face was found in the portrait"),
+    "tiny_face": Case("portrait", error=FaceNotFoundError, says=r"at least about 80 pixels tall"),
+    "profile": Case("portrait", error=FaceNotFoundError, says=r"facing forward"),
+    # clips
+    "audio_only": Case("clip", error=ClipError, says=r"no video stream \(it looks like an audio-only file\)"),
+    "zero_frames": Case("clip", error=ClipError, says=r"no video stream \(the file is empty or its index is damaged\)"),
+    "no_video_stream": Case("clip", error=ClipError, says=r"no video stream \(it holds only subtitles or data\)"),
+    "corrupt_header": Case("clip", error=ClipError, says=r"no video stream \(the file is empty or its index is damaged\)"),
+    "garbled_clip": Case("clip", error=ClipError, says=r"Not a single video frame .* could be decoded"),
+    "random_bytes": Case("clip", error=ClipError, says=r"not a video file that can be opened"),
+    "too_long": Case("clip", error=ClipTooLongError, says=r"31\.0 s long but the limit is 30 s; trim it"),
+    "no_face_clip": Case("clip", error=FaceNotFoundError, says=r"No face was found in the driving clip"),
+    "face_partly_visible": Case("clip", error=FaceNotFoundError, says=r"visible in only 8 of 25 frames"),
+    "truncated_clip": Case("clip", either=True, says=r"re-export|export"),
+    "truncated_faststart": Case("clip", either=True, says=r"re-export|export"),
+    "one_frame_clip": Case("clip", frames=1, either=True, says=r"choose another clip|re-export"),
+    "gif_clip": Case("clip", frames=badinput.SHORT_FRAMES, either=True, says=r"re-export|export"),
+    "short_no_audio": Case("clip", frames=badinput.SHORT_FRAMES),
+    "short_with_audio": Case("clip", frames=badinput.SHORT_FRAMES),
+    "vfr_clip": Case("clip", frames=badinput.VFR_FRAMES),
+    "odd_name_clip": Case("clip", frames=badinput.SHORT_FRAMES),
+    "phone_upright": Case("clip", frames=badinput.SHORT_FRAMES),
+    "phone_rotated": Case("clip", frames=badinput.SHORT_FRAMES),
+    "fps240": Case("clip", frames=badinput.HIGH_FPS_FRAMES),
+    "uhd_4k": Case("clip", frames=badinput.UHD_FRAMES),
+    "face_leaves_halfway": Case("clip", frames=badinput.SHORT_FRAMES),
+}
+HANG_S = 180  # no single case may take longer, anywhere
+
+
+def test_the_table_covers_the_whole_corpus(corpus):
+    assert set(CASES) == set(corpus), set(CASES) ^ set(corpus)
+    assert len(CASES) >= 40
+
+
+def _inputs(case: Case, path: Path) -> tuple[str, str]:
+    return (str(path), CLIP) if case.role == "portrait" else (PORTRAIT, str(path))
+
+
+def _check_message(name: str, case: Case, msg: str) -> None:
+    assert re.search(case.says, msg), f"{name}: the message is not this case's own explanation: {msg}"
+    assert not NOISE.search(msg), f"{name}: log or traceback text in the message: {msg}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_case_through_the_library(corpus, out_dir, tmp_path, monkeypatch, name):
+    """animate() renders the case correctly or raises its own one-line message; within HANG_S; no
+    output, partial file, temporary file or ffmpeg left behind."""
+    case = CASES[name]
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    portrait, clip = _inputs(case, corpus[name])
+    box: dict = {}
+
+    def work():
+        try:
+            box["r"] = render(portrait, clip, out_dir)
+        except BaseException as e:  # noqa: BLE001 - not a TalkingHeadError: a bug, re-raised below
+            box["bug"] = e
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(HANG_S)
+    assert not worker.is_alive(), f"{name}: the render hung for more than {HANG_S} s"
+    if "bug" in box:
+        raise box["bug"]
+    res, err = box["r"]
+    if err is None:
+        assert case.error is None, f"{name} should be refused ({case.error.__name__}) but rendered {res}"
+        expect_video(res, out_dir, case.frames if not (case.either and case.frames is None) else None)
+    else:
+        assert case.error is not None or case.either, f"{name} should render but raised: {err}"
+        assert_helpful(err, case.error or ClipError)
+        _check_message(name, case, str(err))
+        assert_clean_dir(out_dir, out_dir / "result.mp4", success=False)
+    assert list(private_tmp.iterdir()) == [], f"{name}: temporary files left: {list(private_tmp.iterdir())}"
+
+
+@pytest.fixture(scope="session")
+def cli_runs(corpus, tmp_path_factory):
+    """Every case through ``python -m talking_head animate`` (two at a time: the CI has two cores)."""
+    root = tmp_path_factory.mktemp("cli_matrix")
+
+    def one(name: str):
+        case = CASES[name]
+        work = root / name
+        (work / "out").mkdir(parents=True)
+        (work / "tmp").mkdir()
+        out = work / "out" / "result.mp4"
+        portrait, clip = _inputs(case, corpus[name])
+        env = {**os.environ, "TMPDIR": str(work / "tmp")}
+        t = time.perf_counter()
+        try:
+            r = subprocess.run([sys.executable, "-m", "talking_head", "animate", "--portrait", portrait, "--clip", clip,
+                                "--out", str(out), "--max-side", "480"], cwd=REPO, env=env, capture_output=True,
+                               text=True, timeout=HANG_S, check=False)
+        except subprocess.TimeoutExpired:
+            r = None
+        return name, (r, work, time.perf_counter() - t)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(one, sorted(CASES)))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_case_through_the_cli(cli_runs, name):
+    """Exit 0 with the whole video, or exit 2 with one ``error:`` line that explains this case; no
+    traceback, no hang, nothing half-written or temporary left."""
+    case = CASES[name]
+    r, work, _ = cli_runs[name]
+    assert r is not None, f"{name}: the CLI hung for more than {HANG_S} s"
+    lines = _our_stderr(r.stderr)
+    assert "Traceback" not in r.stderr, f"{name}: traceback on stderr:\n{r.stderr}"
+    out = work / "out" / "result.mp4"
+    if r.returncode == 0:
+        assert case.error is None, f"{name} should be refused but the CLI exited 0: {r.stdout}"
+        assert lines == [], f"{name}: stderr on success:\n{r.stderr}"
+        assert [p.name for p in (work / "out").iterdir()] == ["result.mp4"]
+        if case.frames is not None:
+            assert probe(out).n_frames == case.frames
+    else:
+        assert case.error is not None or case.either, f"{name} should render; exit {r.returncode}:\n{r.stderr}"
+        assert r.returncode == 2, f"{name}: exit {r.returncode}:\n{r.stderr}"
+        assert len(lines) == 1 and lines[0].startswith("error: "), f"{name}: not one error line:\n{r.stderr}"
+        _check_message(name, case, lines[0][len("error: "):])
+        assert list((work / "out").iterdir()) == [], f"{name}: left {list((work / 'out').iterdir())}"
+    assert list((work / "tmp").iterdir()) == [], f"{name}: temporary files left: {list((work / 'tmp').iterdir())}"
+
+
+@pytest.fixture(scope="module")
+def api(launch_app, tmp_path_factory):
+    """One launched app for every API case (a queue long enough for all of them) and one client.
+
+    The client downloads results into a folder of its own, so that the server's upload folder holds
+    only what the server put there. At the end the client leaves, and the visitor's files must go.
+    """
+    from gradio_client import Client
+
+    from demo.ui import AppConfig
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")  # notice a client that left within a second
+        url, demo = launch_app(AppConfig(queue_size=64))
+        client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("api_downloads")))
+        yield client, demo
+        client.close()
+        files = demo.lp_files
+        deadline = time.time() + 30
+        while _nonempty(files.visitor_files()) and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(5.5)  # Gradio's empty upload temps are the sweeper's once 5 s old
+        files.sweep()
+        assert files.visitor_files() == [], f"visitor files left after the session ended: {files.visitor_files()}"
+
+
+def _nonempty(paths: list[Path]) -> list[Path]:
+    out = []
+    for p in paths:
+        try:
+            if p.stat().st_size:
+                out.append(p)
+        except OSError:
+            pass  # deleted while we looked
+    return out
+
+
+def _api_call(client, case: Case, path: Path):
+    from gradio_client import handle_file
+
+    if case.role == "portrait":
+        args = ("", handle_file(str(path)), CLIP.split(":", 1)[1], None)
+    else:
+        args = (PORTRAIT.split(":", 1)[1], None, "", handle_file(str(path)))
+    return client.submit(*args, True, False, 1.0, 1.0, True, False, "auto", api_name="/animate")
+
+
+def _partials(root: Path) -> list[str]:
+    return [p.name for p in root.rglob("*") if "partial" in p.name or p.name.startswith(".render-")]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_case_through_the_api(api, corpus, name):
+    """The /animate endpoint returns the whole video, or an error whose message explains this case (no
+    traceback); within HANG_S; nothing half-written in the visitor's area or the shared store."""
+    client, demo = api
+    case = CASES[name]
+    files, store = demo.lp_files, demo.lp_store
+    before = {p for p in files.sessions_root.rglob("*.mp4")} if files.sessions_root.is_dir() else set()
+    stored_before = len(store.stored())
+    job = _api_call(client, case, corpus[name])
+    try:
+        value = job.result(timeout=HANG_S)
+    except TimeoutError:
+        pytest.fail(f"{name}: no answer from the API within {HANG_S} s")
+    except Exception as e:  # noqa: BLE001 - gradio_client raises AppError (or ValueError for a refused upload)
+        msg = str(e)
+        assert case.error is not None or case.either, f"{name} should render but the API said: {msg}"
+        assert "Traceback" not in msg and 'File "' not in msg, f"{name}: traceback in the API's answer: {msg}"
+        _check_message(name, case, msg)
+        after = set(files.sessions_root.rglob("*.mp4")) if files.sessions_root.is_dir() else set()
+        assert after == before, f"{name}: a refused request left {after - before}"
+    else:
+        assert case.error is None, f"{name} should be refused but the API returned {value}"
+        out = value["video"] if isinstance(value, dict) else value
+        info = probe(out)
+        assert info.codec == "h264"
+        if case.frames is not None:
+            assert info.n_frames == case.frames
+        after = set(files.sessions_root.rglob("*.mp4"))
+        assert len(after - before) == 1, f"{name}: expected one new result, found {after - before}"
+    assert not _partials(files.root) and not _partials(store.root) and not _partials(files.uploads_root)
+    assert len(store.stored()) == stored_before, f"{name}: a visitor's file entered the shared store"
