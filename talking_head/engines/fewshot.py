@@ -20,7 +20,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from ..errors import CheckpointError, EngineUnavailableError
 from ..faces import FaceLandmarks
@@ -69,6 +68,8 @@ class FewShotEngine(Engine):
     def __init__(self, model=None, *, source: str | Path | None = None, revision: str | None = None,
                  shots: int = 1, extra_images: list[np.ndarray] | None = None, finetune_steps: int | None = None,
                  content_loss=None, device: str | None = None, landmarks: str = "auto", seed: int = 0):
+        import torch  # here, not at import: listing engines must not load torch
+
         from ..fewshot.losses import ContentWeightsMissing, build_content_loss
         from ..fewshot.model import TalkingHeadModel
         if model is None:
@@ -143,6 +144,8 @@ class FewShotEngine(Engine):
 
     # -- engine interface ---------------------------------------------------------------------
     def prepare(self, portrait: np.ndarray, face: FaceLandmarks) -> Prepared:
+        import torch
+
         from ..fewshot.finetune import finetune
         from ..fewshot.landmarks import to_ibug68
         pts = to_ibug68(face.points, face.layout)[:, :2].astype(np.float64)

@@ -46,7 +46,9 @@ class FewShotConfig:
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 10.0   # lambda_FM
     match_weight: float = 10.0              # lambda_MCH (v2; v1 used 80)
-    match_updates_w: bool = True            # the D step also pulls W_i towards the (detached) embedding
+    # False (the paper): only E minimises L_MCH, W learns from the hinge loss alone. True also pulls W_i
+    # towards the detached embedding in the D step; in a toy run that let both collapse to ~0 (FF identical for all K).
+    match_updates_w: bool = False
 
     # -- meta-learning ------------------------------------------------------------------------
     shots: int = 8                          # K frames for the embedder per episode (+1 target)

@@ -216,8 +216,13 @@ def train(cfg: FewShotConfig, *, clips=None, content_loss: nn.Module | None = No
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     if clips is None:
+        # Rank 0 extracts landmarks and fills the disk cache; the other ranks then read the cache.
+        if world > 1 and rank != 0:
+            dist.barrier()
         clips = load_clips(cfg, progress=(lambda i, n, name: log.info("preparing %d/%d %s", i + 1, n, name))
                            if rank == 0 else None)
+        if world > 1 and rank == 0:
+            dist.barrier()
     import dataclasses
     cfg = dataclasses.replace(cfg, num_videos=len(clips))
     torch.manual_seed(cfg.seed)
