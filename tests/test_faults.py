@@ -1,0 +1,388 @@
+"""Faults injected into a render, in the library and in the launched app (real ffmpeg, real server,
+real gradio_client): the engine raising mid-render, the disk filling while encoding, a corrupt cached
+result or motion file, a checkpoint that fails verification, a client that leaves mid-render.
+
+After each: the app still serves, the shared store holds no bad or partial entry, and nothing
+half-written or temporary is left. (A GPU running out of memory, retried with a smaller batch and
+then on the CPU engine, belongs to the engines and is tested there.)
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from test_bad_input import _child_ffmpegs, _our_stderr, assert_helpful
+
+from demo.strings import t
+from demo.ui import AppConfig
+from talking_head import animate
+from talking_head.cache import DiskCache
+from talking_head.engines.meshwarp import MeshWarpEngine
+from talking_head.gallery import Gallery
+from talking_head.pipeline import AnimateSettings
+from talking_head.video import VideoEncodeError, probe
+
+REPO = Path(__file__).resolve().parent.parent
+CLIP = "smile_eyes"            # 78 frames
+SHORT_CLIP = "wink"
+FAST = AnimateSettings(max_side=480)
+UNEXPECTED = t("en", "err_unexpected")
+
+
+def call(client: Client, portrait="", clip=CLIP, portrait_file=None, clip_file=None, consent=False, engine="auto"):
+    return client.submit(portrait, portrait_file, clip, clip_file, consent, False, 1.0, 1.0, True, False, engine,
+                         api_name="/animate")
+
+
+def video_of(value) -> str:
+    return value["video"] if isinstance(value, dict) else value
+
+
+@pytest.fixture(scope="module")
+def app(launch_app, tmp_path_factory):
+    url, demo = launch_app(AppConfig(queue_size=32))
+    client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+    yield client, demo, url
+    client.close()
+
+
+def leftovers(demo) -> list[str]:
+    """Partial or temporary files in the shared store and the visitors' area."""
+    roots = [demo.lp_store.root, demo.lp_files.root, demo.lp_files.uploads_root]
+    return [str(p) for r in roots if r.is_dir() for p in r.rglob("*")
+            if "partial" in p.name or p.name.startswith((".render-", ".tmp")) or p.suffix == ".tmp"]
+
+
+def session_videos(demo) -> list[Path]:
+    root = demo.lp_files.sessions_root
+    return sorted(root.rglob("*.mp4")) if root.is_dir() else []
+
+
+def still_serves(client: Client, demo, portrait: str) -> None:
+    """A gallery request renders, is stored once, and the stored entry is whole."""
+    out = video_of(call(client, portrait=portrait, clip=SHORT_CLIP).result(timeout=300))
+    assert probe(out).n_frames == demo.lp_store.gallery.clip(SHORT_CLIP)["n_frames"]
+    assert [r.portrait for r in demo.lp_store.stored() if r.portrait == portrait] == [portrait]
+    assert not leftovers(demo)
+
+
+class EngineFault:
+    """Patches MeshWarpEngine.render: counts frames, optionally sleeps per frame, raises at frame ``fail_at``."""
+
+    def __init__(self, monkeypatch, fail_at: int | None = None, exc: BaseException | None = None, sleep_s: float = 0):
+        self.frames = 0
+        self.fail_at, self.exc, self.sleep_s = fail_at, exc, sleep_s
+        real = MeshWarpEngine.render
+
+        def render(engine, prepared, frames):
+            if self.fail_at is not None and self.frames >= self.fail_at:
+                raise self.exc
+            if self.sleep_s:
+                time.sleep(self.sleep_s * len(frames))
+            self.frames += len(frames)
+            return real(engine, prepared, frames)
+
+        monkeypatch.setattr(MeshWarpEngine, "render", render)
+
+
+# ---------------------------------------------------------------------------------------------
+# the engine raising mid-render
+# ---------------------------------------------------------------------------------------------
+
+def test_engine_raising_mid_render_library(tmp_path, monkeypatch):
+    before = set(_child_ffmpegs())
+    fault = EngineFault(monkeypatch, fail_at=20, exc=RuntimeError("CUDA error: an illegal memory access"))
+    out = tmp_path / "result.mp4"
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        animate("gallery:mona_lisa", f"gallery:{CLIP}", out, settings=FAST)
+    assert fault.frames == 20
+    assert list(tmp_path.iterdir()) == [], "the failed render left files"
+    assert set(_child_ffmpegs()) <= before, "ffmpeg left running after the engine failed"
+    monkeypatch.undo()
+    res = animate("gallery:mona_lisa", f"gallery:{CLIP}", out, settings=FAST)
+    assert probe(out).n_frames == res.n_frames == 78
+
+
+def test_engine_raising_mid_render_app(app, monkeypatch):
+    client, demo, _ = app
+    fault = EngineFault(monkeypatch, fail_at=15, exc=RuntimeError("engine exploded"))
+    with pytest.raises(Exception) as e:
+        call(client, portrait="voltaire", clip=SHORT_CLIP).result(timeout=300)
+    msg = str(e.value)
+    assert msg == UNEXPECTED or UNEXPECTED in msg, msg
+    assert "engine exploded" not in msg and "Traceback" not in msg
+    assert fault.frames == 15
+    assert [r for r in demo.lp_store.stored() if r.portrait == "voltaire"] == [], "a failed render was stored"
+    assert not leftovers(demo)
+    # An upload fails the same way and leaves nothing in the visitor's folder.
+    img = demo.lp_store.gallery.portrait_path("gogol")
+    with pytest.raises(Exception, match="Something went wrong"):
+        call(client, portrait_file=handle_file(str(img)), clip=SHORT_CLIP, consent=True).result(timeout=300)
+    assert session_videos(demo) == []
+    monkeypatch.undo()
+    still_serves(client, demo, "voltaire")
+
+
+# ---------------------------------------------------------------------------------------------
+# the disk filling while encoding
+# ---------------------------------------------------------------------------------------------
+
+def _limit_file_size(limit: int, signal_too: bool):
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        if not signal_too:  # a write past the limit then fails with EFBIG, as a full disk fails with ENOSPC
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    return preexec
+
+
+def test_disk_full_while_encoding_cli(tmp_path):
+    """The whole CLI under a 200 kB file-size limit (RLIMIT_FSIZE): ffmpeg is stopped by the kernel
+    part-way through the mp4; the user reads one line saying the disk is full, and nothing is left."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    r = subprocess.run([sys.executable, "-m", "talking_head", "animate", "--portrait", "gallery:mona_lisa",
+                        "--clip", f"gallery:{CLIP}", "--out", str(out_dir / "mona.mp4"), "--max-side", "480"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+                       preexec_fn=_limit_file_size(200_000, signal_too=True),
+                       env={**os.environ, "TMPDIR": str(tmp_path)})
+    lines = _our_stderr(r.stderr)
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "disk is full" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert list(out_dir.iterdir()) == [], list(out_dir.iterdir())
+    assert [p for p in tmp_path.iterdir() if p != out_dir] == []
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every encoder ffmpeg started from now on may write at most 150 kB per file (then EFBIG)."""
+    import talking_head.video as video_mod
+
+    real = subprocess.Popen
+    started = []
+
+    def popen(cmd, *a, **kw):
+        if "libx264" in cmd:
+            kw["preexec_fn"] = _limit_file_size(150_000, signal_too=False)
+            started.append(cmd)
+        return real(cmd, *a, **kw)
+
+    monkeypatch.setattr(video_mod.subprocess, "Popen", popen)
+    return started
+
+
+def test_disk_full_while_encoding_library(tmp_path, full_disk):
+    with pytest.raises(VideoEncodeError) as e:
+        animate("gallery:mona_lisa", f"gallery:{CLIP}", tmp_path / "result.mp4", settings=FAST)
+    assert full_disk, "the encoder was not started under the limit"
+    msg = assert_helpful(e.value, VideoEncodeError)
+    assert "disk is full" in msg and "free some disk space" in msg, msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_while_encoding_app(app, full_disk, monkeypatch):
+    client, demo, _ = app
+    with pytest.raises(Exception, match="disk is full") as e:
+        call(client, portrait="rousseau", clip=SHORT_CLIP).result(timeout=300)
+    assert "Traceback" not in str(e.value)
+    assert full_disk
+    assert [r for r in demo.lp_store.stored() if r.portrait == "rousseau"] == []
+    img = demo.lp_store.gallery.portrait_path("gogol")
+    with pytest.raises(Exception, match="disk is full"):
+        call(client, portrait_file=handle_file(str(img)), clip=SHORT_CLIP, consent=True).result(timeout=300)
+    assert session_videos(demo) == []
+    assert not leftovers(demo)
+    monkeypatch.undo()  # space is freed
+    still_serves(client, demo, "rousseau")
+
+
+# ---------------------------------------------------------------------------------------------
+# corrupt cached files: detected by checksum, recomputed
+# ---------------------------------------------------------------------------------------------
+
+def _flip_bytes(path: Path, at: float = 0.5, n: int = 64) -> None:
+    data = bytearray(path.read_bytes())
+    i = int(len(data) * at)
+    data[i:i + n] = bytes(b ^ 0xFF for b in data[i:i + n])
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_stored_result_is_rendered_again_not_served(app, monkeypatch):
+    client, demo, _ = app
+    store = demo.lp_store
+    first = Path(video_of(call(client, portrait="newton", clip=SHORT_CLIP).result(timeout=300)))
+    (entry,) = [r for r in store.stored() if r.portrait == "newton"]
+    good = entry.path.read_bytes()
+    _flip_bytes(entry.path)  # same size: only the checksum can tell
+    assert entry.path.stat().st_size == len(good)
+    fault = EngineFault(monkeypatch)
+    second = Path(video_of(call(client, portrait="newton", clip=SHORT_CLIP).result(timeout=300)))
+    assert fault.frames > 0, "the corrupt stored result was served instead of being rendered again"
+    assert second.read_bytes() == first.read_bytes() == good  # x264 is deterministic here
+    (again,) = [r for r in store.stored() if r.portrait == "newton"]
+    assert again.path.read_bytes() == good
+    # Truncated (a torn write) and a record that lies: the same.
+    entry.path.write_bytes(good[: len(good) // 2])
+    assert store.lookup(entry.path.stem) is None
+    assert not entry.path.exists() and not entry.path.with_suffix(".json").exists()
+    assert not leftovers(demo)
+
+
+def test_corrupt_motion_cache_is_detected_and_recomputed(tmp_path):
+    cache = DiskCache(tmp_path / "cache")
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(Gallery.default().clip_path(SHORT_CLIP), clip)
+    first = animate("gallery:mona_lisa", clip, tmp_path / "a.mp4", settings=FAST, cache=cache)
+    assert not first.motion_cached
+    (motion,) = (tmp_path / "cache" / "motion").glob("*.bin")
+    _flip_bytes(motion, at=0.7, n=16)
+    again = animate("gallery:mona_lisa", clip, tmp_path / "b.mp4", settings=FAST, cache=cache)
+    assert not again.motion_cached, "a corrupt motion cache entry was used"
+    assert again.n_frames == first.n_frames == probe(tmp_path / "b.mp4").n_frames
+    third = animate("gallery:mona_lisa", clip, tmp_path / "c.mp4", settings=FAST, cache=cache)
+    assert third.motion_cached, "the recomputed motion was not cached again"
+    # The other cached kinds (probe, face) are checksummed the same way.
+    for kind in ("probe", "motion"):
+        for f in (tmp_path / "cache" / kind).glob("*.bin"):
+            f.write_bytes(f.read_bytes()[:10])
+    fourth = animate("gallery:mona_lisa", clip, tmp_path / "d.mp4", settings=FAST, cache=cache)
+    assert fourth.n_frames == first.n_frames and not fourth.motion_cached
+    assert not [p for p in (tmp_path / "cache").rglob("*.tmp")]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "pipeline._find_clip loads gallery/motion/<id>.npz with MotionTrack.load and lets zipfile.BadZipFile "
+    "(npz members carry a CRC-32) escape as a crash; fix: wrap that load in try/except (OSError, ValueError, "
+    "KeyError, EOFError, zipfile.BadZipFile) and fall through to tracking the clip (then cached), as for a "
+    "clip without stored motion"))
+def test_corrupt_gallery_motion_file_is_detected_and_recomputed(tmp_path):
+    root = tmp_path / "gallery"
+    shutil.copytree(Gallery.default().root, root, ignore=shutil.ignore_patterns("portraits"))
+    shutil.copytree(Gallery.default().root / "portraits", root / "portraits",
+                    ignore=lambda d, names: [n for n in names if not n.startswith("mona_lisa")])
+    _flip_bytes(root / "motion" / f"{SHORT_CLIP}.npz")
+    res = animate("gallery:mona_lisa", f"gallery:{SHORT_CLIP}", tmp_path / "r.mp4", settings=FAST,
+                  gallery=Gallery(root), cache=DiskCache(tmp_path / "cache"))
+    assert res.n_frames == probe(tmp_path / "r.mp4").n_frames
+    assert not res.motion_cached
+
+
+# ---------------------------------------------------------------------------------------------
+# a checkpoint that fails verification
+# ---------------------------------------------------------------------------------------------
+
+def test_checkpoint_failing_verification_in_the_app(app, tmp_path, monkeypatch):
+    """LivePortrait's weights present at the right sizes but with the wrong bytes (sparse files): the
+    engine reports itself ready (sizes match), the request fails its sha256 check with a message that
+    says to run prefetch, and the app goes on serving with the CPU engine."""
+    from talking_head import checkpoints
+
+    client, demo, _ = app
+    weights = tmp_path / "weights"
+    for spec in checkpoints.specs("liveportrait"):
+        p = weights / spec.filename
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with open(p, "wb") as f:
+            f.truncate(spec.size or 1024)
+    monkeypatch.setenv("LIVING_PORTRAITS_WEIGHTS", str(weights))
+    assert checkpoints.status()["liveportrait"] == [], "the planted files should look complete"
+    with pytest.raises(Exception) as e:
+        call(client, portrait="diderot", clip=SHORT_CLIP, engine="liveportrait").result(timeout=300)
+    msg = str(e.value)
+    assert "sha256" in msg and "python -m talking_head prefetch" in msg, msg
+    assert "Traceback" not in msg
+    assert [r for r in demo.lp_store.stored() if r.portrait == "diderot"] == []
+    assert not leftovers(demo)
+    still_serves(client, demo, "diderot")
+
+
+# ---------------------------------------------------------------------------------------------
+# the client leaving mid-render
+# ---------------------------------------------------------------------------------------------
+
+def _wait(cond, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _assert_stops(fault: EngineFault, ffmpeg_before: set[int], what: str) -> int:
+    """The render stops within a few seconds of the client leaving; returns the frames it did."""
+    time.sleep(3)
+    settled = fault.frames
+    time.sleep(2)
+    assert fault.frames == settled, f"{what}: the render went on after the client left"
+    assert settled < 78, f"{what}: the render ran to the end"
+    _wait(lambda: set(_child_ffmpegs()) <= ffmpeg_before, 10, f"{what}: ffmpeg to stop")
+    return settled
+
+
+@pytest.mark.parametrize("what", ["gallery", "upload"])
+def test_client_cancelling_mid_render_stops_the_work_and_removes_its_files(app, monkeypatch, what):
+    client, demo, _ = app
+    ffmpeg_before = set(_child_ffmpegs())
+    stored_before = len(demo.lp_store.stored())
+    fault = EngineFault(monkeypatch, sleep_s=0.15)  # ~12 s for 78 frames: time to leave half-way
+    if what == "gallery":
+        job = call(client, portrait="walt_whitman", clip=CLIP)
+    else:
+        img = demo.lp_store.gallery.portrait_path("mark_twain")
+        job = call(client, portrait_file=handle_file(str(img)), clip=CLIP, consent=True)
+    _wait(lambda: fault.frames >= 10, 120, "the render to start")
+    job.cancel()
+    _assert_stops(fault, ffmpeg_before, what)
+    assert session_videos(demo) == []
+    assert len(demo.lp_store.stored()) == stored_before, "a cancelled render was stored"
+    assert not leftovers(demo)
+    monkeypatch.undo()
+    still_serves(client, demo, "walt_whitman" if what == "gallery" else "mark_twain")
+
+
+def test_client_disconnecting_mid_render_stops_the_work(app, monkeypatch):
+    """A raw client joins the queue, reads the event stream until its render is running, then drops the
+    connection without a word (a closed laptop, a lost network)."""
+    client, demo, url = app
+    ffmpeg_before = set(_child_ffmpegs())
+    fault = EngineFault(monkeypatch, sleep_s=0.15)
+    fn_index = next(i for i, fn in demo.fns.items() if fn.api_name == "animate")
+    session = "disconnect-test-session"
+    body = {"data": ["evelyn_nesbit", None, CLIP, None, False, False, 1.0, 1.0, True, False, "auto"],
+            "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        r = http.post("/gradio_api/queue/join", json=body)
+        assert r.status_code == 200, r.text
+        with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
+            lines = stream.iter_lines()
+            deadline = time.time() + 120
+            while fault.frames < 10 and time.time() < deadline:
+                next(lines)
+            assert fault.frames >= 10, "the render did not start"
+        # leaving the with-block closes the connection mid-render
+    _assert_stops(fault, ffmpeg_before, "disconnect")
+    assert [r for r in demo.lp_store.stored() if r.portrait == "evelyn_nesbit"] == []
+    assert not leftovers(demo)
+    monkeypatch.undo()
+    still_serves(client, demo, "evelyn_nesbit")
+
+
+def test_nothing_pending_after_the_faults(app):
+    """The queue is empty and the store holds only whole results after all of the above."""
+    _, demo, _ = app
+    _wait(lambda: len(demo._queue) == 0, 30, "the queue to empty")
+    for r in demo.lp_store.stored():
+        meta = json.loads(r.path.with_suffix(".json").read_text())
+        assert r.path.stat().st_size == meta["bytes"]
+        assert probe(r.path).n_frames > 0
+    assert not leftovers(demo)
