@@ -201,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     bp.add_argument("--quality", action="store_true", help="also run the self-reenactment quality table")
     bp.add_argument("--repeats", type=int, default=5)
     bp.add_argument("--clips", default="all", help="comma-separated gallery clip ids for --quality")
+    sub.add_parser("bench-liveportrait", help="speed of the liveportrait engine (its own --help lists the options)",
+                   add_help=False)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench-liveportrait"]:  # its options are its own
+        from .engines.liveportrait import bench as lpbench
+        return lpbench.main(argv[1:])
     a = parser.parse_args(argv)
     try:
         if a.cmd == "animate":

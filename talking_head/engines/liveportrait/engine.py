@@ -81,7 +81,7 @@ class LivePortraitEngine(Engine):
 
     def __init__(self, device: str = "auto", precision: str = "auto", stitching: bool = True,
                  retarget_eyes: bool = False, retarget_lips: bool = False, batch_size: int | None = None,
-                 local_dir=None, file_specs=None):
+                 local_dir=None, file_specs=None, model: LivePortraitModel | None = None):
         self.device = best_device() if device == "auto" else device
         self.precision = _resolve_precision(precision, self.device)
         self.stitching = stitching
@@ -90,7 +90,8 @@ class LivePortraitEngine(Engine):
         self._local_dir, self._specs = local_dir, file_specs
         self.transfer = Transfer(stitching=stitching)
         try:
-            self.model = load_model(self.device, self.precision, local_dir=local_dir, file_specs=file_specs)
+            # ``model``: networks built elsewhere (benchmarks time randomly initialised ones)
+            self.model = model or load_model(self.device, self.precision, local_dir=local_dir, file_specs=file_specs)
         except CheckpointError as e:
             raise EngineUnavailableError(f"The liveportrait engine cannot start: {e}") from e
 
