@@ -68,6 +68,7 @@ def parse(argv=None):
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1 is fastest on a busy 2-core box)")
     p.add_argument("--out", default="runs/fewshot_experiment")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="any other FewShotConfig field")
     return p.parse_args(argv)
 
 
@@ -92,6 +93,9 @@ def main(argv=None) -> int:
         overrides["batch_size"] = args.batch_size
     if args.finetune_steps is not None:
         overrides["finetune_steps"] = args.finetune_steps
+    for item in args.set:
+        k, _, v = item.partition("=")
+        overrides[k] = json.loads(v)
     cfg = base(**overrides).validate()
     shots = [int(k) for k in args.shots.split(",")]
 

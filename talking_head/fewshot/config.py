@@ -21,6 +21,9 @@ class FewShotConfig:
     # -- networks ---------------------------------------------------------------------------
     resolution: int = 256                  # square frames and landmark images, pixels
     embed_dim: int = 512                   # N: size of the person embedding e
+    # ReLU after the embedder's sum pooling (paper). In a toy CPU run it died (all embeddings exactly 0,
+    # so the feed-forward model ignored the shots); False keeps the pooled sum as it is.
+    embedder_relu: bool = True
     # One BigGAN-style downsampling residual block per entry (out channels); 256 -> 4 at the paper's size.
     embedder_channels: tuple[int, ...] = (64, 128, 256, 512, 512, 512)
     generator_down: tuple[int, ...] = (64, 128, 256, 512)   # IN-normalised downsampling blocks

@@ -26,11 +26,12 @@ class Embedder(nn.Module):
                 blocks.append(SelfAttention(cin, use_sn=use_sn))
         blocks.append(ResBlockDown(cin, cfg.embed_dim, use_sn=use_sn))
         self.blocks = nn.Sequential(*blocks)
+        self.relu = cfg.embedder_relu
 
     def forward(self, frames: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) frames and landmark images in [-1, 1] -> (B, N) embeddings."""
-        h = self.blocks(torch.cat([frames, landmarks], dim=1))
-        return torch.relu(h.sum(dim=(2, 3)))
+        e = self.blocks(torch.cat([frames, landmarks], dim=1)).sum(dim=(2, 3))
+        return torch.relu(e) if self.relu else e
 
     def embed_person(self, frames: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
         """(B, K, 3, H, W) K shots per person -> (B, N) mean embeddings e_hat."""
