@@ -34,7 +34,7 @@ from talking_head.video import VideoEncodeError, probe
 
 REPO = Path(__file__).resolve().parent.parent
 CLIP = "smile_eyes"            # 78 frames
-SHORT_CLIP = "wink"
+SHORT_CLIP = "smile_eyes"
 FAST = AnimateSettings(max_side=480)
 UNEXPECTED = t("en", "err_unexpected")
 

@@ -29,7 +29,7 @@ from talking_head.images import load_image
 from talking_head.pipeline import AnimateSettings
 
 REPO = Path(__file__).resolve().parent.parent
-CLIP = "wink"
+CLIP = "smile_eyes"
 FAST = AnimateSettings(max_side=480)
 
 HOSTILE_IDS = ["../../etc/passwd", "/etc/passwd", "..", ".", "mona_lisa/../../secret", "mona_lisa\x00.jpg",
