@@ -98,6 +98,7 @@ def register_engine(name: str, *, priority: int = 0, description: str = ""):
 
 def _load_builtin() -> None:
     from . import meshwarp  # noqa: F401
+    from . import fewshot  # noqa: F401
     from .liveportrait import engine  # noqa: F401
 
 

@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", default="1", help="comma-separated batch sizes, e.g. 1,8,32")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--e2e-seconds", type=float, default=0.0, help="also time animate() on this much of a clip")
+    p.add_argument("--compile", default="", help="torch.compile W and G with this mode (e.g. max-autotune); "
+                   "not used by the product until measured on a GPU")
     a = p.parse_args(argv)
     device = best_device() if a.device == "auto" else a.device
     name = torch.cuda.get_device_name() if device == "cuda" else machine()
@@ -191,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for prec in a.precisions.split(","):
         model, which = get_model(device, prec)
+        if a.compile:
+            model.warping = torch.compile(model.warping, mode=a.compile)
+            model.generator = torch.compile(model.generator, mode=a.compile)
+            which += f", W and G compiled ({a.compile})"
         err = fast_mode_error(device, prec) if prec != "fp32" else 0.0
         for b in (int(x) for x in a.batches.split(",")):
             r = network_pass(model, b, a.repeats)
