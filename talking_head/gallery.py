@@ -20,12 +20,12 @@ from .errors import GalleryError
 
 GALLERY_DIR = Path(os.environ.get("LIVING_PORTRAITS_GALLERY", Path(__file__).resolve().parent.parent / "gallery"))
 _MANIFESTS: dict[tuple, dict] = {}
-_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
+_ID = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
 
 
 def check_id(item_id: str) -> str:
     """Gallery ids are plain names; anything that could reach outside the gallery is refused."""
-    if not isinstance(item_id, str) or not _ID.match(item_id):
+    if not isinstance(item_id, str) or not _ID.fullmatch(item_id):
         raise GalleryError(f"{item_id!r} is not a gallery id; ids are lower-case letters, digits and underscores "
                            "(see `python -m talking_head gallery list`).")
     return item_id

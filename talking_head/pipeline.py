@@ -13,6 +13,7 @@ import math
 import os
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -194,8 +195,12 @@ def _find_clip(spec, settings: AnimateSettings, gallery: Gallery,
     path = gallery.clip_path(gid) if gid is not None else Path(spec)
     info, digest = _probe(path, settings, cache)
     if gid is not None and gallery.motion_path(gid).is_file():
-        track = MotionTrack.load(gallery.motion_path(gid))
-        if settings.landmarks in ("auto", track.layout) or get_backend(settings.landmarks).layout == track.layout:
+        try:
+            track = MotionTrack.load(gallery.motion_path(gid))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            track = None  # damaged: the clip is tracked again below, as an upload would be
+        if track is not None and (settings.landmarks in ("auto", track.layout)
+                                  or get_backend(settings.landmarks).layout == track.layout):
             return path, info, track, None
     key = cache.key("motion", digest, get_backend(settings.landmarks).name)
     blob = cache.get("motion", key)

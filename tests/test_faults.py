@@ -260,11 +260,6 @@ def test_corrupt_motion_cache_is_detected_and_recomputed(tmp_path):
     assert not [p for p in (tmp_path / "cache").rglob("*.tmp")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pipeline._find_clip loads gallery/motion/<id>.npz with MotionTrack.load and lets zipfile.BadZipFile "
-    "(npz members carry a CRC-32) escape as a crash; fix: wrap that load in try/except (OSError, ValueError, "
-    "KeyError, EOFError, zipfile.BadZipFile) and fall through to tracking the clip (then cached), as for a "
-    "clip without stored motion"))
 def test_corrupt_gallery_motion_file_is_detected_and_recomputed(tmp_path):
     root = tmp_path / "gallery"
     shutil.copytree(Gallery.default().root, root, ignore=shutil.ignore_patterns("portraits"))

@@ -34,9 +34,7 @@ FAST = AnimateSettings(max_side=480)
 
 HOSTILE_IDS = ["../../etc/passwd", "/etc/passwd", "..", ".", "mona_lisa/../../secret", "mona_lisa\x00.jpg",
                "..%2f..%2fetc%2fpasswd", "~root", "MONA_LISA", "mona lisa", "mona_lisa.jpg", "a" * 65, "",
-               pytest.param("mona_lisa\n", marks=pytest.mark.xfail(strict=True, reason=(
-                   "talking_head/gallery.py check_id uses _ID.match with '$', which also matches before a final "
-                   "newline; fix: `_ID.fullmatch(item_id)` (and drop the ^/$ anchors)"))),
+               "mona_lisa\n",
                "C:\\Windows\\win.ini", "file:///etc/passwd", "${HOME}", "-rf"]
 
 
