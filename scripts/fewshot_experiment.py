@@ -11,9 +11,12 @@
 This is a toy-scale reproduction of the paper's Table 1 protocol, **not** its numbers.
 
     # tiny, on a CPU (minutes; pixel-L1 substitute for the content loss unless VGG weights are present)
-    python scripts/fewshot_experiment.py --preset tiny --steps 1500 --content-substitute pixel
+    python scripts/fewshot_experiment.py --preset tiny --steps 2000 --content-substitute pixel --set embedder_relu=false
     # larger, on one GPU or several (same script)
     torchrun --nproc_per_node 1 scripts/fewshot_experiment.py --preset paper --resolution 128 --steps 20000
+
+(``--set embedder_relu=false``: with the paper's ReLU after the embedder's sum pooling, the tiny run's
+embedder died, every embedding exactly 0; see FewShotConfig.embedder_relu.)
 
 Writes ``OUT/results.json``, ``OUT/results.md`` and ``OUT/heldout_grid.png`` (rows: real, static,
 FF and FT for each K), plus the training run's log, samples and checkpoint under ``OUT/train``.
