@@ -65,16 +65,17 @@ def _clip_path(clip: str) -> Path:
 
 def _render(portrait: str, clip: str, out, engine: str, settings: AnimateSettings,
             progress: Callable[[float, str], None] | None = None, store_root: str | None = None,
-            cancel: Callable[[], bool] | None = None) -> str:
-    """The device-bound work of one request (the function ZeroGPU runs on a GPU)."""
+            cancel: Callable[[], bool] | None = None) -> tuple[str, str, list[str]]:
+    """The device-bound work of one request (the function ZeroGPU runs on a GPU): (path, engine, notes)."""
     if out is None:  # a gallery x gallery result, stored for everyone
         store = ResultStore(store_root)
-        return str(store.get_or_render(portrait[len("gallery:"):], clip[len("gallery:"):], engine=engine,
-                                       settings=settings, progress=progress, cancel=cancel).path)
+        got = store.get_or_render(portrait[len("gallery:"):], clip[len("gallery:"):], engine=engine,
+                                  settings=settings, progress=progress, cancel=cancel)
+        return str(got.path), got.engine, got.notes
     # Anything uploaded: no shared cache, so no trace of the visitor outside their folder.
-    animate(portrait, clip, out, engine=engine, settings=settings, progress=progress, cancel=cancel,
-            cache=DiskCache(enabled=False))
-    return str(out)
+    done = animate(portrait, clip, out, engine=engine, settings=settings, progress=progress, cancel=cancel,
+                   cache=DiskCache(enabled=False))
+    return str(out), done.engine, done.notes
 
 
 render_on_device = spaces.GPU(duration=gpu_seconds)(_render) if spaces is not None else _render
@@ -82,6 +83,14 @@ render_on_device = spaces.GPU(duration=gpu_seconds)(_render) if spaces is not No
 # closure cannot travel, so there the bar shows the queue and start, not per-frame progress, and a
 # visitor who leaves stops the render only when ZeroGPU's own time limit does.
 ON_ZERO_GPU = bool(os.environ.get("SPACES_ZERO_GPU"))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A finished request: the video, the engine that made it and anything the visitor should know."""
+    path: Path
+    engine: str
+    notes: tuple[str, ...] = ()
 
 
 class Studio:
@@ -102,7 +111,7 @@ class Studio:
 
     def run(self, portrait: Choice, clip: Choice, settings: AnimateSettings, *, lang: str = "en",
             consent: bool = False, engine: str | None = None, session_id: str | None = None,
-            progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None) -> Path:
+            progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None) -> Rendered:
         """Render (or fetch) the result for one request; raises VisitorError with a message to show.
 
         ``cancel()`` returning True (the visitor left or cancelled) stops the render; nothing is kept.
@@ -123,9 +132,10 @@ class Studio:
         c_spec = f"gallery:{clip.gallery_id}" if clip.gallery_id else str(clip.upload)
         out = self.files.new_result_path(session_id) if (portrait.is_upload or clip.is_upload) else None
         try:
-            return Path(render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
-                                         None if ON_ZERO_GPU else progress, str(self.store.root),
-                                         None if ON_ZERO_GPU else cancel))
+            path, used, notes = render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
+                                                 None if ON_ZERO_GPU else progress, str(self.store.root),
+                                                 None if ON_ZERO_GPU else cancel)
+            return Rendered(Path(path), used, tuple(notes))
         except TalkingHeadError as e:
             raise VisitorError(str(e)) from None
         except Exception:

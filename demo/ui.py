@@ -5,6 +5,7 @@ library's one orchestration path.
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from talking_head.engines import engine_names, engine_status
 from talking_head.gallery import Gallery
 from talking_head.results import ResultStore
 
-from .strings import LANGUAGE_NAMES, pick_language, t
+from .strings import LANGUAGE_NAMES, STRINGS, pick_language, t
 from .studio import Choice, Studio, VisitorError
 from .thumbnails import clip_posters, portrait_thumbs
 from .visitor_files import VisitorFiles
@@ -48,12 +49,19 @@ class AppConfig:
         return (not self.kiosk) if self.uploads is None else self.uploads
 
 
-def _label_markdown(entry: dict | None, lang: str) -> str:
+def _label_markdown(entry: dict | None, lang: str, done=None) -> str:
+    """The museum label beside a result; ``done`` (a studio ``Rendered``) adds which engine made it."""
+    made = ""
+    if done is not None:
+        key = "engine_" + done.engine
+        engine = t(lang, key) if key in STRINGS["en"] else done.engine
+        made = f"\n\n<small>{html.escape(t(lang, 'made_with', engine=engine))}</small>"
+        made += "".join(f"\n\n**{html.escape(n)}**" for n in done.notes)
     if entry is None:
-        return f"### {t(lang, 'upload_label_title')}\n\n_{t(lang, 'ai_notice')}_"
+        return f"### {t(lang, 'upload_label_title')}\n\n_{t(lang, 'ai_notice')}_{made}"
     story = entry.get("label_fr") if lang == "fr" and entry.get("label_fr") else entry.get("label", "")
     return (f"### {entry['title']}\n**{entry['artist']}**, {entry['year']}\n\n{story}\n\n"
-            f"<small>{html.escape(entry.get('source', ''))}</small>\n\n_{t(lang, 'ai_notice')}_")
+            f"<small>{html.escape(entry.get('source', ''))}</small>\n\n_{t(lang, 'ai_notice')}_{made}")
 
 
 def _short_title(entry: dict) -> str:
@@ -227,17 +235,18 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             """One request through the studio, in this visitor's session, errors shown as gr.Error."""
             session = request.session_hash if request else None
             try:
-                path = studio.run(portrait, clip, settings, lang=lang_, consent=consent, engine=engine_,
+                done = studio.run(portrait, clip, settings, lang=lang_, consent=consent, engine=engine_,
                                   session_id=session, progress=lambda f, m: progress(f, desc=m),
                                   cancel=_client_gone(demo))
             except VisitorError as e:
                 raise gr.Error(str(e)) from None
+            path = done.path
             if files.sessions_root in path.parents:
                 # Gradio serves files from copies in its own folder: make the copy now, so that it is
                 # known and deleted with the session's other files.
                 path = Path(demo.move_resource_to_block_cache(path))
                 files.remember_upload(session, path)
-            return path
+            return dataclasses.replace(done, path=path)
 
         def run(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_, strength_, smoothing_,
                 head_, crop_, lang_, request: gr.Request, progress=gr.Progress()):
@@ -246,9 +255,9 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             consent = (not portrait.is_upload or pconsent) and (not clip.is_upload or cconsent)
             settings = studio.settings(strength=strength_, smoothing=smoothing_, head_motion=head_,
                                        side_by_side=side_, crop_only=crop_)
-            path = render(portrait, clip, settings, lang_, consent, engine_, request, progress)
+            done = render(portrait, clip, settings, lang_, consent, engine_, request, progress)
             entry = manifest["portraits"][pid] if not portrait.is_upload else None
-            return str(path), _label_markdown(entry, lang_), gr.update(value=str(path), visible=True)
+            return str(done.path), _label_markdown(entry, lang_, done), gr.update(value=str(done.path), visible=True)
 
         upload_inputs = ([p_upload, p_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
         clip_upload_inputs = ([c_upload, c_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
@@ -292,7 +301,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 raise gr.Error(f"{c.gallery_id!r} is a portrait, not a clip.")
             settings = studio.settings(strength=strength, smoothing=smoothing, head_motion=head_motion,
                                        side_by_side=side_by_side, crop_only=crop_only)
-            return str(render(p, c, settings, "en", bool(consent), engine_ or config.engine, request, progress))
+            return str(render(p, c, settings, "en", bool(consent), engine_ or config.engine, request, progress).path)
 
         api_button.click(api_animate, [api_portrait, api_portrait_file, api_clip, api_clip_file, api_consent, api_side,
                                        api_strength, api_smoothing, api_head, api_crop, api_engine], api_out,

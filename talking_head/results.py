@@ -14,7 +14,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import __version__
@@ -48,6 +48,7 @@ class StoredResult:
     engine: str
     settings: dict
     cached: bool          # True when served from the store without rendering
+    notes: list[str] = field(default_factory=list)   # what the render had to say (e.g. a fallback)
 
 
 class ResultStore:
@@ -108,8 +109,12 @@ class ResultStore:
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".render-", suffix=".mp4")
         os.close(fd)
         try:
-            animate(f"gallery:{portrait_id}", f"gallery:{clip_id}", tmp, engine=eng, settings=settings,
-                    progress=progress, cancel=cancel, gallery=self.gallery, cache=cache, label=label)
+            done = animate(f"gallery:{portrait_id}", f"gallery:{clip_id}", tmp, engine=eng, settings=settings,
+                           progress=progress, cancel=cancel, gallery=self.gallery, cache=cache, label=label)
+            if done.engine != eng.name:
+                # A fallback engine finished the render (e.g. the GPU ran out of memory): store it as its result.
+                eng = create_engine(done.engine)
+                key = self.key(portrait_id, clip_id, eng, settings, label)
             try:
                 meta = {"portrait": portrait_id, "clip": clip_id, "engine": eng.name, "settings": asdict(settings),
                         "bytes": os.path.getsize(tmp), "sha256": file_digest(tmp), "version": __version__,
@@ -123,7 +128,8 @@ class ResultStore:
                                        "was kept, free some disk space and try again.") from e
         finally:
             Path(tmp).unlink(missing_ok=True)
-        return StoredResult(self.root / f"{key}.mp4", portrait_id, clip_id, eng.name, asdict(settings), False)
+        return StoredResult(self.root / f"{key}.mp4", portrait_id, clip_id, eng.name, asdict(settings), False,
+                            notes=list(done.notes))
 
     def stored(self) -> list[StoredResult]:
         """Every valid stored result (for the kiosk's attract loop), oldest first."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
@@ -192,3 +193,15 @@ def test_zero_gpu_duration_follows_the_clip_length():
     longer = gpu_seconds("gallery:mona_lisa", "gallery:talking_01", None, "auto", AnimateSettings())
     assert 20 < short < longer <= 120
     assert gpu_seconds("gallery:mona_lisa", "/nonexistent.mp4", None, "auto", AnimateSettings(max_duration=600)) == 120
+
+
+def test_label_says_which_engine_rendered_and_any_fallback():
+    from demo.studio import Rendered
+    from demo.ui import _label_markdown
+    entry = {"title": "Mona Lisa", "artist": "Leonardo da Vinci", "year": "c. 1503", "label": "A story."}
+    md = _label_markdown(entry, "en", Rendered(Path("x.mp4"), "meshwarp"))
+    assert "Animated with meshwarp" in md
+    note = "The liveportrait engine ran out of device memory; this result was rendered on the CPU with meshwarp instead."
+    md = _label_markdown(None, "fr", Rendered(Path("x.mp4"), "meshwarp", (note,)))
+    assert "Animé avec meshwarp" in md and "ran out of device memory" in md
+    assert "Animated with my_engine" in _label_markdown(entry, "en", Rendered(Path("x.mp4"), "my_engine"))

@@ -59,6 +59,7 @@ def test_visitor_animates_a_gallery_portrait(browser, launch_app):
         time.sleep(0.25)
     assert video_playing(page, "#lp-result"), "the result should start playing by itself"
     expect(page.locator("#lp-label")).to_contain_text("Johannes Vermeer")
+    expect(page.locator("#lp-label")).to_contain_text("Animated with meshwarp")  # which engine made it
     expect(page.locator("#lp-download")).to_be_visible()
     page.screenshot(path=SHOTS / "2-result.png", full_page=True)
     assert outside == [], f"the page must not reach outside the machine: {outside}"
