@@ -299,7 +299,7 @@ def test_more_shots_reconstruct_a_held_out_frame_better():
     for k in (1, 8):
         tuned = finetune(model, x[:k], y[:k], steps=80, content_loss=PixelContentLoss(cfg), adversarial=False, seed=0)
         errors[k] = (tuned.render(held_y) - held_x).abs().mean().item()
-    assert errors[8] < 0.9 * errors[1], errors
+    assert errors[8] < 0.6 * errors[1], errors  # 0.137 vs 0.392 on the development machine
 
 
 # -- files -----------------------------------------------------------------------------------------
