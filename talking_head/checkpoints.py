@@ -94,11 +94,28 @@ SPECS: tuple[FileSpec, ...] = (
 )
 
 
+# Files prefetched only when asked (``prefetch --engines``): the few-shot model's repos are configurable
+# and not published yet, so they are not part of what every kiosk downloads.
+OPTIONAL_ENGINES = ("fewshot_content", "fewshot")
+
+
 def specs(engine: str) -> tuple[FileSpec, ...]:
-    """The files ``engine`` needs (``liveportrait`` or ``face_alignment``)."""
+    """The files ``engine`` needs: ``liveportrait``, ``face_alignment``, or (configurable, see
+    ``talking_head/fewshot/specs.py``) ``fewshot_content`` and ``fewshot``."""
+    if engine == "fewshot_content":
+        from .fewshot.specs import content_specs
+        return content_specs()
+    if engine == "fewshot":
+        from .fewshot.specs import configured_model_repo, model_specs
+        repo, revision = configured_model_repo()
+        if repo is None:
+            raise CheckpointError("No few-shot model is configured; set LIVING_PORTRAITS_FEWSHOT_REPO to its Hub repo "
+                                  "(or LIVING_PORTRAITS_FEWSHOT_DIR to a trained model folder).")
+        return model_specs(repo, revision)
     found = tuple(s for s in SPECS if s.engine == engine)
     if not found:
-        raise CheckpointError(f"No learned files are known for the engine {engine!r}; known: {', '.join(ENGINES)}.")
+        raise CheckpointError(f"No learned files are known for the engine {engine!r}; known: "
+                              f"{', '.join(ENGINES + OPTIONAL_ENGINES)}.")
     return found
 
 
@@ -229,6 +246,9 @@ def read(spec: FileSpec, path: Path):
     """Read a verified file safely: safetensors, or ``torch.load(weights_only=True)`` on the CPU."""
     import torch
     try:
+        if spec.fmt == "json":  # a model's configuration, not weights
+            import json
+            return json.loads(path.read_text(encoding="utf-8"))
         if spec.fmt == "safetensors":
             from safetensors.torch import load_file
             return load_file(str(path), device="cpu")

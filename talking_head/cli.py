@@ -159,8 +159,10 @@ def _run_prerender(a) -> int:
 def _run_prefetch(a) -> int:
     from . import checkpoints
     print(f"{'engine':15s} {'file':42s} {'size':>11s}  state")
-    rows = checkpoints.prefetch(a.local_dir, report=lambda row: print(checkpoints.format_row(row), flush=True))
-    by_engine = {e: all(r.ok for r in rows if r.spec.engine == e) for e in checkpoints.ENGINES}
+    engines = [e for e in a.engines.split(",") if e] if a.engines else list(checkpoints.ENGINES)
+    rows = checkpoints.prefetch(a.local_dir, engines,
+                                report=lambda row: print(checkpoints.format_row(row), flush=True))
+    by_engine = {e: all(r.ok for r in rows if r.spec.engine == e) for e in engines}
     print("Ready: " + (", ".join(e for e, ok in by_engine.items() if ok) or "nothing") +
           (f"; not ready: {', '.join(e for e, ok in by_engine.items() if not ok)}" if not all(by_engine.values()) else ""))
     if a.local_dir and by_engine["liveportrait"]:
@@ -197,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("engines", help="which engines and landmark backends can run here")
     pp = sub.add_parser("prefetch", help="download and check every learned file, so the app then runs offline")
     pp.add_argument("--local-dir", default=None, help="put the Hub files in this folder instead of the Hugging Face cache")
+    pp.add_argument("--engines", default="", help="comma-separated, default liveportrait,face_alignment; also "
+                    "fewshot_content (the few-shot model's VGG19/VGGFace) and fewshot (a trained model)")
+    tp = sub.add_parser("train", help="meta-train the few-shot model (Zakharov et al. 2019); run under torchrun for DDP")
+    tp.add_argument("--config", required=True, help='JSON or TOML of FewShotConfig fields ("preset": "paper"|"tiny")')
+    tp.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="override one config field")
     bp = sub.add_parser("bench", help="measure speed (and with --quality, self-reenactment quality)")
     bp.add_argument("--quality", action="store_true", help="also run the self-reenactment quality table")
     bp.add_argument("--repeats", type=int, default=5)
@@ -211,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.cmd == "animate":
             return _run_animate(a)
+        if a.cmd == "train":
+            from .fewshot.train import main as train_main
+            return train_main(["--config", a.config, *[x for s in a.set for x in ("--set", s)]])
         if a.cmd == "gallery":
             return _run_gallery(a)
         if a.cmd == "prerender":

@@ -285,3 +285,19 @@ def test_every_spec_is_complete():
         assert s.sha256 is None or len(s.sha256) == 64
         if s.sha256 is None or s.size is None or s.revision is None:
             assert s.note, f"{s.filename}: unverified fields must be explained"
+
+
+def test_fewshot_files_go_through_the_same_module(monkeypatch, hub, capsys):
+    from talking_head import cli
+    content = ck.specs("fewshot_content")
+    assert {s.filename for s in content} == {"vgg19_caffe_rgb.safetensors", "vggface_caffe_rgb.safetensors"}
+    assert all(s.fmt == "safetensors" for s in content)
+    monkeypatch.delenv("LIVING_PORTRAITS_FEWSHOT_REPO", raising=False)
+    with pytest.raises(CheckpointError, match="LIVING_PORTRAITS_FEWSHOT_REPO"):
+        ck.specs("fewshot")
+    monkeypatch.setenv("LIVING_PORTRAITS_FEWSHOT_REPO", "someone/fewshot-model")
+    assert [s.filename for s in ck.specs("fewshot")][0] == "config.json"
+    # offline and not cached: one NOT READY row per file, exit code 2, no traceback
+    assert cli.main(["prefetch", "--engines", "fewshot_content"]) == 2
+    out = capsys.readouterr().out
+    assert out.count("NOT READY") == 2 and "not ready: fewshot_content" in out
