@@ -30,6 +30,21 @@ def face_weight(size: tuple[int, int], outline: np.ndarray, ramp: float, holes: 
     return weight.astype(np.float32)
 
 
+def smooth_flow(flow: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Weighted Gaussian low-pass of a (h, w, 2) flow: blur(w * flow) / blur(w) (normalised convolution).
+
+    Only where ``weight`` > 0 does the flow count, so a zero-weight region (background, an eye, the mouth)
+    neither drags its neighbours' flow towards zero nor lends them its own; where no weight is near,
+    the result is zero. ``sigma`` in pixels; 0 returns ``flow`` unchanged.
+    """
+    if sigma <= 0:
+        return flow
+    w = np.ascontiguousarray(weight, np.float32)
+    num = cv2.GaussianBlur(flow * w[..., None], (0, 0), sigma)
+    den = cv2.GaussianBlur(w, (0, 0), sigma)
+    return (num / np.maximum(den, 1e-3)[..., None]).astype(np.float32)
+
+
 def residual_flow(dis: cv2.DISOpticalFlow, predicted: np.ndarray, real: np.ndarray) -> np.ndarray:
     """(h, w, 2) offsets r with real(p) ~ predicted(p + r(p)), for two uint8 grayscale images.
 

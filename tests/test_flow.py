@@ -5,7 +5,7 @@ import pytest
 
 from talking_head.engines import DrivingFrame, create_engine
 from talking_head.faces import FaceLandmarks
-from talking_head.flow import face_weight, residual_flow, transfer
+from talking_head.flow import face_weight, residual_flow, smooth_flow, transfer
 from talking_head.gallery import Gallery
 from talking_head.images import load_image
 from talking_head.topology import get_layout
@@ -70,6 +70,22 @@ def test_transfer_rotates_and_scales_vectors_back_and_clamps_them():
     assert not far.any()
 
 
+def test_smooth_flow_keeps_a_constant_field_and_ignores_what_has_no_weight():
+    flow = np.zeros((60, 60, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 1.5, -0.5
+    flow[:, 40:] = (9.0, 9.0)  # a zero-weight region (background, an eye) with a wild flow
+    weight = np.ones((60, 60), np.float32)
+    weight[:, 40:] = 0
+    out = smooth_flow(flow, weight, 4.0)
+    # Next to the zero-weight region the field is neither pulled towards 9 nor towards 0.
+    np.testing.assert_allclose(out[30, 5:39], np.broadcast_to([1.5, -0.5], (34, 2)), atol=1e-3)
+    # Noise is averaged away, and sigma 0 changes nothing.
+    noisy = flow.copy()
+    noisy[:, :40] += np.random.default_rng(0).normal(0, 1.0, (60, 40, 2)).astype(np.float32)
+    assert np.abs(smooth_flow(noisy, weight, 4.0)[20:40, 10:30] - flow[20:40, 10:30]).max() < 0.35
+    assert smooth_flow(noisy, weight, 0) is noisy
+
+
 def test_residual_flow_recovers_a_known_translation():
     img = _texture(96, 96)
     moved = cv2.warpAffine(img, np.float32([[1, 0, 2.0], [0, 1, -1.5]]), (96, 96), borderMode=cv2.BORDER_REFLECT)
@@ -103,6 +119,10 @@ def _render_shifted(portrait, **options):
     inner = oval.mean(0) + 0.6 * (oval - oval.mean(0))
     mask = np.zeros(out.shape[:2], np.uint8)
     cv2.fillPoly(mask, [inner.astype(np.int32)], 1)
+    # The eyes are left to the landmarks (an iris rolling is not skin motion): not scored.
+    for upper, lower in get_layout(face.layout).eyes:
+        eye = face.points[list(upper) + list(reversed(lower[1:-1])), :2] - (x0, y0)
+        cv2.fillPoly(mask, [(eye.mean(0) + 2.0 * (eye - eye.mean(0))).astype(np.int32)], 0)
     inside = mask > 0
     return np.abs(out - moved[y0:y1, x0:x1])[inside].mean(), np.abs(out - img[y0:y1, x0:x1])[inside].mean()
 
@@ -112,6 +132,28 @@ def test_refinement_follows_skin_motion_the_landmarks_missed(portrait):
     plain_to_moved, plain_to_still = _render_shifted(portrait, refine=False)
     assert plain_to_still == 0  # the mesh alone sees no motion
     assert to_moved < 0.2 * plain_to_moved
+
+
+def test_the_residual_leaves_the_eyes_to_the_landmarks(portrait):
+    """The driver's iris rolling must not drag the portrait's lids: no residual inside the eyes."""
+    img, face = portrait
+    eng = create_engine("meshwarp", fill_mouth=False)
+    prepared = eng.prepare(img, face)
+    head = np.float32([[1, 0, 0], [0, 1, 0]])
+    moved = cv2.warpAffine(img, np.float32([[1, 0, 3], [0, 1, 2]]), img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+    eng.render(prepared, [DrivingFrame(0, img, face.points, face.points, head)])
+    s = prepared.state
+    flow, weight, xy = s.driver.residual(moved, face.points)
+    lay = get_layout(face.layout)
+    for (upper, lower), iris in zip(lay.eyes, lay.iris_centres):
+        x, y = np.round(xy[iris]).astype(int)
+        assert weight[y, x] == 0
+    # Deep in the cheek the residual is kept and follows the (3, 2) px shift, -k * (3, 2) in crop pixels.
+    oval = xy[list(lay.oval)]
+    centre, side = oval.mean(0), oval[np.argmin(oval[:, 0])]
+    cheek = np.round(centre + 0.45 * (side - centre)).astype(int)
+    assert weight[cheek[1], cheek[0]] > 0.5
+    np.testing.assert_allclose(flow[cheek[1], cheek[0]], -s.driver.k * np.float32([3, 2]), atol=0.6)
 
 
 def test_without_driving_pixels_the_refinement_is_skipped(portrait):
@@ -126,3 +168,37 @@ def test_without_driving_pixels_the_refinement_is_skipped(portrait):
         frames = [DrivingFrame(i, None, face.points, t, head) for i, t in enumerate((face.points, target))]
         outs.append(eng.render(prepared, frames)[1])
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_mouth_interior_colours_are_matched_to_the_portrait_and_its_warper_is_reused(portrait):
+    from talking_head.engines.meshwarp import _lip_band, _match_colour
+
+    img, face = portrait
+    lay = get_layout(face.layout)
+    # The driver is the portrait itself in other colours: matching must bring its lips back.
+    driver = np.clip(img.astype(np.float32) * [0.6, 0.9, 1.2] + [40, -10, 5], 0, 255).astype(np.uint8)
+    lips = face.points[list(lay.outer_lip), :2]
+    x0, y0 = np.floor(lips.min(0)).astype(int) - 2
+    x1, y1 = np.ceil(lips.max(0)).astype(int) + 3
+    region, patch = img[y0:y1, x0:x1], driver[y0:y1, x0:x1]
+    out = _match_colour(patch, driver, face.points, region, face.points[:, :2] - (x0, y0), lay)
+    assert out.dtype == np.uint8 and out.shape == patch.shape
+    band = _lip_band(face.points[:, :2] - (x0, y0), lay, region.shape) > 0
+    assert band.sum() > 50
+    assert np.abs(out[band].astype(int) - region[band]).mean() < 3
+    assert np.abs(patch[band].astype(int) - region[band]).mean() > 15
+
+    # Rendering an opening mouth keeps one interior warper for the clip, grown only when needed.
+    eng = create_engine("meshwarp", refine=False)
+    prepared = eng.prepare(img, face)
+    head = np.float32([[1, 0, 0], [0, 1, 0]])
+    frames = []
+    for i, drop in enumerate((0.0, 6.0, 4.0, 6.0)):
+        target = face.points.copy()
+        target[list(lay.inner_lip_lower), 1] += drop
+        frames.append(DrivingFrame(i, driver, target, target, head))
+    eng.render(prepared, frames[:2])
+    warper = prepared.state.mouth_warper
+    assert warper is not None
+    eng.render(prepared, frames[2:])
+    assert prepared.state.mouth_warper is warper

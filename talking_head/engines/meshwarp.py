@@ -14,7 +14,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from ..faces import FaceLandmarks
-from ..flow import face_weight, residual_flow, transfer
+from ..flow import face_weight, residual_flow, smooth_flow, transfer
 from ..motion import umeyama
 from ..topology import Layout, face_triangles, get_layout, hole_triangles, mouth_opening
 from ..warp import MeshWarper, coverage_mask
@@ -26,6 +26,10 @@ _RINGS = ((1.22, 1.0), (1.6, 0.55), (2.1, 0.18))
 # How much of the face outline's own (non-rigid) motion each ring takes: a dropping jaw pulls the
 # skin just outside it along, instead of squeezing it against a ring that only follows the skull.
 _RING_FOLLOW = (0.4, 0.1, 0.0)
+# Below the chin is neck and collar: a ring point there loses up to _NECK_DROP of its share of the
+# head's motion, reached _NECK_SPAN face heights below the chin.
+_NECK_DROP = 0.6
+_NECK_SPAN = 0.6
 _CROP_SCALE = 2.6       # crop side / face outline size
 _BORDER_POINTS = 8      # fixed anchors per crop edge
 # Residual flow (see talking_head/flow.py), measured on a small grayscale crop of the driver's face
@@ -35,6 +39,13 @@ _FLOW_FACE = 0.8        # share of that side the driver's face outline spans in 
 _FLOW_RAMP = 0.15       # weight ramp inside the face outline, in inter-ocular distances
 _FLOW_MOUTH_RAMP = 0.1  # the same at the mouth opening (the lips themselves need the flow)
 _FLOW_LIMIT = 0.15      # longest residual kept, in inter-ocular distances
+# On paintings the raw residual tore a 3/4 face's far eye when the driver rolled her eyes (the iris
+# dragged the lid) and left blotches on cheeks whose shading changed (puffed cheeks read as motion):
+# eyes are left out, and only the residual's low frequencies are kept, which DIS gets at half resolution.
+_FLOW_FINEST = 1        # DIS finest pyramid level (0: full crop resolution, 1: half)
+_FLOW_SMOOTH = 0.1      # Gaussian low-pass of the residual, in inter-ocular distances (0: none)
+_FLOW_EYES = True       # leave the eyes out of the residual (an iris rolling is not skin motion)
+_FLOW_EYE_SCALE = 1.3   # eye opening scaled about its centre to make the hole
 
 
 @dataclass
@@ -51,7 +62,8 @@ class _MeshState:
     rest_opening: float
     iod: float
     warper: MeshWarper
-    driver: "_DriverFlow | None" = None  # the driving clip's frame 0, set when it arrives
+    driver: _DriverFlow | None = None  # the driving clip's frame 0, set when it arrives
+    mouth_warper: MeshWarper | None = None  # maps the driver's mouth interior; grows to the widest mouth
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -79,7 +91,7 @@ class _DriverFlow:
     def __init__(self, layout: Layout, image: np.ndarray, landmarks: np.ndarray):
         self.layout = layout
         extent = float(np.max(np.ptp(landmarks[list(layout.oval), :2], axis=0)))
-        self.side = max(8, int(round(extent / _FLOW_FACE)))  # in driver pixels
+        self.side = max(8, round(extent / _FLOW_FACE))  # in driver pixels
         self.k = _FLOW_SIDE / self.side
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         self.ref = cv2.resize(gray, None, fx=self.k, fy=self.k, interpolation=cv2.INTER_AREA)
@@ -87,9 +99,11 @@ class _DriverFlow:
         self.tris = face_triangles(layout, self.ref_xy)
         self.warper = MeshWarper(_FLOW_SIDE, _FLOW_SIDE, 2)
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        self.dis.setFinestScale(0)
+        self.dis.setFinestScale(_FLOW_FINEST)
         iod = np.linalg.norm(np.subtract(*[self.ref_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod]))
         self.ramp, self.mouth_ramp, self.limit = _FLOW_RAMP * iod, _FLOW_MOUTH_RAMP * iod, _FLOW_LIMIT * iod
+        self.smooth = _FLOW_SMOOTH * iod
+        self.eye_loops = [list(upper) + list(reversed(lower[1:-1])) for upper, lower in layout.eyes] if _FLOW_EYES else []
 
     def residual(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(flow, weight, xy): residual flow on the crop, where to keep it, the landmarks in crop pixels."""
@@ -103,13 +117,18 @@ class _DriverFlow:
         table = self.warper.table(xy, self.ref_xy, landmarks[:, 2].astype(np.float32), self.tris,
                                   outside=_similarity(xy[rigid], self.ref_xy[rigid]))
         predicted = cv2.remap(self.ref, table, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return residual_flow(self.dis, predicted, real), self.weight(xy), xy
+        weight = self.weight(xy)
+        return smooth_flow(residual_flow(self.dis, predicted, real), weight, self.smooth), weight, xy
 
     def weight(self, xy: np.ndarray) -> np.ndarray:
         """Where on the crop a residual is kept, for a face whose landmarks sit at ``xy`` (crop pixels)."""
         lay = self.layout
-        return face_weight((_FLOW_SIDE, _FLOW_SIDE), xy[list(lay.oval)], self.ramp, [xy[list(lay.mouth_ring)]],
-                           self.mouth_ramp)
+        holes = [xy[list(lay.mouth_ring)]]
+        for loop in self.eye_loops:
+            eye = xy[loop]
+            c = eye.mean(axis=0)
+            holes.append(c + _FLOW_EYE_SCALE * (eye - c))
+        return face_weight((_FLOW_SIDE, _FLOW_SIDE), xy[list(lay.oval)], self.ramp, holes, self.mouth_ramp)
 
 
 def _auto_step(w: int, h: int) -> int:
@@ -118,7 +137,7 @@ def _auto_step(w: int, h: int) -> int:
     The table is exactly piecewise affine at the cells and bilinear between them; at 256 cells a face
     triangle still spans several cells, and the image itself is resampled at full resolution.
     """
-    return max(1, int(round(max(w, h) / 256)))
+    return max(1, round(max(w, h) / 256))
 
 
 def _crop_box(face: FaceLandmarks, layout: Layout, w: int, h: int) -> tuple[int, int, int, int]:
@@ -192,8 +211,8 @@ class MeshWarpEngine(Engine):
         for (scale, weight), fol in zip(_RINGS, _RING_FOLLOW):
             ring = centre + scale * (oval - centre)
             # Below the chin is neck and collar: it follows the head less than hair does.
-            below = np.clip((ring[:, 1] - chin_y) / (0.6 * face_h), 0, 1)
-            wts = weight * (1 - 0.6 * below)
+            below = np.clip((ring[:, 1] - chin_y) / (_NECK_SPAN * face_h), 0, 1)
+            wts = weight * (1 - _NECK_DROP * below)
             keep = (ring[:, 0] > 1) & (ring[:, 0] < cw - 2) & (ring[:, 1] > 1) & (ring[:, 1] < ch - 2)
             anchors.append(ring[keep])
             weights.append(wts[keep])
@@ -306,38 +325,51 @@ class MeshWarpEngine(Engine):
         # A soft mask: a fully hard edge would show a cut-out line along the lips.
         mask = coverage_mask(bx1 - bx0, by1 - by0, local, feather=max(0.6, 0.01 * s.iod))
         region = img[by0:by1, bx0:bx1]
-        patch = None
+        # Strength grows with the extra opening so the fill fades in instead of popping.
+        k = float(np.clip((opening - s.rest_opening) / (0.06 * s.iod), 0, 1))
         if fr.image is not None:
-            patch, covered = self._driver_interior(fr, layout, face_dst - (bx0, by0), s.mouth_tris, bx1 - bx0, by1 - by0)
+            patch, covered = self._driver_interior(s, fr, face_dst - (bx0, by0), bx1 - bx0, by1 - by0)
             # Outside the lip-gap triangles the patch shows whatever the driver frame has there
             # (wall, cheek): keep the soft edge inside what was really mapped.
-            mask = mask * covered
+            m = mask * covered * np.float32(k)
             patch = _match_colour(patch, fr.image, fr.landmarks, region, face_dst - (bx0, by0), layout)
-        if patch is None:
-            patch = _cavity(region, local, layout, face_dst - (bx0, by0))
-        # Strength grows with the extra opening so the fill fades in instead of popping.
-        k = np.clip((opening - s.rest_opening) / (0.06 * s.iod), 0, 1)
+            # One vectorised pass over uint8 pixels; a numpy float blend costs several times more.
+            region[:] = cv2.blendLinear(patch, np.ascontiguousarray(region), m, 1 - m)
+            return
+        patch = _cavity(region, local, layout, face_dst - (bx0, by0))
         m = (mask * k)[..., None]
         img[by0:by1, bx0:bx1] = (region * (1 - m) + patch * m).astype(np.uint8)
 
     @staticmethod
-    def _driver_interior(fr: DrivingFrame, layout: Layout, dst_local, tris, w, h):
-        warper = MeshWarper(w, h, 1)
+    def _driver_interior(s: _MeshState, fr: DrivingFrame, dst_local, w, h) -> tuple[np.ndarray, np.ndarray]:
+        """(uint8 patch, coverage) of the driver's mouth interior mapped onto a (w, h) box of the portrait."""
+        # One warper for the clip, grown when a wider mouth needs it: its table is cut to (h, w).
+        if s.mouth_warper is None or s.mouth_warper.width < w or s.mouth_warper.height < h:
+            old = s.mouth_warper
+            s.mouth_warper = MeshWarper(max(w, old.width if old else 0) + 8, max(h, old.height if old else 0) + 8, 1)
+        warper = s.mouth_warper
         m = warper.table(dst_local.astype(np.float32), fr.landmarks[:, :2].astype(np.float32),
-                         np.zeros(len(dst_local), np.float32), tris)
-        patch = cv2.remap(fr.image, m, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return patch.astype(np.float32), warper.covered()
+                         np.zeros(len(dst_local), np.float32), s.mouth_tris)
+        patch = cv2.remap(fr.image, np.ascontiguousarray(m[:h, :w]), None, interpolation=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        return patch, warper.covered()[:h, :w]
 
 
 def _lip_band(xy: np.ndarray, layout: Layout, shape) -> np.ndarray:
+    """uint8 mask (255 on the lips, 0 elsewhere) between the outer lip line and the mouth opening."""
     h, w = shape[:2]
-    outer = coverage_mask(w, h, xy[list(layout.outer_lip)]) > 0.5
-    inner = coverage_mask(w, h, xy[list(layout.mouth_ring)]) > 0.5
-    return outer & ~inner
+    band = np.zeros((h, w), np.uint8)
+    # Sub-pixel vertices (shift=2), no anti-aliasing: a pixel is in when its centre is inside.
+    cv2.fillPoly(band, [np.round(xy[list(layout.outer_lip)] * 4).astype(np.int32)], 255, shift=2)
+    cv2.fillPoly(band, [np.round(xy[list(layout.mouth_ring)] * 4).astype(np.int32)], 0, shift=2)
+    return band
 
 
-def _match_colour(patch, drv_img, drv_lm, region, dst_local, layout):
-    """Map the driver's colours to the portrait's by matching lip statistics (mean and spread per channel)."""
+def _match_colour(patch: np.ndarray, drv_img, drv_lm, region, dst_local, layout) -> np.ndarray:
+    """Map the driver's colours to the portrait's by matching lip statistics (mean and spread per channel).
+
+    ``patch`` and the result are uint8; the per-channel gain and offset are applied in one pass.
+    """
     x0, y0 = np.floor(drv_lm[list(layout.outer_lip), :2].min(0)).astype(int) - 2
     x1, y1 = np.ceil(drv_lm[list(layout.outer_lip), :2].max(0)).astype(int) + 3
     hh, ww = drv_img.shape[:2]
@@ -346,18 +378,19 @@ def _match_colour(patch, drv_img, drv_lm, region, dst_local, layout):
         return patch
     d_band = _lip_band(drv_lm[:, :2] - (x0, y0), layout, (y1 - y0, x1 - x0))
     p_band = _lip_band(dst_local, layout, region.shape)
-    if d_band.sum() < 10 or p_band.sum() < 10:
+    if cv2.countNonZero(d_band) < 10 or cv2.countNonZero(p_band) < 10:
         return patch
-    d = drv_img[y0:y1, x0:x1][d_band].astype(np.float32)
-    p = region[p_band].astype(np.float32)
-    gain = np.clip((p.std(0) + 1) / (d.std(0) + 1), 0.5, 2.0)
-    return np.clip((patch - d.mean(0)) * gain + p.mean(0), 0, 255)
+    d_mean, d_std = cv2.meanStdDev(np.ascontiguousarray(drv_img[y0:y1, x0:x1]), mask=d_band)
+    p_mean, p_std = cv2.meanStdDev(np.ascontiguousarray(region), mask=p_band)
+    gain = np.clip((p_std[:, 0] + 1) / (d_std[:, 0] + 1), 0.5, 2.0)
+    # out = (patch - d_mean) * gain + p_mean, per channel, saturated to 0..255.
+    return cv2.transform(patch, np.hstack([np.diag(gain), (p_mean[:, 0] - d_mean[:, 0] * gain)[:, None]]))
 
 
 def _cavity(region, ring_local, layout, face_local):
     """A shaded mouth interior in the portrait's own palette: dark throat, a hint of upper teeth."""
     h, w = region.shape[:2]
-    band = _lip_band(face_local, layout, region.shape)
+    band = _lip_band(face_local, layout, region.shape) > 0
     lip = region[band].mean(0) if band.sum() > 5 else region.reshape(-1, 3).mean(0)
     up = face_local[list(layout.inner_lip_upper), 1].mean()
     lo = face_local[list(layout.inner_lip_lower), 1].mean()
