@@ -32,8 +32,28 @@ def _rasterize(dst, src, z, tris, map_xy, zbuf, step, offset):
         xmax = min(int(np.ceil(max(x0, x1, x2))), w - 1)
         ymin = max(int(np.floor(min(y0, y1, y2))), 0)
         ymax = min(int(np.ceil(max(y0, y1, y2))), h - 1)
+        # Each barycentric coordinate is linear in px along a row: the row's span where all three are
+        # non-negative is found first (one pixel wider, for rounding), so the loop skips the bounding
+        # box's empty corners; inside it the test and the arithmetic are exactly those of every pixel.
+        ka = (y1 - y2) * inv
+        kb = (y2 - y0) * inv
+        kc = -(ka + kb)
         for py in range(ymin, ymax + 1):
-            for px in range(xmin, xmax + 1):
+            ca = ((x2 - x1) * (py - y2)) * inv - ka * x2
+            cb = ((x0 - x2) * (py - y2)) * inv - kb * x2
+            cc = 1.0 - ca - cb
+            lo, hi = float(xmin), float(xmax)
+            empty = False
+            for k, c in ((ka, ca), (kb, cb), (kc, cc)):
+                if k > 1e-12:
+                    lo = max(lo, (-1e-4 - c) / k - 1.0)
+                elif k < -1e-12:
+                    hi = min(hi, (-1e-4 - c) / k + 1.0)
+                elif c < -1e-4 - 1e-6:
+                    empty = True
+            if empty or lo > hi:
+                continue
+            for px in range(max(xmin, int(np.floor(lo))), min(xmax, int(np.ceil(hi))) + 1):
                 a = ((y1 - y2) * (px - x2) + (x2 - x1) * (py - y2)) * inv
                 b = ((y2 - y0) * (px - x2) + (x0 - x2) * (py - y2)) * inv
                 c = 1.0 - a - b
