@@ -8,6 +8,7 @@ message in the visitor's language.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
@@ -85,6 +86,15 @@ render_on_device = spaces.GPU(duration=gpu_seconds)(_render) if spaces is not No
 ON_ZERO_GPU = bool(os.environ.get("SPACES_ZERO_GPU"))
 
 
+def _give_memory_back() -> None:
+    """Hand freed memory back to the system after a render: glibc keeps it in its arenas otherwise, and a
+    kiosk that runs all day would sit at its busiest moment's size (RELIABILITY.md, soak)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
+        pass
+
+
 @dataclass(frozen=True)
 class Rendered:
     """A finished request: the video, the engine that made it and anything the visitor should know."""
@@ -143,3 +153,5 @@ class Studio:
             log.exception("render failed (portrait %s, clip %s)", "upload" if portrait.is_upload else p_spec,
                           "upload" if clip.is_upload else c_spec)
             raise VisitorError(t(lang, "err_unexpected")) from None
+        finally:
+            _give_memory_back()
