@@ -94,14 +94,16 @@ class _DriverFlow:
         self.layout = layout
         extent = float(np.max(np.ptp(landmarks[list(layout.oval), :2], axis=0)))
         self.side = max(8, round(extent / _FLOW_FACE))  # in driver pixels
-        self.k = _FLOW_SIDE / self.side
+        self.size = _FLOW_SIDE
+        self.k = self.size / self.side
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         self.ref = cv2.resize(gray, None, fx=self.k, fy=self.k, interpolation=cv2.INTER_AREA)
         self.ref_xy = (landmarks[:, :2] * self.k).astype(np.float32)
         self.tris = face_triangles(layout, self.ref_xy)
-        self.warper = MeshWarper(_FLOW_SIDE, _FLOW_SIDE, 2)
+        self.warper = MeshWarper(self.size, self.size, 2)
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self.dis.setFinestScale(_FLOW_FINEST)
+        self.finest = _FLOW_FINEST
         iod = np.linalg.norm(np.subtract(*[self.ref_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod]))
         self.ramp, self.mouth_ramp, self.limit = _FLOW_RAMP * iod, _FLOW_MOUTH_RAMP * iod, _FLOW_LIMIT * iod
         self.smooth = _FLOW_SMOOTH * iod
@@ -113,7 +115,7 @@ class _DriverFlow:
         centre = landmarks[list(lay.oval), :2].mean(axis=0)
         x0, y0 = np.round(centre - self.side / 2).astype(int)
         real = cv2.cvtColor(_crop_square(image, x0, y0, self.side), cv2.COLOR_RGB2GRAY)
-        real = cv2.resize(real, (_FLOW_SIDE, _FLOW_SIDE), interpolation=cv2.INTER_AREA)
+        real = cv2.resize(real, (self.size, self.size), interpolation=cv2.INTER_AREA)
         xy = ((landmarks[:, :2] - (x0, y0)) * self.k).astype(np.float32)
         rigid = list(lay.rigid)
         table = self.warper.table(xy, self.ref_xy, landmarks[:, 2].astype(np.float32), self.tris,
@@ -130,7 +132,7 @@ class _DriverFlow:
             eye = xy[loop]
             c = eye.mean(axis=0)
             holes.append(c + _FLOW_EYE_SCALE * (eye - c))
-        return face_weight((_FLOW_SIDE, _FLOW_SIDE), xy[list(lay.oval)], self.ramp, holes, self.mouth_ramp)
+        return face_weight((self.size, self.size), xy[list(lay.oval)], self.ramp, holes, self.mouth_ramp)
 
 
 def _auto_step(w: int, h: int) -> int:
