@@ -205,3 +205,24 @@ def test_mouth_interior_colours_are_matched_to_the_portrait_and_its_warper_is_re
     assert warper is not None
     eng.render(prepared, frames[2:])
     assert prepared.state.mouth_warper is warper
+
+
+def test_the_residual_is_averaged_over_frames_so_flow_noise_does_not_shimmer(portrait, monkeypatch):
+    """Pixels jittering by +-1 px around still landmarks: the running mean halves what reaches the warp."""
+    from talking_head.engines import meshwarp
+
+    img, face = portrait
+    head = np.float32([[1, 0, 0], [0, 1, 0]])
+    shifts = [0, 1.0, -1.0, 1.0, -1.0, 1.0]
+    frames = [DrivingFrame(i, cv2.warpAffine(img, np.float32([[1, 0, d], [0, 1, 0]]), img.shape[1::-1],
+                                             borderMode=cv2.BORDER_REFLECT), face.points, face.points, head)
+              for i, d in enumerate(shifts)]
+    last = {}
+    for temporal in (1.0, 0.5):
+        monkeypatch.setattr(meshwarp, "_FLOW_TEMPORAL", temporal)
+        eng = create_engine("meshwarp", fill_mouth=False)
+        prepared = eng.prepare(img, face)
+        eng.render(prepared, frames)
+        last[temporal] = np.abs(prepared.state.prev_disp[..., 0]).max()
+    assert last[1.0] > 0.5
+    assert last[0.5] < 0.6 * last[1.0]

@@ -48,6 +48,7 @@ _FLOW_FINEST = 1        # DIS finest pyramid level (0: full crop resolution, 1: 
 _FLOW_SMOOTH = 0.1      # Gaussian low-pass of the residual, in inter-ocular distances (0: none)
 _FLOW_EYES = True       # leave the eyes out of the residual (an iris rolling is not skin motion)
 _FLOW_EYE_SCALE = 1.3   # eye opening scaled about its centre to make the hole
+_FLOW_TEMPORAL = 0.5    # weight of the newest frame in a running mean of the residual (1: none)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class _MeshState:
     iod: float
     warper: MeshWarper
     driver: _DriverFlow | None = None  # the driving clip's frame 0, set when it arrives
+    prev_disp: np.ndarray | None = None  # the last frame's residual on the remap grid
     mouth_warper: MeshWarper | None = None  # maps the driver's mouth interior; grows to the widest mouth
 
 
@@ -293,6 +295,7 @@ class MeshWarpEngine(Engine):
             return None
         if fr.index == 0:
             s.driver = _DriverFlow(s.layout, fr.image, fr.landmarks)
+            s.prev_disp = None
             return None
         if s.driver is None:
             return None
@@ -305,7 +308,13 @@ class MeshWarpEngine(Engine):
         w = s.warper
         grid = np.float64([[w.step, 0, w.offset], [0, w.step, w.offset], [0, 0, 1]])
         gh, gw = w.cells.shape[:2]
-        return transfer(flow, weight, to_flow @ grid, (gw, gh), s.driver.limit) * np.float32(w.step)
+        disp = transfer(flow, weight, to_flow @ grid, (gw, gh), s.driver.limit) * np.float32(w.step)
+        # On the portrait's fixed grid, a running mean over frames: DIS's frame-to-frame noise made
+        # nostrils and lips shimmer on a calm clip, while the skin motion it corrects is slow.
+        if s.prev_disp is not None and _FLOW_TEMPORAL < 1:
+            disp = _FLOW_TEMPORAL * disp + (1 - _FLOW_TEMPORAL) * s.prev_disp
+        s.prev_disp = disp
+        return disp
 
     def _fill_mouth(self, img: np.ndarray, s: _MeshState, dst: np.ndarray, fr: DrivingFrame, box) -> None:
         """Replace stretched lip texture in an opened mouth with a mouth interior.
