@@ -140,7 +140,7 @@ def test_refinement_follows_skin_motion_the_landmarks_missed(portrait):
 def test_the_residual_leaves_the_eyes_to_the_landmarks(portrait):
     """The driver's iris rolling must not drag the portrait's lids: no residual inside the eyes."""
     img, face = portrait
-    eng = create_engine("meshwarp", fill_mouth=False)
+    eng = create_engine("meshwarp", fill_mouth=False, refine=True)
     prepared = eng.prepare(img, face)
     head = np.float32([[1, 0, 0], [0, 1, 0]])
     moved = cv2.warpAffine(img, np.float32([[1, 0, 3], [0, 1, 2]]), img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
@@ -220,7 +220,7 @@ def test_the_residual_is_averaged_over_frames_so_flow_noise_does_not_shimmer(por
     last = {}
     for temporal in (1.0, 0.5):
         monkeypatch.setattr(meshwarp, "_FLOW_TEMPORAL", temporal)
-        eng = create_engine("meshwarp", fill_mouth=False)
+        eng = create_engine("meshwarp", fill_mouth=False, refine=True)
         prepared = eng.prepare(img, face)
         eng.render(prepared, frames)
         last[temporal] = np.abs(prepared.state.prev_disp[..., 0]).max()

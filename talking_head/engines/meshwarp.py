@@ -185,10 +185,13 @@ class MeshWarpEngine(Engine):
     needs_driving_pixels = True
     batch_size = 1
 
-    def __init__(self, grid_step: int | None = None, fill_mouth: bool = True, sharp: bool = False, refine: bool = True):
+    def __init__(self, grid_step: int | None = None, fill_mouth: bool = True, sharp: bool = False, refine: bool = False):
         self.grid_step = grid_step
         self.fill_mouth = fill_mouth
         # Residual optical flow of the driver's skin between the mesh's vertices (needs driving pixels).
+        # Off by default: on paintings driven by another person it showed no visible gain (frames of
+        # largest difference look alike), a little more frame-to-frame texture change, and it costs
+        # ~1.3 s of CPU per 12-s render; it scores better in self-reenactment (BENCHMARKS.md).
         self.refine = refine
         # Bicubic resampling: bilinear blurs every sub-pixel shift, which is most of a subtle motion.
         self.interpolation = cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR
