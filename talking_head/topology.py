@@ -66,6 +66,29 @@ IBUG68 = Layout(
 
 LAYOUTS = {MEDIAPIPE.name: MEDIAPIPE, IBUG68.name: IBUG68}
 
+# iBUG index -> MediaPipe face-mesh index (the widely used correspondence; the ends of each part agree
+# with the layouts above: chin 8 -> 152, eye corners 36/39/42/45 -> 33/133/362/263, inner-lip corners
+# 60/64 -> 78/308). Good enough to frame a face crop, rasterise parts and measure eye and lip openness;
+# not a landmark-accurate conversion.
+MEDIAPIPE_TO_IBUG68 = np.array([
+    127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356,  # jaw
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,                                       # brows
+    168, 197, 5, 4, 75, 97, 2, 326, 305,                                                 # nose
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,                           # eyes
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,                                 # outer lip
+    78, 82, 13, 312, 308, 317, 14, 87,                                                   # inner lip
+], dtype=np.int64)
+
+
+def to_ibug68(points: np.ndarray, layout: str) -> np.ndarray:
+    """(68, D) iBUG points from a (N, D) landmark array of layout ``ibug68`` or ``mediapipe478``."""
+    points = np.asarray(points)
+    if layout == IBUG68.name:
+        return points[:68]
+    if layout == MEDIAPIPE.name:
+        return points[MEDIAPIPE_TO_IBUG68]
+    raise ValueError(f"no 68-point mapping for the landmark layout {layout!r}")
+
 
 def get_layout(name: str) -> Layout:
     return LAYOUTS[name]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..topology import MEDIAPIPE_TO_IBUG68, to_ibug68  # noqa: F401  (re-exported)
+
 # (first, last inclusive, closed, RGB colour) per part of the iBUG 68-point layout.
 PARTS: tuple[tuple[int, int, bool, tuple[int, int, int]], ...] = (
     (0, 16, False, (255, 255, 255)),   # jaw
@@ -22,29 +24,6 @@ PARTS: tuple[tuple[int, int, bool, tuple[int, int, int]], ...] = (
     (48, 59, True, (255, 255, 0)),     # outer lip
     (60, 67, True, (255, 255, 0)),     # inner lip
 )
-
-# iBUG index -> MediaPipe face-mesh index (the widely used correspondence; ends of each part checked
-# against talking_head.topology: chin 8 -> 152, eye corners 36/39/42/45 -> 33/133/362/263,
-# inner-lip corners 60/64 -> 78/308).
-MEDIAPIPE_TO_IBUG68 = np.array([
-    127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356,  # jaw
-    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,                                       # brows
-    168, 197, 5, 4, 75, 97, 2, 326, 305,                                                 # nose
-    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,                           # eyes
-    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,                                 # outer lip
-    78, 82, 13, 312, 308, 317, 14, 87,                                                   # inner lip
-], dtype=np.int64)
-
-
-def to_ibug68(points: np.ndarray, layout: str) -> np.ndarray:
-    """(68, D) iBUG points from a (N, D) landmark array of layout ``ibug68`` or ``mediapipe478``."""
-    points = np.asarray(points)
-    if layout == "ibug68":
-        return points[:68]
-    if layout == "mediapipe478":
-        return points[MEDIAPIPE_TO_IBUG68]
-    raise ValueError(f"no 68-point mapping for the landmark layout {layout!r}")
-
 
 def crop_box(points68: np.ndarray, scale: float = 1.8, shift: float = 0.12) -> tuple[float, float, float]:
     """(x0, y0, side) of the square crop the model sees around a face: ``scale`` times the landmark box."""

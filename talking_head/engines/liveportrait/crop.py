@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ...faces import FaceLandmarks
+from ...topology import to_ibug68
 
 SOURCE_SIZE = 512        # the crop the decoder paints (and the paste mask's size)
 NET_SIZE = 256           # what the appearance and motion extractors see
@@ -21,30 +22,14 @@ SOURCE_SCALE, SOURCE_VY = 2.3, -0.125
 DRIVING_SCALE, DRIVING_VY = 2.2, -0.1
 FEATHER = 16             # the reference mask_template.png: a 16-pixel linear ramp at the crop's edge
 
-# MediaPipe face-mesh index of each iBUG-68 point (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
-# lips 48-67), chosen by where the points sit on the face; good enough to frame a crop and to
-# measure eye and lip openness, not a landmark-accurate conversion.
-MEDIAPIPE_TO_IBUG68 = (
-    127, 234, 93, 132, 58, 172, 136, 149, 152, 378, 365, 397, 288, 361, 323, 454, 356,
-    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
-    168, 197, 5, 4, 98, 97, 2, 326, 327,
-    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
-    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
-    78, 82, 13, 312, 308, 317, 14, 87,
-)
-
-
 def ibug68(face: FaceLandmarks | np.ndarray, layout: str | None = None) -> np.ndarray:
     """(68, 2) iBUG points of a face from either landmark layout."""
     if isinstance(face, FaceLandmarks):
         pts, layout = face.points, face.layout
     else:
         pts = np.asarray(face)
-    if layout == "mediapipe478" or len(pts) == 478:
-        pts = pts[list(MEDIAPIPE_TO_IBUG68)]
-    if len(pts) != 68:
-        raise ValueError(f"expected 68 or 478 landmarks, got {len(pts)}")
-    return np.asarray(pts[:, :2], np.float64)
+        layout = layout or ("mediapipe478" if len(pts) == 478 else "ibug68")
+    return np.asarray(to_ibug68(pts, layout)[:, :2], np.float64)
 
 
 def source_crop_matrix(pts68: np.ndarray, dsize: int = SOURCE_SIZE, scale: float = SOURCE_SCALE,
