@@ -94,6 +94,11 @@ SPECS: tuple[FileSpec, ...] = (
 )
 
 
+def fix_command(spec: FileSpec) -> str:
+    """The command that downloads ``spec`` again (optional engines are named, as prefetch skips them)."""
+    return FIX + (f" --engines {spec.engine}" if spec.engine in OPTIONAL_ENGINES else "")
+
+
 # Files prefetched only when asked (``prefetch --engines``): the few-shot model's repos are configurable
 # and not published yet, so they are not part of what every kiosk downloads.
 OPTIONAL_ENGINES = ("fewshot_content", "fewshot")
@@ -161,7 +166,7 @@ def _missing(spec: FileSpec, local_dir: Path | None, why: str = "") -> Checkpoin
     why = why or ("HF_HUB_OFFLINE is set, so nothing was downloaded" if offline() else "")
     extra = f" ({why})" if why else ""
     return CheckpointError(f"The {spec.title} weights ({src}) are not in {_where(spec, local_dir)}{extra}; "
-                           f"run `{FIX}` on a machine with network.", spec=spec, reason="missing")
+                           f"run `{fix_command(spec)}` on a machine with network.", spec=spec, reason="missing")
 
 
 def locate(spec: FileSpec, *, local_dir: Path | str | None = None, download: bool = False,
@@ -233,13 +238,13 @@ def verify(spec: FileSpec, path: Path) -> None:
     if spec.size is not None and size != spec.size:
         what = "incomplete" if size < spec.size else "larger than expected"
         raise CheckpointError(f"The {spec.title} weights file {path} is {what} ({size:,} of {spec.size:,} bytes); "
-                              f"run `{FIX}` to download it again.", spec=spec, reason="size")
+                              f"run `{fix_command(spec)}` to download it again.", spec=spec, reason="size")
     if size == 0:
-        raise CheckpointError(f"The {spec.title} weights file {path} is empty; run `{FIX}` to download it again.",
+        raise CheckpointError(f"The {spec.title} weights file {path} is empty; run `{fix_command(spec)}` to download it again.",
                               spec=spec, reason="size")
     if spec.sha256 is not None and sha256_of(path) != spec.sha256.lower():
         raise CheckpointError(f"The {spec.title} weights file {path} does not match its sha256 (corrupt, or a "
-                              f"different version); run `{FIX}` to download it again.", spec=spec, reason="sha256")
+                              f"different version); run `{fix_command(spec)}` to download it again.", spec=spec, reason="sha256")
 
 
 def read(spec: FileSpec, path: Path):
@@ -256,7 +261,7 @@ def read(spec: FileSpec, path: Path):
     except pickle.UnpicklingError as e:
         if "unsupported global" in str(e).lower():  # a class or function the file wants to call
             raise CheckpointError(f"The {spec.title} weights file {path} holds objects other than tensors, and "
-                                  f"loading it could run code, so it was refused; delete it and run `{FIX}`.",
+                                  f"loading it could run code, so it was refused; delete it and run `{fix_command(spec)}`.",
                                   spec=spec, reason="unsafe") from None
         raise _unreadable(spec, path, e) from None
     except Exception as e:  # zip/pickle/safetensors header errors: corrupt or truncated bytes
@@ -265,7 +270,7 @@ def read(spec: FileSpec, path: Path):
 
 def _unreadable(spec: FileSpec, path: Path, e: BaseException) -> CheckpointError:
     return CheckpointError(f"The {spec.title} weights file {path} is corrupt or incomplete ({_short(e)}); "
-                           f"run `{FIX}` to download it again.", spec=spec, reason="unreadable")
+                           f"run `{fix_command(spec)}` to download it again.", spec=spec, reason="unreadable")
 
 
 # ----------------------------------------------------------------------------------------- state dicts
@@ -281,7 +286,7 @@ def split_stitching(ckpt, spec: FileSpec | None = None, path: Path | None = None
     missing = [p for p in STITCHING_PARTS if not isinstance(ckpt, dict) or not isinstance(ckpt.get(p), dict)]
     if missing:
         raise CheckpointError(f"The {spec.title} weights file {path or spec.filename} lacks {', '.join(missing)}; "
-                              f"run `{FIX}` to download it again.", spec=spec, reason="layout")
+                              f"run `{fix_command(spec)}` to download it again.", spec=spec, reason="layout")
     return {f"{STITCHING_NETWORK}.{p}": _tensors_only(spec, path, strip_module_prefix(ckpt[p])) for p in STITCHING_PARTS}
 
 
@@ -289,7 +294,7 @@ def _tensors_only(spec: FileSpec, path: Path | None, sd) -> dict:
     import torch
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"The {spec.title} weights file {path or spec.filename} is not a state dict of "
-                              f"tensors; run `{FIX}` to download it again.", spec=spec, reason="layout")
+                              f"tensors; run `{fix_command(spec)}` to download it again.", spec=spec, reason="layout")
     return dict(sd)
 
 

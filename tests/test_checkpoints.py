@@ -301,3 +301,4 @@ def test_fewshot_files_go_through_the_same_module(monkeypatch, hub, capsys):
     assert cli.main(["prefetch", "--engines", "fewshot_content"]) == 2
     out = capsys.readouterr().out
     assert out.count("NOT READY") == 2 and "not ready: fewshot_content" in out
+    assert "run `python -m talking_head prefetch --engines fewshot_content`" in out  # prefetch skips it otherwise
