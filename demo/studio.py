@@ -18,8 +18,10 @@ from pathlib import Path
 
 from talking_head import video
 from talking_head.cache import DiskCache
+from talking_head.engines import create_engine
 from talking_head.errors import TalkingHeadError
 from talking_head.gallery import Gallery
+from talking_head.images import load_image
 from talking_head.pipeline import AnimateSettings, animate
 from talking_head.results import ResultStore
 
@@ -66,8 +68,15 @@ def _clip_path(clip: str) -> Path:
 
 def _render(portrait: str, clip: str, out, engine: str, settings: AnimateSettings,
             progress: Callable[[float, str], None] | None = None, store_root: str | None = None,
-            cancel: Callable[[], bool] | None = None) -> tuple[str, str, list[str]]:
-    """The device-bound work of one request (the function ZeroGPU runs on a GPU): (path, engine, notes)."""
+            cancel: Callable[[], bool] | None = None, shots: int = 1,
+            more_faces: tuple[str, ...] = ()) -> tuple[str, str, list[str]]:
+    """The device-bound work of one request (the function ZeroGPU runs on a GPU): (path, engine, notes).
+
+    ``shots``/``more_faces``: the few-shot engine's K and the visitor's extra pictures of the face (paths,
+    so that the call's arguments stay picklable for ZeroGPU)."""
+    if engine == "fewshot" and (shots > 1 or more_faces):
+        extra = [load_image(p) for p in more_faces]
+        engine = create_engine("fewshot", shots=max(1, int(shots)), extra_images=extra)
     if out is None:  # a gallery x gallery result, stored for everyone
         store = ResultStore(store_root)
         got = store.get_or_render(portrait[len("gallery:"):], clip[len("gallery:"):], engine=engine,
@@ -121,7 +130,8 @@ class Studio:
 
     def run(self, portrait: Choice, clip: Choice, settings: AnimateSettings, *, lang: str = "en",
             consent: bool = False, engine: str | None = None, session_id: str | None = None,
-            progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None) -> Rendered:
+            progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
+            shots: int = 1, more_faces: tuple[str, ...] | list[str] = ()) -> Rendered:
         """Render (or fetch) the result for one request; raises VisitorError with a message to show.
 
         ``cancel()`` returning True (the visitor left or cancelled) stops the render; nothing is kept.
@@ -130,7 +140,10 @@ class Studio:
             raise VisitorError(t(lang, "err_choose_portrait"))
         if clip.gallery_id is None and not clip.upload:
             raise VisitorError(t(lang, "err_choose_clip"))
-        if portrait.is_upload or clip.is_upload:
+        more_faces = tuple(str(f) for f in more_faces or ())
+        if more_faces and (engine or self.engine) != "fewshot":
+            more_faces = ()  # only the few-shot engine learns from more pictures
+        if portrait.is_upload or clip.is_upload or more_faces:
             if not self.uploads:
                 raise VisitorError(t(lang, "err_uploads_off"))
             if not consent:
@@ -138,13 +151,16 @@ class Studio:
         for choice in (portrait, clip):
             if choice.is_upload:
                 self.files.remember_upload(session_id, choice.upload)
+        for face in more_faces:
+            self.files.remember_upload(session_id, face)
         p_spec = f"gallery:{portrait.gallery_id}" if portrait.gallery_id else str(portrait.upload)
         c_spec = f"gallery:{clip.gallery_id}" if clip.gallery_id else str(clip.upload)
-        out = self.files.new_result_path(session_id) if (portrait.is_upload or clip.is_upload) else None
+        personal = portrait.is_upload or clip.is_upload or bool(more_faces)
+        out = self.files.new_result_path(session_id) if personal else None
         try:
             path, used, notes = render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
                                                  None if ON_ZERO_GPU else progress, str(self.store.root),
-                                                 None if ON_ZERO_GPU else cancel)
+                                                 None if ON_ZERO_GPU else cancel, int(shots or 1), more_faces)
             return Rendered(Path(path), used, tuple(notes))
         except TalkingHeadError as e:
             raise VisitorError(str(e)) from None

@@ -17,6 +17,7 @@ from gradio.context import LocalContext
 from gradio.utils import get_upload_folder
 
 from talking_head.engines import engine_names, engine_status
+from talking_head.engines.fewshot import SHOT_CHOICES
 from talking_head.gallery import Gallery
 from talking_head.results import ResultStore
 
@@ -172,6 +173,12 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                     head_motion = tr(gr.Checkbox(True, label=t(lang0, "head_motion"), elem_id="lp-head-motion"),
                                      "head_motion")
                     crop_only = tr(gr.Checkbox(False, label=t(lang0, "crop_only"), elem_id="lp-crop-only"), "crop_only")
+                    # The few-shot engine learns the face from K pictures: the portrait plus more of the same face.
+                    fewshot_ready = "fewshot" in engines
+                    shots = tr(gr.Radio(list(SHOT_CHOICES), value=1, label=t(lang0, "shots"), elem_id="lp-shots",
+                                        visible=fewshot_ready), "shots")
+                    more_faces = tr(gr.File(file_count="multiple", label=t(lang0, "more_faces"), elem_id="lp-more-faces",
+                                            visible=fewshot_ready and config.uploads_enabled), "more_faces")
 
         tr(gr.Markdown(t(lang0, "footer_note"), elem_id="lp-footer-note"), "footer_note", "value")
         reset_btn = gr.Button("reset", visible="hidden", elem_id="lp-reset")
@@ -231,13 +238,13 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             if q is not None and q.max_size is not None and len(q) >= q.max_size:
                 raise gr.Error(t(lang_, "err_busy"))
 
-        def render(portrait, clip, settings, lang_, consent, engine_, request, progress):
+        def render(portrait, clip, settings, lang_, consent, engine_, request, progress, shots_=1, faces_=None):
             """One request through the studio, in this visitor's session, errors shown as gr.Error."""
             session = request.session_hash if request else None
             try:
                 done = studio.run(portrait, clip, settings, lang=lang_, consent=consent, engine=engine_,
                                   session_id=session, progress=lambda f, m: progress(f, desc=m),
-                                  cancel=_client_gone(demo))
+                                  cancel=_client_gone(demo), shots=int(shots_ or 1), more_faces=faces_ or ())
             except VisitorError as e:
                 raise gr.Error(str(e)) from None
             path = done.path
@@ -249,20 +256,22 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             return dataclasses.replace(done, path=path)
 
         def run(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_, strength_, smoothing_,
-                head_, crop_, lang_, request: gr.Request, progress=gr.Progress()):
+                head_, crop_, shots_, faces_, lang_, request: gr.Request, progress=gr.Progress()):
             portrait = Choice(gallery_id=pid) if psrc == "gallery" else Choice(upload=pfile)
             clip = Choice(gallery_id=cid) if csrc == "gallery" else Choice(upload=cfile)
             consent = (not portrait.is_upload or pconsent) and (not clip.is_upload or cconsent)
             settings = studio.settings(strength=strength_, smoothing=smoothing_, head_motion=head_,
                                        side_by_side=side_, crop_only=crop_)
-            done = render(portrait, clip, settings, lang_, consent, engine_, request, progress)
+            faces = [f if isinstance(f, str) else getattr(f, "name", f) for f in (faces_ or [])]
+            consent = consent and (not faces or pconsent or cconsent)
+            done = render(portrait, clip, settings, lang_, consent, engine_, request, progress, shots_, faces)
             entry = manifest["portraits"][pid] if not portrait.is_upload else None
             return str(done.path), _label_markdown(entry, lang_, done), gr.update(value=str(done.path), visible=True)
 
         upload_inputs = ([p_upload, p_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
         clip_upload_inputs = ([c_upload, c_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
         run_inputs = ([portrait_src, portrait_id, *upload_inputs, clip_src, clip_id, *clip_upload_inputs, side, engine,
-                       strength, smoothing, head_motion, crop_only, lang])
+                       strength, smoothing, head_motion, crop_only, shots, more_faces, lang])
         for trigger in (go.click, side.input):
             trigger(busy_check, [lang], None, queue=False, api_visibility="private").success(
                 run, run_inputs, [result, museum_label, download], api_visibility="private", concurrency_id="render",
@@ -337,11 +346,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             return ([lang0, "gallery", "gallery", None, None, t(lang0, "nothing_selected"), None, None, "",
                      gr.update(value=None, visible=False), False, gr.update(selected_index=None),
                      gr.update(selected_index=None), config.engine if config.engine in engines else "auto", 1.0, 1.0,
-                     True, False, gr.update(value=lang0)] + relabel(lang0))
+                     True, False, 1, None, gr.update(value=lang0)] + relabel(lang0))
 
         reset_btn.click(reset, None, [lang, portrait_src, clip_src, portrait_id, clip_id, selection, c_preview, result,
                                       museum_label, download, side, p_gallery, c_gallery, engine, strength, smoothing,
-                                      head_motion, crop_only, lang_pick] + [c for c, _, _ in translated],
+                                      head_motion, crop_only, shots, more_faces, lang_pick] + [c for c, _, _ in translated],
                         api_visibility="private", queue=False)
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")

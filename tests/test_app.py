@@ -15,6 +15,7 @@ from demo.ui import AppConfig
 from demo.visitor_files import VisitorFiles
 from talking_head import video
 
+REPO = Path(__file__).resolve().parent.parent
 CLIP = "smile_eyes"  # the shortest gallery clip: 78 frames, 3.1 s
 
 
@@ -205,3 +206,33 @@ def test_label_says_which_engine_rendered_and_any_fallback():
     md = _label_markdown(None, "fr", Rendered(Path("x.mp4"), "meshwarp", (note,)))
     assert "Animé avec meshwarp" in md and "ran out of device memory" in md
     assert "Animated with my_engine" in _label_markdown(entry, "en", Rendered(Path("x.mp4"), "my_engine"))
+
+
+def test_fewshot_engine_is_offered_with_shots_when_a_checkpoint_is_present(monkeypatch, tmp_path):
+    """With a trained few-shot model configured, the page offers the engine and its K; a request with extra
+    pictures of the face renders with it, in the visitor's own folder (never the shared store)."""
+    from talking_head.fewshot.config import FewShotConfig
+    from talking_head.fewshot.model import TalkingHeadModel
+    from demo.studio import Choice
+    from demo.ui import build
+    model_dir = tmp_path / "fewshot-model"
+    TalkingHeadModel(FewShotConfig.tiny(finetune_steps=0)).save_pretrained(model_dir)  # feed-forward: no VGG needed
+    monkeypatch.setenv("LIVING_PORTRAITS_FEWSHOT_DIR", str(model_dir))
+    demo = build(AppConfig(results_dir=str(tmp_path / "results"), visitor_dir=str(tmp_path / "visitors")))
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"] if c["props"].get("elem_id")}
+    assert any("fewshot" in str(c) for c in props["lp-engine"]["choices"])
+    assert props["lp-shots"]["visible"] is True and props["lp-more-faces"]["visible"] is True
+
+    studio = demo.lp_studio
+    from gradio.utils import get_upload_folder
+    extra = Path(get_upload_folder()) / "fewshot-test" / "another_picture.jpg"  # where Gradio keeps an upload
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "gallery" / "portraits" / "mona_lisa.jpg", extra)
+    done = studio.run(Choice(gallery_id="mona_lisa"), Choice(gallery_id=CLIP), studio.settings(), consent=True,
+                      engine="fewshot", shots=8, more_faces=[str(extra)], session_id="visitor-1")
+    assert done.engine == "fewshot"
+    assert video.probe(done.path).n_frames == 78
+    assert studio.files.sessions_root in done.path.parents      # personal: not in the shared store
+    assert not list(Path(tmp_path / "results").glob("*.mp4"))
+    studio.files.end_session("visitor-1")
+    assert not extra.exists() and not done.path.exists()          # both deleted with the session
