@@ -211,10 +211,10 @@ def test_label_says_which_engine_rendered_and_any_fallback():
 def test_fewshot_engine_is_offered_with_shots_when_a_checkpoint_is_present(monkeypatch, tmp_path):
     """With a trained few-shot model configured, the page offers the engine and its K; a request with extra
     pictures of the face renders with it, in the visitor's own folder (never the shared store)."""
-    from talking_head.fewshot.config import FewShotConfig
-    from talking_head.fewshot.model import TalkingHeadModel
     from demo.studio import Choice
     from demo.ui import build
+    from talking_head.fewshot.config import FewShotConfig
+    from talking_head.fewshot.model import TalkingHeadModel
     model_dir = tmp_path / "fewshot-model"
     TalkingHeadModel(FewShotConfig.tiny(finetune_steps=0)).save_pretrained(model_dir)  # feed-forward: no VGG needed
     monkeypatch.setenv("LIVING_PORTRAITS_FEWSHOT_DIR", str(model_dir))
