@@ -189,8 +189,9 @@ def _probe(path: Path, settings: AnimateSettings, cache: DiskCache) -> tuple[vid
 
 
 def _find_clip(spec, settings: AnimateSettings, gallery: Gallery,
-               cache: DiskCache) -> tuple[Path, video.ClipInfo, MotionTrack | None, str | None]:
-    """(path, info, its stored raw motion or None when it must be extracted, the motion's cache key)."""
+               cache: DiskCache) -> tuple[Path, video.ClipInfo, MotionTrack | None, str | None, str | None]:
+    """(path, info, its stored raw motion or None when it must be extracted, the motion's cache key, the
+    file's digest)."""
     gid = _gallery_id(spec)
     path = gallery.clip_path(gid) if gid is not None else Path(spec)
     info, digest = _probe(path, settings, cache)
@@ -201,16 +202,16 @@ def _find_clip(spec, settings: AnimateSettings, gallery: Gallery,
             track = None  # damaged: the clip is tracked again below, as an upload would be
         if track is not None and (settings.landmarks in ("auto", track.layout)
                                   or get_backend(settings.landmarks).layout == track.layout):
-            return path, info, track, None
+            return path, info, track, None, digest
     key = cache.key("motion", digest, get_backend(settings.landmarks).name)
     blob = cache.get("motion", key)
-    return path, info, None if blob is None else MotionTrack.from_bytes(blob), key
+    return path, info, None if blob is None else MotionTrack.from_bytes(blob), key, digest
 
 
 def resolve_clip(spec, settings: AnimateSettings, gallery: Gallery, cache: DiskCache,
                  progress: ProgressFn | None, cancel) -> tuple[Path, video.ClipInfo, MotionTrack, bool]:
     """(path, info, raw motion track, whether the motion came from a cache or the gallery)."""
-    path, info, track, key = _find_clip(spec, settings, gallery, cache)
+    path, info, track, key, _ = _find_clip(spec, settings, gallery, cache)
     if track is not None:
         return path, info, track, True
     track = extract_motion(path, info, backend=settings.landmarks, progress=progress, cancel=cancel)
@@ -247,12 +248,12 @@ def _stored_drive(track: MotionTrack, face: FaceLandmarks, settings: AnimateSett
             frames.close()
 
 
-def _stored_features(eng: Engine, clip_path: Path, settings: AnimateSettings,
+def _stored_features(eng: Engine, clip_digest: str | None, settings: AnimateSettings,
                      cache: DiskCache) -> tuple[str | None, np.ndarray | None]:
     """(cache key, the engine's per-frame driving features stored for this clip or None)."""
-    if not eng.driving_features:
+    if not eng.driving_features or clip_digest is None:
         return None, None
-    key = cache.key("features", file_digest(clip_path), eng.features_key(), settings.landmarks, repr(settings.smoothing))
+    key = cache.key("features", clip_digest, eng.features_key(), settings.landmarks, repr(settings.smoothing))
     blob = cache.get("features", key)
     if blob is None:
         return key, None
@@ -520,7 +521,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
     timings["portrait_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    clip_path, info, track, motion_key = _find_clip(clip, settings, gallery, cache)
+    clip_path, info, track, motion_key, clip_digest = _find_clip(clip, settings, gallery, cache)
     backend = get_backend(settings.landmarks) if track is None else None
     layout = track.layout if track is not None else backend.layout
     timings["motion_s"] = time.perf_counter() - t
@@ -534,7 +535,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
     eng.configure(settings)
     n_hint = len(track) if track is not None else info.n_frames
     prepared = eng.prepare(image, face)
-    feats_key, stored = _stored_features(eng, clip_path, settings, cache)
+    feats_key, stored = _stored_features(eng, clip_digest, settings, cache)
     need_pixels = settings.side_by_side or (eng.needs_driving_pixels and (stored is None or len(stored) < n_hint))
     live = None
     new_features: list[np.ndarray] | None = [] if feats_key and stored is None else None
