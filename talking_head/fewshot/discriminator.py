@@ -14,22 +14,14 @@ import torch
 from torch import nn
 
 from .config import FewShotConfig
-from .layers import ResBlock, ResBlockDown, SelfAttention
+from .layers import ResBlock, SelfAttention, image_and_landmarks_trunk
 
 
 class Discriminator(nn.Module):
     def __init__(self, cfg: FewShotConfig):
         super().__init__()
-        use_sn = cfg.spectral_norm
-        blocks: list[nn.Module] = []
-        cin, side = 6, cfg.resolution
-        for i, cout in enumerate(cfg.embedder_channels[:-1]):
-            blocks.append(ResBlockDown(cin, cout, first=i == 0, use_sn=use_sn))
-            cin, side = cout, side // 2
-            if side == cfg.attention_down:
-                blocks.append(SelfAttention(cin, use_sn=use_sn))
-        blocks.append(ResBlockDown(cin, cfg.embed_dim, use_sn=use_sn))
-        blocks.append(ResBlock(cfg.embed_dim, use_sn=use_sn))
+        blocks = image_and_landmarks_trunk(cfg)
+        blocks.append(ResBlock(cfg.embed_dim, use_sn=cfg.spectral_norm))
         self.blocks = nn.ModuleList(blocks)
         self.W = nn.Parameter(torch.empty(cfg.num_videos, cfg.embed_dim).uniform_(-0.1, 0.1))
         self.w0 = nn.Parameter(torch.empty(cfg.embed_dim).uniform_(-0.1, 0.1))

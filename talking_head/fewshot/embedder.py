@@ -10,22 +10,13 @@ import torch
 from torch import nn
 
 from .config import FewShotConfig
-from .layers import ResBlockDown, SelfAttention
+from .layers import image_and_landmarks_trunk
 
 
 class Embedder(nn.Module):
     def __init__(self, cfg: FewShotConfig):
         super().__init__()
-        use_sn = cfg.spectral_norm
-        blocks: list[nn.Module] = []
-        cin, side = 6, cfg.resolution
-        for i, cout in enumerate(cfg.embedder_channels[:-1]):
-            blocks.append(ResBlockDown(cin, cout, first=i == 0, use_sn=use_sn))
-            cin, side = cout, side // 2
-            if side == cfg.attention_down:
-                blocks.append(SelfAttention(cin, use_sn=use_sn))
-        blocks.append(ResBlockDown(cin, cfg.embed_dim, use_sn=use_sn))
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.Sequential(*image_and_landmarks_trunk(cfg))
         self.relu = cfg.embedder_relu
 
     def forward(self, frames: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:

@@ -96,3 +96,19 @@ class AdaResBlock(nn.Module):
             x = F.interpolate(x, scale_factor=2, mode="nearest")
         h = self.conv2(F.relu(adain(self.conv1(h), p2)))
         return h + (self.skip(x) if self.skip is not None else x)
+
+
+def image_and_landmarks_trunk(cfg) -> list[nn.Module]:
+    """The downsampling trunk shared by E and D (the paper gives them the same architecture): the frame
+    and its landmark image (6 channels) through residual down blocks, self-attention at
+    ``cfg.attention_down``, ending at ``cfg.embed_dim`` channels."""
+    use_sn = cfg.spectral_norm
+    blocks: list[nn.Module] = []
+    cin, side = 6, cfg.resolution
+    for i, cout in enumerate(cfg.embedder_channels[:-1]):
+        blocks.append(ResBlockDown(cin, cout, first=i == 0, use_sn=use_sn))
+        cin, side = cout, side // 2
+        if side == cfg.attention_down:
+            blocks.append(SelfAttention(cin, use_sn=use_sn))
+    blocks.append(ResBlockDown(cin, cfg.embed_dim, use_sn=use_sn))
+    return blocks
