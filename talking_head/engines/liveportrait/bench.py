@@ -12,6 +12,7 @@ largest error against fp32 on the same inputs.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import subprocess
 import tempfile
@@ -22,11 +23,11 @@ import torch
 
 from ... import checkpoints
 from .engine import LivePortraitEngine, best_device
-from .model import STITCHING, LivePortraitModel, Transfer
+from .mlp import MLP_SIZES
+from .model import BASE_NETWORKS, STITCHING, LivePortraitModel, Transfer
 from .nets import build_network
 
-NAMES = ("appearance_feature_extractor", "motion_extractor", "warping_module", "spade_generator",
-         f"{STITCHING}.retarget_shoulder", f"{STITCHING}.retarget_mouth", f"{STITCHING}.retarget_eye")
+NAMES = (*BASE_NETWORKS, *(f"{STITCHING}.{part}" for part in MLP_SIZES))
 
 
 def random_state_dicts(seed: int = 0) -> dict[str, dict]:
@@ -51,6 +52,7 @@ def random_state_dicts(seed: int = 0) -> dict[str, dict]:
 REFCHECK = Path(__file__).resolve().parents[4] / "shared" / "refcheck"
 
 
+@functools.cache
 def synthetic_state_dicts() -> tuple[dict[str, dict], str]:
     """Weights for timing and for fast-mode errors when the real files are absent: the refcheck
     synthetic weights (tuned to keep activations in range) when ``shared/refcheck`` is beside the
@@ -66,16 +68,11 @@ def synthetic_state_dicts() -> tuple[dict[str, dict], str]:
     return random_state_dicts(), "random weights (same networks)"
 
 
-_SYNTHETIC: list = []
-
-
 def state_dicts() -> tuple[dict[str, dict], str]:
     """The real checkpoints when they are here, else synthetic ones; and which."""
     if not checkpoints.status().get("liveportrait"):
         return checkpoints.load_state_dicts(), "official checkpoints"
-    if not _SYNTHETIC:
-        _SYNTHETIC.append(synthetic_state_dicts())
-    return _SYNTHETIC[0]
+    return synthetic_state_dicts()
 
 
 def get_model(device: str, precision: str) -> tuple[LivePortraitModel, str]:
@@ -190,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name() if device == "cuda" else machine()
     print(f"liveportrait on {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"medians of {a.repeats}")
-    rows = []
+    rows, models = [], {}
     for prec in a.precisions.split(","):
-        model, which = get_model(device, prec)
+        model, which = models[prec] = get_model(device, prec)
         if a.compile:
             model.warping = torch.compile(model.warping, mode=a.compile)
             model.generator = torch.compile(model.generator, mode=a.compile)
@@ -212,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nEnd to end (animate: decode -> networks -> paste -> mp4; weights loaded, clip motion cached):")
         print("| precision | batch | clip s | frames | median s | x clip length | frames/s |")
         print("|---|---|---|---|---|---|---|")
-        for prec in a.precisions.split(","):
-            model, _ = get_model(device, prec)
+        for prec, (model, _) in models.items():
             for b in (int(x) for x in a.batches.split(",")):
                 r = end_to_end(model, device, prec, a.e2e_seconds, a.repeats, batch=b)
                 print(f"| {prec} | {b} | {r['clip_s']:.1f} | {r['frames']} | {r['median_s']:.2f} | "

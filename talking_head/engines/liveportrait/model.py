@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import kpmath
+from .mlp import MLP_SIZES
 from .nets import load_network
 
 STITCHING = "stitching_retargeting_module"
@@ -100,7 +101,7 @@ class LivePortraitModel:
         nets = {}
         for name in BASE_NETWORKS:
             nets[name] = load_network(name, state_dicts[name]).to(self.device)
-        for part in ("retarget_shoulder", "retarget_mouth", "retarget_eye"):
+        for part in MLP_SIZES:  # retarget_shoulder (stitching), retarget_mouth, retarget_eye
             nets[part] = load_network(part, state_dicts[f"{STITCHING}.{part}"]).to(self.device)
         self.appearance = nets["appearance_feature_extractor"]
         self.motion_net = nets["motion_extractor"]
