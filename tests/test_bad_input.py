@@ -144,6 +144,17 @@ def expect_error(portrait, clip, out_dir: Path, expected: type[TalkingHeadError]
     return msg
 
 
+def video_or_clean_refusal(clip, out_dir: Path, n_frames: int | None):
+    """Render ``clip``: a playable video of ``n_frames`` (its probe info), or a helpful ClipError with
+    nothing left behind (None)."""
+    res, err = render(PORTRAIT, clip, out_dir)
+    if err is not None:
+        assert_helpful(err, ClipError)
+        assert_clean_dir(out_dir, out_dir / "result.mp4", success=False)
+        return None
+    return expect_video(res, out_dir, n_frames)
+
+
 def expect_video(res, out_dir: Path, n_frames: int | None):
     """The result is a playable mp4 with n_frames frames (None: any positive number)."""
     out = out_dir / "result.mp4"
@@ -373,14 +384,10 @@ def test_clip_longer_than_the_limit(out_dir, clip):
 
 @pytest.mark.parametrize("case", ["truncated_clip", "truncated_faststart"])
 def test_truncated_clip_renders_what_is_there_or_fails_cleanly(corpus, out_dir, case):
-    res, err = render(PORTRAIT, corpus[case], out_dir)
-    if err is not None:
-        assert_helpful(err, ClipError)
-        assert_clean_dir(out_dir, out_dir / "result.mp4", success=False)
-        return
-    info = expect_video(res, out_dir, None)
-    assert 0 < info.n_frames < CLIP_FRAMES
-    assert info.n_frames == probe(corpus[case]).n_frames
+    info = video_or_clean_refusal(corpus[case], out_dir, None)
+    if info is not None:
+        assert 0 < info.n_frames < CLIP_FRAMES
+        assert info.n_frames == probe(corpus[case]).n_frames
 
 
 def test_audio_less_clip(corpus, out_dir):
@@ -435,21 +442,11 @@ def test_clip_whose_name_looks_like_a_protocol_and_an_option(corpus, out_dir):
 
 
 def test_animated_gif_as_driving_clip_works_or_fails_cleanly(corpus, out_dir):
-    res, err = render(PORTRAIT, corpus["gif_clip"], out_dir)
-    if err is not None:
-        assert_helpful(err, ClipError)
-        assert_clean_dir(out_dir, out_dir / "result.mp4", success=False)
-    else:
-        expect_video(res, out_dir, badinput.SHORT_FRAMES)
+    video_or_clean_refusal(corpus["gif_clip"], out_dir, badinput.SHORT_FRAMES)
 
 
 def test_one_frame_clip_renders_one_frame_or_fails_cleanly(corpus, out_dir):
-    res, err = render(PORTRAIT, corpus["one_frame_clip"], out_dir)
-    if err is not None:
-        assert_helpful(err, ClipError)
-        assert_clean_dir(out_dir, out_dir / "result.mp4", success=False)
-    else:
-        expect_video(res, out_dir, 1)
+    video_or_clean_refusal(corpus["one_frame_clip"], out_dir, 1)
 
 
 def test_cancel_mid_render_leaves_nothing_behind(out_dir):

@@ -133,19 +133,22 @@ def test_missing_file(hub):
     assert "KwaiVGI/LivePortrait" in str(e.value)
 
 
+def _refused(reason: str, **spec_changes) -> CheckpointError:
+    """Loading the appearance file with these spec changes fails for ``reason``, naming the file and the fix."""
+    with pytest.raises(CheckpointError) as e:
+        ck.load_state_dicts(file_specs=[spec_for(APPEARANCE, **spec_changes)])
+    assert e.value.reason == reason
+    _assert_clear(e.value, APPEARANCE)
+    return e.value
+
+
 def test_truncated_file(hub, synthetic):
     p = small_cache(hub, synthetic)
     good_size, digest = p.stat().st_size, digest_of(p)
     p.write_bytes(p.read_bytes()[: good_size // 2])
-    with pytest.raises(CheckpointError) as e:
-        ck.load_state_dicts(file_specs=[spec_for(APPEARANCE, sha256=digest, size=good_size)])
-    assert e.value.reason == "size" and "incomplete" in str(e.value)
-    _assert_clear(e.value, APPEARANCE)
+    assert "incomplete" in str(_refused("size", sha256=digest, size=good_size))
     # With no size or digest known, the truncation is caught when reading.
-    with pytest.raises(CheckpointError) as e:
-        ck.load_state_dicts(file_specs=[spec_for(APPEARANCE, sha256=None, size=None)])
-    assert e.value.reason == "unreadable"
-    _assert_clear(e.value, APPEARANCE)
+    _refused("unreadable", sha256=None, size=None)
 
 
 def test_corrupt_bytes(hub, synthetic):
@@ -154,17 +157,11 @@ def test_corrupt_bytes(hub, synthetic):
     data = bytearray(p.read_bytes())
     data[good_size // 2: good_size // 2 + 64] = os.urandom(64)
     p.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError) as e:
-        ck.load_state_dicts(file_specs=[spec_for(APPEARANCE, sha256=digest, size=good_size)])
-    assert e.value.reason == "sha256"
-    _assert_clear(e.value, APPEARANCE)
+    _refused("sha256", sha256=digest, size=good_size)
     # A damaged header is unreadable even where no digest is known.
     data[:64] = b"\0" * 64
     p.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError) as e:
-        ck.load_state_dicts(file_specs=[spec_for(APPEARANCE, sha256=None, size=None)])
-    assert e.value.reason == "unreadable"
-    _assert_clear(e.value, APPEARANCE)
+    _refused("unreadable", sha256=None, size=None)
 
 
 def test_wrong_sha256(hub, synthetic):
