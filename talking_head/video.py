@@ -809,6 +809,17 @@ class VideoWriter:
         self._closed = True
         self._errf.close()
 
+    def _exit_status(self, grace: float = 2.0) -> int | None:
+        """ffmpeg's exit status, waiting ``grace`` seconds for it: a broken pipe means ffmpeg closed its
+        end, but the kernel closes a dying process's files before the process can be reaped, so an
+        immediate poll() can miss the signal (SIGXFSZ) that says why it died."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            return None
+
     def abort(self) -> None:
         """Stop ffmpeg and delete the partial file. Safe to call more than once."""
         if self._closed:
@@ -830,8 +841,8 @@ class VideoWriter:
             self._errf.close()
 
     def _fail(self, what: str) -> VideoEncodeError:
+        rc = self._exit_status()
         ffmpeg_log = "" if self._errf.closed else _read_text(self._errf)
-        rc = self._proc.poll() if self._proc is not None else None
         self.abort()
         if _disk_full(ffmpeg_log, rc):
             err = VideoEncodeError(f"Writing {self.path.name} failed because the disk is full; nothing was saved, "
