@@ -16,6 +16,7 @@ from scipy.spatial import Delaunay
 from ..faces import FaceLandmarks
 from ..flow import face_weight, residual_flow, smooth_flow, transfer
 from ..motion import umeyama
+from ..segmentation import background_plate, person_mask
 from ..topology import Layout, face_triangles, get_layout, hole_triangles, mouth_opening
 from ..warp import MeshWarper, coverage_mask
 from .base import DrivingFrame, Engine, Prepared, register_engine
@@ -49,6 +50,10 @@ _FLOW_SMOOTH = 0.1      # Gaussian low-pass of the residual, in inter-ocular dis
 _FLOW_EYES = True       # leave the eyes out of the residual (an iris rolling is not skin motion)
 _FLOW_EYE_SCALE = 1.3   # eye opening scaled about its centre to make the hole
 _FLOW_TEMPORAL = 0.5    # weight of the newest frame in a running mean of the residual (1: none)
+# Two layers: the sitter (person mask) is warped, the background stays still and is shown, filled in,
+# where the head moves away from it. The face itself always counts as sitter, whatever the mask says.
+_LAYER_FACE_GROW = 1.08  # face outline scaled about its centre before it is forced into the mask
+_LAYER_MIN_BACKGROUND = 0.02  # below this share of background in the crop, one layer is enough
 
 
 @dataclass
@@ -68,6 +73,8 @@ class _MeshState:
     driver: _DriverFlow | None = None  # the driving clip's frame 0, set when it arrives
     prev_disp: np.ndarray | None = None  # the last frame's residual on the remap grid
     mouth_warper: MeshWarper | None = None  # maps the driver's mouth interior; grows to the widest mouth
+    alpha: np.ndarray | None = None   # (h, w) uint8: the sitter's mask on the crop (None: one layer)
+    plate: np.ndarray | None = None   # the crop with the sitter filled in from the background
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -185,8 +192,11 @@ class MeshWarpEngine(Engine):
     needs_driving_pixels = True
     batch_size = 1
 
-    def __init__(self, grid_step: int | None = None, fill_mouth: bool = True, sharp: bool = False, refine: bool = False):
+    def __init__(self, grid_step: int | None = None, fill_mouth: bool = True, sharp: bool = False, refine: bool = False,
+                 layered: bool = True):
         self.grid_step = grid_step
+        # The background stays still behind the moving sitter (see segmentation.py).
+        self.layered = layered
         self.fill_mouth = fill_mouth
         # Residual optical flow of the driver's skin between the mesh's vertices (needs driving pixels).
         # Off by default: on paintings driven by another person it showed no visible gain (frames of
@@ -198,7 +208,7 @@ class MeshWarpEngine(Engine):
 
     def settings_key(self) -> str:
         return (f"meshwarp-v2-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
-                f"-refine{int(self.refine)}")
+                f"-refine{int(self.refine)}-layered{int(self.layered)}")
 
     # -- preparation --------------------------------------------------------------------------
     def prepare(self, portrait: np.ndarray, face: FaceLandmarks) -> Prepared:
@@ -261,6 +271,8 @@ class MeshWarpEngine(Engine):
                            tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod,
                            MeshWarper(cw, ch, self.grid_step or _auto_step(cw, ch)))
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
+        if self.layered:
+            state.alpha, state.plate = _layers(crop, oval)
         return Prepared(box, crop, _paste_mask(box, w, h), state)
 
     # -- rendering ----------------------------------------------------------------------------
@@ -287,6 +299,8 @@ class MeshWarpEngine(Engine):
             dst, z = self.vertices(prepared, fr)
             table = s.warper.table(dst, s.rest, z, s.tris, displace=self._displacement(s, dst, fr))
             img = cv2.remap(prepared.crop, table, None, interpolation=self.interpolation, borderMode=cv2.BORDER_REFLECT)
+            if s.alpha is not None:
+                img = _over_background(img, s, table)
             if self.fill_mouth:
                 self._fill_mouth(img, s, dst, fr, prepared.crop_box)
             out.append(img)
@@ -369,6 +383,26 @@ class MeshWarpEngine(Engine):
         patch = cv2.remap(fr.image, np.ascontiguousarray(m[:h, :w]), None, interpolation=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
         return patch, warper.covered()[:h, :w]
+
+
+def _layers(crop: np.ndarray, oval: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(alpha, plate) for a two-layer warp of ``crop``, or (None, None) where one layer will do."""
+    mask = person_mask(crop)
+    if mask is None:
+        return None, None
+    c = oval.mean(axis=0)
+    h, w = crop.shape[:2]
+    mask = np.maximum(mask, coverage_mask(w, h, c + _LAYER_FACE_GROW * (oval - c), feather=1.0))
+    if float(np.mean(mask < 0.5)) < _LAYER_MIN_BACKGROUND:
+        return None, None
+    return np.round(mask * 255).astype(np.uint8), background_plate(crop, mask)
+
+
+def _over_background(img: np.ndarray, s: _MeshState, table: np.ndarray) -> np.ndarray:
+    """The warped sitter over the still background: the mask travels with the sitter's pixels."""
+    a = cv2.remap(s.alpha, table, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    a = a.astype(np.float32) * np.float32(1 / 255)
+    return cv2.blendLinear(img, s.plate, a, 1 - a)
 
 
 def _lip_band(xy: np.ndarray, layout: Layout, shape) -> np.ndarray:

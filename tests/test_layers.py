@@ -1,0 +1,109 @@
+"""Two layers in meshwarp: the sitter moves, the background behind stays still and is filled in."""
+import cv2
+import numpy as np
+import pytest
+
+import talking_head.engines.meshwarp as meshwarp
+from talking_head.engines import DrivingFrame, create_engine
+from talking_head.faces import FaceLandmarks
+from talking_head.gallery import Gallery
+from talking_head.images import load_image
+from talking_head.segmentation import background_plate, person_mask
+from talking_head.topology import get_layout
+
+SHIFT = 12.0  # px the head moves to the right
+
+
+@pytest.fixture(scope="module")
+def portrait():
+    g = Gallery.default()
+    img = load_image(g.portrait_path("mona_lisa"), max_side=700)
+    face = g.portrait_face("mona_lisa")
+    face = FaceLandmarks(face.points * (img.shape[1] / g.portrait("mona_lisa")["size"][0]), face.layout)
+    return img, face
+
+
+def _render_moved(portrait, **options):
+    """(prepared, frame 1): the head and face moved SHIFT px to the right, expression unchanged."""
+    img, face = portrait
+    eng = create_engine("meshwarp", fill_mouth=False, **options)
+    prepared = eng.prepare(img, face)
+    moved = face.points + np.float32([SHIFT, 0, 0])
+    frames = [DrivingFrame(0, None, face.points, face.points, np.float32([[1, 0, 0], [0, 1, 0]])),
+              DrivingFrame(1, None, moved, moved, np.float32([[1, 0, SHIFT], [0, 1, 0]]))]
+    return prepared, eng.render(prepared, frames)[1]
+
+
+def test_person_mask_finds_the_sitter_and_not_the_landscape(portrait):
+    img, face = portrait
+    m = person_mask(img)
+    assert m.shape == img.shape[:2] and m.dtype == np.float32
+    cx, cy = face.points[list(get_layout(face.layout).oval), :2].mean(0).astype(int)
+    assert m[cy, cx] > 0.9, "the face is not part of the sitter"
+    h, w = m.shape
+    assert m[: h // 8, : w // 6].mean() < 0.1 and m[: h // 8, -w // 6:].mean() < 0.1, "the sky counted as sitter"
+
+
+def test_background_plate_continues_the_background_and_changes_nothing_else():
+    h, w = 120, 160
+    stripes = np.zeros((h, w, 3), np.uint8)
+    stripes[:, (np.arange(w) // 4) % 2 == 0] = (200, 180, 40)
+    stripes[:, (np.arange(w) // 4) % 2 == 1] = (30, 60, 160)
+    img = stripes.copy()
+    disc = np.zeros((h, w), np.float32)
+    cv2.circle(disc, (80, 60), 30, 1.0, -1)
+    img[disc > 0] = (250, 20, 20)
+    plate = background_plate(img, disc, grow=0.01)
+    hole = cv2.dilate((disc > 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    grown = cv2.dilate((disc > 0.5).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
+    assert np.array_equal(plate[~grown], img[~grown]), "pixels outside the region changed"
+    assert not np.any(np.all(plate[hole] == (250, 20, 20), axis=-1)), "the sitter's colour is still there"
+    # The band just inside the edge (what a moving head uncovers) carries the stripes' two colours.
+    band = hole & ~cv2.erode(hole.astype(np.uint8), np.ones((11, 11), np.uint8)).astype(bool)
+    colours = plate[band].astype(int)
+    near = np.minimum(np.abs(colours - (200, 180, 40)).sum(1), np.abs(colours - (30, 60, 160)).sum(1))
+    assert np.median(near) < 40
+    assert colours.std(axis=0).mean() > 30, "the band is a flat smear, not the background's texture"
+
+
+def test_the_head_moves_over_a_still_background(portrait):
+    prepared, out = _render_moved(portrait)
+    _, flat = _render_moved(portrait, layered=False)
+    crop = prepared.crop.astype(int)
+    # Background well away from the sitter (farther than the head moved): exactly the painting.
+    sitter = np.round(person_mask(prepared.crop) * 255) > 0
+    far = ~cv2.dilate(sitter.astype(np.uint8), np.ones((int(4 * SHIFT), int(4 * SHIFT)), np.uint8)).astype(bool)
+    # ... but only where one layer would have moved it: next to the head, inside the anchor rings.
+    dragged = np.abs(flat.astype(int) - crop).sum(-1) > 6
+    region = far & dragged
+    assert region.sum() > 500, "the one-layer warp moved no background here: the test sees nothing"
+    assert np.array_equal(out[region], prepared.crop[region])
+    # The face itself did move, by the same amount as with one layer.
+    x0, y0 = prepared.crop_box[:2]
+    _, face = portrait
+    oval = face.points[list(get_layout(face.layout).oval), :2] - (x0 - SHIFT, y0)  # where the face went
+    inner = np.zeros(out.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [(oval.mean(0) + 0.8 * (oval - oval.mean(0))).astype(np.int32)], 1)
+    inner = inner > 0
+    assert np.abs(out[inner].astype(int) - crop[inner]).mean() > 5
+    assert np.abs(out[inner].astype(int) - flat[inner].astype(int)).max() <= 1
+
+
+def test_without_a_segmenter_the_engine_warps_one_layer(portrait, monkeypatch):
+    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: None)
+    prepared, out = _render_moved(portrait)
+    assert prepared.state.alpha is None
+    _, flat = _render_moved(portrait, layered=False)
+    assert np.array_equal(out, flat)
+
+
+def test_the_face_moves_even_where_the_mask_misses_it(portrait, monkeypatch):
+    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: np.zeros(rgb.shape[:2], np.float32))
+    prepared, out = _render_moved(portrait)
+    _, flat = _render_moved(portrait, layered=False)
+    x0, y0 = prepared.crop_box[:2]
+    _, face = portrait
+    oval = face.points[list(get_layout(face.layout).oval), :2] - (x0 - SHIFT, y0)  # where the face went
+    inner = np.zeros(out.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [(oval.mean(0) + 0.9 * (oval - oval.mean(0))).astype(np.int32)], 1)
+    assert np.abs(out[inner > 0].astype(int) - flat[inner > 0].astype(int)).max() <= 1
