@@ -45,18 +45,16 @@ def person_mask(rgb: np.ndarray) -> np.ndarray | None:
     return m
 
 
-def background_plate(image: np.ndarray, mask: np.ndarray, grow: float = 0.01) -> np.ndarray:
-    """``image`` with the masked region (``mask`` > 0.5, grown by ``grow`` x the long side) filled from
-    the background around it; pixels outside the region are unchanged.
+def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``image`` with ``region`` (a boolean mask, the sitter) filled from the background around it;
+    pixels outside the region are unchanged.
 
     Each filled pixel takes the background mirrored across the region's nearest edge, so the thin band
     a moving head uncovers continues the background's own texture (brush strokes, foliage) instead of
     showing a smooth smear; deep inside the region, which a moving head never uncovers, it is arbitrary.
     """
     h, w = image.shape[:2]
-    hole = (mask > 0.5).astype(np.uint8)
-    r = max(1, round(grow * max(h, w)))
-    hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    hole = np.asarray(region, bool).astype(np.uint8)
     if not hole.any() or hole.all():
         return image.copy()
     # For every pixel, the nearest background pixel (labels index the background pixels one by one).

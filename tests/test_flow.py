@@ -207,6 +207,32 @@ def test_mouth_interior_colours_are_matched_to_the_portrait_and_its_warper_is_re
     assert prepared.state.mouth_warper is warper
 
 
+def test_a_black_and_white_portrait_gets_a_grey_mouth_interior(portrait):
+    """Mark Twain's photograph driven by a colour clip opened onto a blue mouth: matched per channel,
+    red driver lips over grey portrait lips tint the interior. It must stay grey."""
+    img, face = portrait
+    grey = cv2.merge([cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)] * 3)
+    lay = get_layout(face.layout)
+    eng = create_engine("meshwarp", layered=False)
+    prepared = eng.prepare(grey, face)
+    head = np.float32([[1, 0, 0], [0, 1, 0]])
+    opened = face.points.copy()
+    opened[list(lay.inner_lip_lower), 1] += 12.0
+    # The driver is the colour painting with its mouth (as the target says) opened onto a blue-green interior.
+    driver = img.copy()
+    ring = opened[list(lay.mouth_ring), :2]
+    cv2.fillPoly(driver, [np.round(ring).astype(np.int32)], (40, 140, 200))
+    out = eng.render(prepared, [DrivingFrame(0, driver, face.points, face.points, head),
+                                DrivingFrame(1, driver, opened, opened, head)])[1].astype(int)
+    x0, y0 = prepared.crop_box[:2]
+    mouth = np.zeros(out.shape[:2], np.uint8)
+    cv2.fillPoly(mouth, [np.round(ring - (x0, y0)).astype(np.int32)], 1)
+    inside = out[mouth > 0]
+    assert len(inside) > 30
+    assert np.abs(inside - np.asarray(prepared.crop, int)[mouth > 0]).mean() > 5, "the mouth was not filled"
+    assert (inside.max(axis=1) - inside.min(axis=1)).max() <= 2, "the grey portrait's mouth got a colour"
+
+
 def test_the_residual_is_averaged_over_frames_so_flow_noise_does_not_shimmer(portrait, monkeypatch):
     """Pixels jittering by +-1 px around still landmarks: the running mean halves what reaches the warp."""
     from talking_head.engines import meshwarp

@@ -54,6 +54,12 @@ _FLOW_TEMPORAL = 0.5    # weight of the newest frame in a running mean of the re
 # where the head moves away from it. The face itself always counts as sitter, whatever the mask says.
 _LAYER_FACE_GROW = 1.08  # face outline scaled about its centre before it is forced into the mask
 _LAYER_MIN_BACKGROUND = 0.02  # below this share of background in the crop, one layer is enough
+# Mask values below this are the segmenter's haze over the background, not sitter: cut to zero, so
+# the background there stays the painting's own pixels.
+_LAYER_CUT = 0.05
+# The mask is grown by this share of the crop's long side: segmenters cut close, and a thin veil or the
+# painted line around a head, left on the background, stayed behind as a ghost when the head moved.
+_LAYER_GROW = 0.02
 
 
 @dataclass
@@ -75,6 +81,7 @@ class _MeshState:
     mouth_warper: MeshWarper | None = None  # maps the driver's mouth interior; grows to the widest mouth
     alpha: np.ndarray | None = None   # (h, w) uint8: the sitter's mask on the crop (None: one layer)
     plate: np.ndarray | None = None   # the crop with the sitter filled in from the background
+    sitter: np.ndarray | None = None  # the crop less the plate's share: the sitter premultiplied by alpha
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -272,7 +279,7 @@ class MeshWarpEngine(Engine):
                            MeshWarper(cw, ch, self.grid_step or _auto_step(cw, ch)))
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
         if self.layered:
-            state.alpha, state.plate = _layers(crop, oval)
+            state.alpha, state.plate, state.sitter = _layers(crop, oval)
         return Prepared(box, crop, _paste_mask(box, w, h), state)
 
     # -- rendering ----------------------------------------------------------------------------
@@ -298,9 +305,10 @@ class MeshWarpEngine(Engine):
         for fr in frames:
             dst, z = self.vertices(prepared, fr)
             table = s.warper.table(dst, s.rest, z, s.tris, displace=self._displacement(s, dst, fr))
-            img = cv2.remap(prepared.crop, table, None, interpolation=self.interpolation, borderMode=cv2.BORDER_REFLECT)
-            if s.alpha is not None:
-                img = _over_background(img, s, table)
+            if s.alpha is None:
+                img = cv2.remap(prepared.crop, table, None, interpolation=self.interpolation, borderMode=cv2.BORDER_REFLECT)
+            else:
+                img = _over_background(s, table, self.interpolation)
             if self.fill_mouth:
                 self._fill_mouth(img, s, dst, fr, prepared.crop_box)
             out.append(img)
@@ -385,24 +393,46 @@ class MeshWarpEngine(Engine):
         return patch, warper.covered()[:h, :w]
 
 
-def _layers(crop: np.ndarray, oval: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(alpha, plate) for a two-layer warp of ``crop``, or (None, None) where one layer will do."""
+def _layers(crop: np.ndarray, oval: np.ndarray):
+    """(alpha, plate, sitter) for a two-layer warp of ``crop``, or three Nones where one layer will do.
+
+    ``crop = sitter + (1 - alpha) * plate``: the sitter is stored premultiplied, so a still frame
+    recomposes to the painting itself (to rounding), and the soft rim of hair or veil moves with the
+    head instead of leaving its ghost on the background.
+    """
     mask = person_mask(crop)
     if mask is None:
-        return None, None
+        return None, None, None
     c = oval.mean(axis=0)
     h, w = crop.shape[:2]
     mask = np.maximum(mask, coverage_mask(w, h, c + _LAYER_FACE_GROW * (oval - c), feather=1.0))
     if float(np.mean(mask < 0.5)) < _LAYER_MIN_BACKGROUND:
-        return None, None
-    return np.round(mask * 255).astype(np.uint8), background_plate(crop, mask)
+        return None, None, None
+    alpha = np.round(np.clip((mask - _LAYER_CUT) / (1 - _LAYER_CUT), 0, 1) * 255).astype(np.uint8)
+    r = max(1, round(_LAYER_GROW * max(h, w)))
+    alpha = cv2.dilate(alpha, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    alpha = cv2.GaussianBlur(alpha, (0, 0), r / 2)
+    plate = background_plate(crop, alpha > 0)
+    clear = cv2.merge([cv2.bitwise_not(alpha)] * 3)
+    # Where the rim is darker than the plate's share of it, the plate is darkened to that share (the
+    # premultiplied sitter cannot be negative).
+    most = np.floor(crop.astype(np.float32) * 255 / np.maximum(clear, 1)).clip(0, 255).astype(np.uint8)
+    plate = np.where(clear > 0, np.minimum(plate, most), plate)
+    sitter = cv2.subtract(crop, cv2.multiply(plate, clear, scale=1 / 255))
+    return alpha, plate, sitter
 
 
-def _over_background(img: np.ndarray, s: _MeshState, table: np.ndarray) -> np.ndarray:
-    """The warped sitter over the still background: the mask travels with the sitter's pixels."""
+def _over_background(s: _MeshState, table: np.ndarray, interpolation: int) -> np.ndarray:
+    """The warped sitter over the still background plate; the mask travels with the sitter's pixels."""
+    img = cv2.remap(s.sitter, table, None, interpolation=interpolation, borderMode=cv2.BORDER_REFLECT)
     a = cv2.remap(s.alpha, table, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    a = a.astype(np.float32) * np.float32(1 / 255)
-    return cv2.blendLinear(img, s.plate, a, 1 - a)
+    clear = cv2.merge([cv2.bitwise_not(a)] * 3)
+    return cv2.add(img, cv2.multiply(s.plate, clear, scale=1 / 255))
+
+
+# Lips whose channel means and spreads differ by at most this many levels are grey (a photograph in black
+# and white); the mouth interior is then matched in grey.
+_GREY_SPREAD = 3.0
 
 
 def _lip_band(xy: np.ndarray, layout: Layout, shape) -> np.ndarray:
@@ -430,8 +460,17 @@ def _match_colour(patch: np.ndarray, drv_img, drv_lm, region, dst_local, layout)
     p_band = _lip_band(dst_local, layout, region.shape)
     if cv2.countNonZero(d_band) < 10 or cv2.countNonZero(p_band) < 10:
         return patch
-    d_mean, d_std = cv2.meanStdDev(np.ascontiguousarray(drv_img[y0:y1, x0:x1]), mask=d_band)
+    d_img = np.ascontiguousarray(drv_img[y0:y1, x0:x1])
     p_mean, p_std = cv2.meanStdDev(np.ascontiguousarray(region), mask=p_band)
+    if float(np.ptp(p_mean)) <= _GREY_SPREAD and float(np.ptp(p_std)) <= _GREY_SPREAD:
+        # A black-and-white photograph or a grisaille: per-channel matching would tint the mouth with
+        # the driver's colours (lips are red, so a blue mouth); it is matched in grey instead.
+        d_mean, d_std = cv2.meanStdDev(cv2.cvtColor(d_img, cv2.COLOR_RGB2GRAY), mask=d_band)
+        gain = float(np.clip((p_std.mean() + 1) / (d_std[0, 0] + 1), 0.5, 2.0))
+        grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
+        grey = cv2.addWeighted(grey, gain, grey, 0.0, float(p_mean.mean() - d_mean[0, 0] * gain))  # saturated to 0..255
+        return cv2.merge([grey] * 3)
+    d_mean, d_std = cv2.meanStdDev(d_img, mask=d_band)
     gain = np.clip((p_std[:, 0] + 1) / (d_std[:, 0] + 1), 0.5, 2.0)
     # out = (patch - d_mean) * gain + p_mean, per channel, saturated to 0..255.
     return cv2.transform(patch, np.hstack([np.diag(gain), (p_mean[:, 0] - d_mean[:, 0] * gain)[:, None]]))
