@@ -3,13 +3,19 @@ import cv2
 import numpy as np
 import pytest
 
-import talking_head.engines.meshwarp as meshwarp
-from talking_head.engines import DrivingFrame, create_engine
+from talking_head.engines import DrivingFrame, create_engine, meshwarp
 from talking_head.faces import FaceLandmarks
 from talking_head.gallery import Gallery
 from talking_head.images import load_image
 from talking_head.segmentation import background_plate, person_mask
 from talking_head.topology import get_layout
+
+
+@pytest.fixture(autouse=True)
+def fresh_layers(monkeypatch):
+    """Each test makes its own layers (the engine remembers them per portrait and process)."""
+    from collections import OrderedDict
+    monkeypatch.setattr(meshwarp, "_LAYER_MEMO", OrderedDict())
 
 SHIFT = 12.0  # px the head moves to the right
 
@@ -106,6 +112,16 @@ def test_a_still_frame_is_exactly_the_painting(pid):
     # feathers them away), both are the painting itself.
     for out in outs:
         assert np.abs(out - prepared.crop)[2:-2, 2:-2].max() <= 1
+
+
+def test_layers_are_made_once_per_portrait(portrait, monkeypatch):
+    calls = []
+    real = meshwarp.person_mask
+    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: calls.append(1) or real(rgb))
+    first, _ = _render_moved(portrait)
+    second, _ = _render_moved(portrait)
+    assert len(calls) == 1 and second.state.plate is first.state.plate
+    assert not first.state.plate.flags.writeable
 
 
 def test_without_a_segmenter_the_engine_warps_one_layer(portrait, monkeypatch):
