@@ -165,7 +165,8 @@ def main(args) -> int:
               f"| {r['upload_s']:.2f} | {r['upload_s'] / r['duration']:.3f} |")
     if args.quality:
         ids = None if args.clips == "all" else args.clips.split(",")
-        q = self_reenactment(ids)
+        stride = args.stride
+        q = self_reenactment(ids, stride=stride)
         print("\nSelf-reenactment (face crop; AKD / inter-ocular distance, dlib 68 points), meshwarp vs static:")
         print("| clip | frames | L1 | static L1 | PSNR | static PSNR | SSIM | static SSIM | SSIM gain | AKD | static AKD | AKD ratio |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -174,8 +175,10 @@ def main(args) -> int:
                   f"| {r['ssim']:.4f} | {r['s_ssim']:.4f} | {r['ssim_gain']:+.4f} | {r['akd']:.4f} | {r['s_akd']:.4f} | {r['akd_ratio']:.3f} |")
         print(f"| **mean** | | | | | | | | **{np.mean([r['ssim_gain'] for r in q]):+.4f}** | | | "
               f"**{np.mean([r['akd_ratio'] for r in q]):.3f}** |")
+        if args.no_refine:
+            return 0
         from .engines import create_engine
-        qr = self_reenactment(ids, engine_name=create_engine("meshwarp", refine=True))
+        qr = self_reenactment(ids, stride=stride, engine_name=create_engine("meshwarp", refine=True))
         print("\nThe same with the residual-flow refinement on (refine=True), per clip AKD ratio / SSIM gain:")
         print(" ".join(f"{r['clip']} {r['akd_ratio']:.3f}/{r['ssim_gain']:+.4f}" for r in qr))
         print(f"mean AKD ratio {np.mean([r['akd_ratio'] for r in qr]):.3f}, "
