@@ -48,6 +48,8 @@ def main(argv=None):
                        idle_timeout_s=a.idle_timeout, language=a.language, engine=a.engine,
                        concurrency=a.concurrency, queue_size=a.queue_size, max_clip_s=a.max_clip_seconds)
     demo = build(config, files=files)
+    from talking_head.segmentation import warm_up
+    warm_up()  # meshwarp's person segmenter, started while the server comes up
     files.start_sweeper(every_s=float(os.environ.get("LP_SWEEP_EVERY_S", "300")))
     host = server_host(a)
     demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)

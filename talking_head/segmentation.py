@@ -74,3 +74,12 @@ def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
     out = image.copy()
     out[hole > 0] = filled[hole > 0]
     return out
+
+
+def warm_up() -> threading.Thread:
+    """Start the segmenter in the background (its graph takes ~0.6 s to start), so a server's first
+    visitor does not wait for it. Returns the daemon thread."""
+    t = threading.Thread(target=lambda: person_mask(np.zeros((64, 64, 3), np.uint8)), name="segmenter-warm-up",
+                         daemon=True)
+    t.start()
+    return t

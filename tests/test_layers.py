@@ -142,3 +142,10 @@ def test_the_face_moves_even_where_the_mask_misses_it(portrait, monkeypatch):
     inner = np.zeros(out.shape[:2], np.uint8)
     cv2.fillPoly(inner, [(oval.mean(0) + 0.9 * (oval - oval.mean(0))).astype(np.int32)], 1)
     assert np.abs(out[inner > 0].astype(int) - flat[inner > 0].astype(int)).max() <= 1
+
+
+def test_the_segmenter_can_be_started_ahead_of_the_first_visitor():
+    from talking_head import segmentation
+    t = segmentation.warm_up()
+    t.join(timeout=60)
+    assert not t.is_alive() and segmentation._segmenter is not None
