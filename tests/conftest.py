@@ -32,6 +32,22 @@ def _shared() -> Path:
 SHARED = _shared()
 
 
+def gallery_portrait(item_id: str, max_side: int):
+    """(image, face) of a gallery portrait, loaded and its stored face scaled as the pipeline does it."""
+    from talking_head.cache import DiskCache
+    from talking_head.gallery import Gallery
+    from talking_head.pipeline import AnimateSettings, resolve_portrait
+    img, face, _ = resolve_portrait(f"gallery:{item_id}", AnimateSettings(max_side=max_side), Gallery.default(),
+                                    DiskCache(enabled=False))
+    return img, face
+
+
+@pytest.fixture(scope="module")
+def portrait():
+    """The Mona Lisa at 700 px with its stored face (the meshwarp engine tests' sitter)."""
+    return gallery_portrait("mona_lisa", 700)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not (SHARED / "gallery-src").is_dir():

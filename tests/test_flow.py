@@ -4,10 +4,7 @@ import numpy as np
 import pytest
 
 from talking_head.engines import DrivingFrame, create_engine
-from talking_head.faces import FaceLandmarks
 from talking_head.flow import face_weight, residual_flow, smooth_flow, transfer
-from talking_head.gallery import Gallery
-from talking_head.images import load_image
 from talking_head.topology import get_layout
 from talking_head.warp import MeshWarper
 
@@ -94,15 +91,6 @@ def test_residual_flow_recovers_a_known_translation():
     # moved(p) = img(p - (2, -1.5)): the offset into the prediction is (-2, +1.5).
     r = residual_flow(dis, img, moved)
     np.testing.assert_allclose(np.median(r[20:-20, 20:-20].reshape(-1, 2), axis=0), [-2.0, 1.5], atol=0.2)
-
-
-@pytest.fixture(scope="module")
-def portrait():
-    g = Gallery.default()
-    img = load_image(g.portrait_path("mona_lisa"), max_side=700)
-    face = g.portrait_face("mona_lisa")
-    face = FaceLandmarks(face.points * (img.shape[1] / g.portrait("mona_lisa")["size"][0]), face.layout)
-    return img, face
 
 
 def _render_shifted(portrait, **options):

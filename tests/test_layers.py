@@ -2,11 +2,9 @@
 import cv2
 import numpy as np
 import pytest
+from conftest import gallery_portrait
 
 from talking_head.engines import DrivingFrame, create_engine, meshwarp
-from talking_head.faces import FaceLandmarks
-from talking_head.gallery import Gallery
-from talking_head.images import load_image
 from talking_head.segmentation import background_plate, person_mask
 from talking_head.topology import get_layout
 
@@ -18,15 +16,6 @@ def fresh_layers(monkeypatch):
     monkeypatch.setattr(meshwarp, "_LAYER_MEMO", OrderedDict())
 
 SHIFT = 12.0  # px the head moves to the right
-
-
-@pytest.fixture(scope="module")
-def portrait():
-    g = Gallery.default()
-    img = load_image(g.portrait_path("mona_lisa"), max_side=700)
-    face = g.portrait_face("mona_lisa")
-    face = FaceLandmarks(face.points * (img.shape[1] / g.portrait("mona_lisa")["size"][0]), face.layout)
-    return img, face
 
 
 def _render_moved(portrait, **options):
@@ -97,10 +86,7 @@ def test_the_head_moves_over_a_still_background(portrait):
 @pytest.mark.parametrize("pid", ["mona_lisa", "gogol", "lady_agnew"])
 def test_a_still_frame_is_exactly_the_painting(pid):
     """Layers must not show until something moves: the soft rim of hair stays the painting's own."""
-    g = Gallery.default()
-    img = load_image(g.portrait_path(pid), max_side=800)
-    face = g.portrait_face(pid)
-    face = FaceLandmarks(face.points * (img.shape[1] / g.portrait(pid)["size"][0]), face.layout)
+    img, face = gallery_portrait(pid, 800)
     still = DrivingFrame(0, None, face.points, face.points, np.float32([[1, 0, 0], [0, 1, 0]]))
     outs = []
     for layered in (True, False):
