@@ -1,5 +1,6 @@
 """A teacher's path: the CLI renders a gallery portrait with a gallery clip into a playable mp4."""
 import json
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -44,6 +45,15 @@ def test_cli_writes_one_frame_per_driving_frame_at_the_clip_rate_with_audio(rend
     assert got.has_audio and got.codec == "h264"
     assert "Wrote" in r.stdout and str(clip.n_frames) in r.stdout
     assert not list(out.parent.glob("*.partial.mp4"))
+
+
+def test_the_encoder_leaves_half_the_cores_to_the_renderer(rendered):
+    """x264 records its settings in the stream; by default it would take 1.5 threads per core."""
+    from talking_head.pipeline import encoder_threads
+    out, _ = rendered
+    n = encoder_threads()
+    assert 1 <= n and (n == 1 or 2 * n <= os.cpu_count())
+    assert f" threads={n} ".encode() in out.read_bytes()
 
 
 def test_the_face_moves_and_the_far_canvas_stays_still(rendered):
