@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from talking_head import warp
 from talking_head.compose import (
     PasteMask,
     draw_label,
@@ -208,6 +209,41 @@ def test_warp_rasteriser_matches_a_brute_force_reference_on_slivers_and_overlaps
     ref, covered = _reference_table(48, 40, pts.astype(np.float64), src.astype(np.float64), z.astype(np.float64), tris)
     np.testing.assert_array_equal(w.covered() > 0, covered)
     np.testing.assert_allclose(table, ref, atol=2e-3)
+
+
+def test_a_fold_is_rasterised_at_full_resolution_not_upsampled_into_a_staircase(monkeypatch):
+    """A nearer quad slid over its neighbour: the table jumps at the fold's edge, a slanted line.
+
+    Upsampling a coarse table across that jump draws the edge as a staircase of grid cells; the
+    table there must be the exact one (away from the outermost pixels, see the crop's paste-back).
+    """
+    w, h, step = 96, 64, 4
+    # Left quad (far) and right quad (near), both 48 px wide in the source; the right one's left edge
+    # is slanted and slid 21.3 px over the left quad.
+    src = np.float32([[0, 0], [48, 0], [48, 63], [0, 63], [48, 0], [95, 0], [95, 63], [48, 63]])
+    dst = src.copy()
+    dst[4:] -= [21.3, 0]
+    dst[7, 0] -= 9.0
+    z = np.float32([5, 5, 5, 5, 0, 0, 0, 0])
+    tris = np.int32([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    ref, _ = _reference_table(w, h, dst.astype(np.float64), src.astype(np.float64), z.astype(np.float64), tris)
+
+    def worst(table):
+        return np.abs(table - ref)[2:-2, 2:-2].max()
+
+    # Within a fraction of a pixel: where two triangles meet at an angle the upsampling rounds the kink.
+    assert worst(MeshWarper(w, h, step).table(dst, src, z, tris)) < 0.5
+    monkeypatch.setattr(warp, "_FOLD_JUMP", np.inf)  # the fold left to the upsampling
+    assert worst(MeshWarper(w, h, step).table(dst, src, z, tris)) > 5
+
+
+def test_a_smooth_warp_has_no_fold_cells():
+    src = np.float32([[0, 0], [79, 0], [79, 63], [0, 63], [40, 32]])
+    dst = src.copy()
+    dst[4] += [9, -5]  # a strong but smooth pull
+    wp = MeshWarper(80, 64, 4)
+    wp.table(dst, src, np.zeros(5, np.float32), np.int32([[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]]))
+    assert not warp.fold_cells(wp._map, wp.step).any()
 
 
 def test_paste_back_feathers_only_the_rim():
