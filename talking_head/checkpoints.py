@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -144,8 +145,16 @@ def default_local_dir() -> Path | None:
 
 def torch_checkpoints_dir() -> Path:
     """Where face-alignment looks for its weights: torch hub's ``checkpoints`` folder."""
-    import torch
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    if "torch" in sys.modules:  # it may have been moved with torch.hub.set_dir
+        return Path(sys.modules["torch"].hub.get_dir()) / "checkpoints"
+    return _torch_hub_dir_from_env() / "checkpoints"
+
+
+def _torch_hub_dir_from_env() -> Path:
+    """``torch.hub.get_dir()`` worked out as torch does, without importing torch (a second or more):
+    every render asks the engine registry whether checkpoints are present."""
+    home = os.getenv("TORCH_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch"))
+    return Path(os.path.expanduser(home)) / "hub"
 
 
 def offline() -> bool:

@@ -33,7 +33,14 @@ from .compose import (
     paste_back,
     side_by_side,
 )
-from .engines import DrivingFrame, Engine, EngineOutOfMemory, Prepared, create_engine
+from .engines import (
+    DrivingFrame,
+    Engine,
+    EngineOutOfMemory,
+    Prepared,
+    SourceStore,
+    create_engine,
+)
 from .errors import Cancelled, ClipError, FaceNotFoundError, TalkingHeadError
 from .faces import FaceLandmarks, LandmarkBackend, choose_face, get_backend
 from .gallery import Gallery
@@ -426,6 +433,19 @@ def _live_drive(live: _LiveTracking, backend: LandmarkBackend, face: FaceLandmar
 
 
 # -- the path ---------------------------------------------------------------------------------------
+class _CacheStore(SourceStore):
+    """An engine's :class:`SourceStore` in the disk cache, under its name and settings."""
+
+    def __init__(self, cache: DiskCache, eng: Engine):
+        self.cache, self.scope = cache, f"{eng.name}:{eng.settings_key()}"
+
+    def get(self, key: str) -> bytes | None:
+        return self.cache.get("source", self.cache.key("source", self.scope, key))
+
+    def put(self, key: str, data: bytes) -> None:
+        self.cache.put("source", self.cache.key("source", self.scope, key), data)
+
+
 class _NoWriter:
     """Stands in for the encoder when a caller wants frames, not a file (benchmarks, previews)."""
 
@@ -555,6 +575,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
         raise TalkingHeadError(f"The portrait's landmarks ({face.layout}) and the clip's motion ({layout}) "
                                "come from different landmark backends; choose the same --landmarks for both.")
     eng.configure(settings)
+    eng.source_store = _CacheStore(cache, eng)
     n_hint = len(track) if track is not None else info.n_frames
     prepared = eng.prepare(image, face)
     feats_key, stored = _stored_features(eng, clip_digest, settings, cache)

@@ -6,7 +6,11 @@ either the 478-point MediaPipe mesh or the 68-point iBUG set.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import runpy
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -113,11 +117,27 @@ def strip_triangles(upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarra
     return np.array(tris, dtype=np.int32).reshape(-1, 3)
 
 
+def _mediapipe_tesselation() -> frozenset:
+    """MediaPipe's FACEMESH_TESSELATION edges.
+
+    Importing mediapipe runs its package start-up (its drawing utilities import matplotlib: ~0.7 s
+    on 2 cores), which a render of a portrait whose landmarks and mask are cached never needs
+    otherwise; the edge list is plain data in a module without imports, so it is read on its own.
+    """
+    if "mediapipe" not in sys.modules:
+        spec = importlib.util.find_spec("mediapipe")
+        if spec is not None and spec.submodule_search_locations:
+            path = Path(spec.submodule_search_locations[0]) / "python" / "solutions" / "face_mesh_connections.py"
+            if path.is_file():
+                return runpy.run_path(str(path))["FACEMESH_TESSELATION"]
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+    return FACEMESH_TESSELATION
+
+
 @functools.lru_cache(maxsize=None)
 def mediapipe_face_triangles() -> np.ndarray:
     """The mesh's own triangles (3-cliques of its tesselation edges); eyes and mouth are holes."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
-    edges = {tuple(sorted(e)) for e in FACEMESH_TESSELATION}
+    edges = {tuple(sorted(e)) for e in _mediapipe_tesselation()}
     adj: dict[int, set[int]] = {}
     for a, b in edges:
         adj.setdefault(a, set()).add(b)

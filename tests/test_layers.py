@@ -135,3 +135,48 @@ def test_the_segmenter_can_be_started_ahead_of_the_first_visitor():
     t = segmentation.warm_up()
     t.join(timeout=60)
     assert not t.is_alive() and segmentation._segmenter is not None
+
+
+def test_the_person_mask_is_kept_in_the_cache_for_the_next_process(tmp_path, monkeypatch):
+    """A kiosk or a teacher's CLI starts a new process per render: it must not start the segmenter
+    again for a portrait it has seen, and the picture must not change because the mask was stored."""
+    from collections import OrderedDict
+
+    from talking_head.cache import DiskCache
+    from talking_head.pipeline import AnimateSettings, animate
+    calls = []
+    real = meshwarp.person_mask
+    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: calls.append(1) or real(rgb))
+    cache = DiskCache(tmp_path)
+    renders = []
+    for _ in range(2):
+        monkeypatch.setattr(meshwarp, "_LAYER_MEMO", OrderedDict())  # as in a new process
+        crops = []
+        animate("gallery:mona_lisa", "gallery:smile_eyes", None, cache=cache, settings=AnimateSettings(max_side=640),
+                on_frame=lambda i, f, c, crops=crops: crops.append(c.copy()) if i % 10 == 0 else None)
+        renders.append(crops)
+    assert len(calls) == 1, "the segmenter ran again although its mask was stored"
+    assert list(tmp_path.glob("source/*.bin"))
+    assert all(np.array_equal(a, b) for a, b in zip(*renders)) and len(renders[0]) == len(renders[1]) > 3
+
+
+def test_a_damaged_stored_mask_is_computed_again(monkeypatch):
+    class Store:
+        def __init__(self):
+            self.data = {}
+
+        def get(self, key):
+            return self.data.get(key)
+
+        def put(self, key, data):
+            self.data[key] = data
+
+    crop = np.zeros((40, 30, 3), np.uint8)
+    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: np.full(rgb.shape[:2], 0.5, np.float32))
+    store = Store()
+    first = meshwarp._stored_person_mask(crop, store)
+    (key,) = store.data
+    store.data[key] = b"not zlib"
+    again = meshwarp._stored_person_mask(crop, store)
+    assert np.array_equal(first, again) and first.dtype == np.uint8 and first[0, 0] == 128
+    assert store.data[key] != b"not zlib"

@@ -4,6 +4,7 @@ from .base import (
     Engine,
     EngineOutOfMemory,
     Prepared,
+    SourceStore,
     auto_engine_name,
     create_engine,
     engine_class,
@@ -12,5 +13,5 @@ from .base import (
     register_engine,
 )
 
-__all__ = ["DrivingFrame", "Engine", "EngineOutOfMemory", "Prepared", "auto_engine_name", "create_engine", "engine_class", "engine_names",
+__all__ = ["DrivingFrame", "Engine", "EngineOutOfMemory", "Prepared", "SourceStore", "auto_engine_name", "create_engine", "engine_class", "engine_names",
            "engine_status", "register_engine"]

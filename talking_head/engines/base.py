@@ -37,12 +37,28 @@ class DrivingFrame:
     features: np.ndarray | None = None  # the engine's own per-frame driving features (see Engine.driving_features)
 
 
+class SourceStore(ABC):
+    """Bytes an engine keeps between processes for a portrait it prepared (the pipeline's disk cache).
+
+    Keys are the engine's own; the store adds the engine's settings and the code version, so a key
+    need only name the content. A store may forget anything, so ``get`` may always return None.
+    """
+
+    @abstractmethod
+    def get(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None: ...
+
+
 class Engine(ABC):
     """Small on purpose: the pipeline owns files, caching, pasting and encoding."""
 
     name: str = ""
     needs_driving_pixels: bool = False
     batch_size: int = 1
+    # Set by the pipeline before ``prepare``: where slow parts of a preparation may be kept (None: nowhere).
+    source_store: SourceStore | None = None
     # Engines that read something from each driving frame's pixels name it here; they fill
     # ``DrivingFrame.features`` while rendering, the pipeline caches those with the clip and hands
     # them back next time (then the frames' pixels are not needed).

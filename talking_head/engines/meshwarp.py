@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from ..motion import umeyama
 from ..segmentation import background_plate, person_mask
 from ..topology import Layout, face_triangles, get_layout, hole_triangles, mouth_opening
 from ..warp import MeshWarper, coverage_mask
-from .base import DrivingFrame, Engine, Prepared, register_engine
+from .base import DrivingFrame, Engine, Prepared, SourceStore, register_engine
 
 # Rings around the face outline: (scale about the face centre, how much of the head's motion they take).
 # The first ring is hair and ears, which move with the skull; the outer rings blend into a still canvas.
@@ -294,7 +295,7 @@ class MeshWarpEngine(Engine):
                            MeshWarper(cw, ch, self.grid_step or _auto_step(cw, ch)))
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
         if self.layered:
-            state.sitter, state.plate = _layers(crop, oval)
+            state.sitter, state.plate = _layers(crop, oval, self.source_store)
         if state.sitter is None:
             # One layer, in four channels all the same: OpenCV's 4-channel remap is the fast one.
             state.flat = cv2.cvtColor(crop, cv2.COLOR_RGB2RGBA)
@@ -412,18 +413,20 @@ class MeshWarpEngine(Engine):
         return patch, warper.covered()[:h, :w]
 
 
-def _layers(crop: np.ndarray, oval: np.ndarray):
+def _layers(crop: np.ndarray, oval: np.ndarray, store: SourceStore | None = None):
     """(sitter, plate) for a two-layer warp of ``crop`` (see :class:`_MeshState`), or two Nones where one
     layer will do.
 
-    Remembered for the last few portraits of this process (the arrays are never written to).
+    Remembered for the last few portraits of this process (the arrays are never written to); the
+    person mask is also kept in ``store``, so a new process need not start the segmenter (importing
+    MediaPipe and starting its graph take ~1.2 s on 2 cores) for a portrait it has seen.
     """
     key = hashlib.blake2b(crop.tobytes() + np.ascontiguousarray(oval, np.float64).tobytes(), digest_size=16).digest()
     with _LAYER_LOCK:
         if key in _LAYER_MEMO:
             _LAYER_MEMO.move_to_end(key)
             return _LAYER_MEMO[key]
-    layers = _make_layers(crop, oval)
+    layers = _make_layers(crop, oval, _stored_person_mask(crop, store))
     for a in layers:
         if a is not None:
             a.setflags(write=False)
@@ -434,16 +437,36 @@ def _layers(crop: np.ndarray, oval: np.ndarray):
     return layers
 
 
-def _make_layers(crop: np.ndarray, oval: np.ndarray):
-    """The layers themselves (see :func:`_layers`).
+def _stored_person_mask(crop: np.ndarray, store: SourceStore | None) -> np.ndarray | None:
+    """``person_mask(crop)`` in 1/255 steps (uint8): from ``store`` when it has it, else computed and
+    put there. Always quantised, so a render is the same whether the mask was stored or not."""
+    h, w = crop.shape[:2]
+    name = f"person-mask-{hashlib.blake2b(crop.tobytes(), digest_size=16).hexdigest()}"
+    blob = store.get(name) if store is not None else None
+    if blob is not None:
+        try:
+            return np.frombuffer(zlib.decompress(blob), np.uint8).reshape(h, w)
+        except (zlib.error, ValueError):
+            pass  # unreadable or another size: computed again and stored over it
+    mask = person_mask(crop)
+    if mask is None:
+        return None
+    mask = np.round(mask * 255).astype(np.uint8)
+    if store is not None:
+        store.put(name, zlib.compress(mask.tobytes(), 6))
+    return mask
+
+
+def _make_layers(crop: np.ndarray, oval: np.ndarray, person: np.ndarray | None):
+    """The layers themselves (see :func:`_layers`), from ``person``, the uint8 person mask (None: one layer).
 
     ``crop = sitter + (1 - alpha) * plate``: the sitter is stored premultiplied, so a still frame
     recomposes to the painting itself (to rounding), and the soft rim of hair or veil moves with the
     head instead of leaving its ghost on the background.
     """
-    mask = person_mask(crop)
-    if mask is None:
+    if person is None:
         return None, None
+    mask = person.astype(np.float32) / 255
     c = oval.mean(axis=0)
     h, w = crop.shape[:2]
     mask = np.maximum(mask, coverage_mask(w, h, c + _LAYER_FACE_GROW * (oval - c), feather=1.0))

@@ -13,17 +13,18 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ... import checkpoints
 from ...errors import CheckpointError, EngineUnavailableError
 from ...faces import FaceLandmarks
 from ..base import DrivingFrame, Engine, EngineOutOfMemory, Prepared, register_engine
 from . import crop as lpcrop
-from .model import LivePortraitModel, Motion, Transfer
+
+if TYPE_CHECKING:  # torch is imported when the engine is used, not when the registry asks about it
+    from .model import LivePortraitModel, Motion
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -32,6 +33,7 @@ _MODELS_LOCK = threading.Lock()
 
 
 def best_device() -> str:
+    import torch
     if torch.cuda.is_available():
         return "cuda"
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -44,14 +46,19 @@ def _resolve_precision(precision: str, device: str) -> str:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision != "auto":
         return precision
-    if device == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16"
+    if device == "cuda":
+        import torch
+        if torch.cuda.is_bf16_supported():
+            return "bf16"
     return "fp32"
 
 
 def load_model(device: str = "auto", precision: str = "auto", *, local_dir=None,
                file_specs=None) -> LivePortraitModel:
     """The networks from verified checkpoint files, loaded once per process and device."""
+    import torch
+
+    from .model import LivePortraitModel
     device = best_device() if device == "auto" else device
     precision = _resolve_precision(precision, device)
     specs = tuple(file_specs) if file_specs is not None else checkpoints.specs("liveportrait")
@@ -88,6 +95,7 @@ class LivePortraitEngine(Engine):
         self.retarget_eyes, self.retarget_lips = retarget_eyes, retarget_lips
         self.batch_size = batch_size or (16 if self.device == "cuda" else 4 if self.device == "mps" else 1)
         self._local_dir, self._specs = local_dir, file_specs
+        from .model import Transfer
         self.transfer = Transfer(stitching=stitching)
         try:
             # ``model``: networks built elsewhere (benchmarks time randomly initialised ones)
@@ -123,6 +131,7 @@ class LivePortraitEngine(Engine):
         return h[:12]
 
     def configure(self, settings: Any) -> None:
+        from .model import Transfer
         self.transfer = Transfer(expression=float(getattr(settings, "expression_strength", 1.0)),
                                  head=float(getattr(settings, "head_strength", 1.0)),
                                  head_motion=bool(getattr(settings, "head_motion", True)),
@@ -144,6 +153,7 @@ class LivePortraitEngine(Engine):
     # -- driving frames ---------------------------------------------------------------------------
     def _driving_motion(self, state: dict, frames: list[DrivingFrame]) -> Motion:
         """Motion of each frame, from its cached features or by looking at its pixels."""
+        from .model import Motion
         todo = [fr for fr in frames if fr.features is None]
         if todo:
             if state["drv_m"] is None:
@@ -161,6 +171,7 @@ class LivePortraitEngine(Engine):
     def render(self, prepared: Prepared, frames: list[DrivingFrame]) -> list[np.ndarray]:
         """Rendered crops; on a device out-of-memory the batch is halved (and stays smaller) until one
         frame at a time fails too, then :class:`EngineOutOfMemory` (the pipeline falls back to the CPU)."""
+        import torch
         try:
             return self._render(prepared, frames)
         except torch.OutOfMemoryError as e:
@@ -173,6 +184,7 @@ class LivePortraitEngine(Engine):
             return self.render(prepared, frames[:half]) + self.render(prepared, frames[half:])
 
     def _render(self, prepared: Prepared, frames: list[DrivingFrame]) -> list[np.ndarray]:
+        import torch
         state = prepared.state
         drv = self._driving_motion(state, frames)
         if state["drv0"] is None:
