@@ -183,6 +183,9 @@ learner.step(batch.split(world, rank))
 learner.step(batch.split(world, rank))
 if rank == 0:
     save_file({{k: v.contiguous() for k, v in model.state_dict().items()}}, {out!r})
+# As train.main does: a rank that exits with the process group still up can be aborted by gloo's
+# threads at interpreter exit ("terminate called without an active exception").
+torch.distributed.destroy_process_group()
 """
 
 
