@@ -165,6 +165,7 @@ class MeshWarper:
         self._zbuf = np.empty((gh, gw), np.float32)
         self._map = np.empty((gh, gw, 2), np.float32)
         self._zfull: np.ndarray | None = None  # full-resolution depth, for the cells at folds
+        self._edges: tuple[tuple[int, int, int, int], np.ndarray] | None = None
 
     @property
     def cells(self) -> np.ndarray:
@@ -180,6 +181,7 @@ class MeshWarper:
         ``map(p + displace(p))``, composed on the grid before it is upsampled, so it costs a remap of
         the small grid rather than of the full table.
         """
+        self._edges = None
         if outside is None:
             self._map[:] = self._identity
         else:
@@ -198,6 +200,15 @@ class MeshWarper:
             self._exact_at_folds(table, dst, src, z, tris, outside)
         return table
 
+    def fold_edges(self) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+        """Where the last table jumps between neighbouring pixels (the edge of a fold): a box (x0, y0, x1,
+        y1) and a bool mask of its pixels on either side of a jump, or None without a fold.
+
+        A fold's edge is exact, so it is as hard as a pixel grid makes it; the painting's own edges are
+        soft. Renderers soften these pixels (see ``soften_edges``).
+        """
+        return self._edges
+
     def _exact_at_folds(self, table: np.ndarray, dst, src, z, tris, outside) -> None:
         """Rasterise ``table`` again at full resolution inside the cells that straddle a fold."""
         cells = fold_cells(self._map, self.step)
@@ -211,6 +222,12 @@ class MeshWarper:
         _rasterize(np.ascontiguousarray(dst, np.float32), np.ascontiguousarray(src, np.float32),
                    np.ascontiguousarray(z, np.float32), tris, table, self._zfull, np.float32(1), np.float32(0),
                    cells.view(np.uint8), self.step)
+        rows, cols = np.flatnonzero(cells.any(axis=1)), np.flatnonzero(cells.any(axis=0))
+        box = (int(cols[0]) * self.step, int(rows[0]) * self.step,
+               min(int(cols[-1] + 1) * self.step, self.width), min(int(rows[-1] + 1) * self.step, self.height))
+        edges = np.zeros((box[3] - box[1], box[2] - box[0]), np.uint8)
+        if _jumps(table[box[1]:box[3], box[0]:box[2]], np.float32(_FOLD_JUMP), edges):
+            self._edges = box, edges.view(bool)
 
     def _displaced(self, displace: np.ndarray) -> np.ndarray:
         # Grid index of p + displace(p): the grid's cells are ``step`` output pixels apart.
@@ -227,6 +244,21 @@ class MeshWarper:
     def warp(self, image: np.ndarray, dst, src, z, tris, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         m = self.table(dst, src, z, tris)
         return cv2.remap(image, m, None, interpolation=interpolation, borderMode=cv2.BORDER_REFLECT)
+
+
+def soften_edges(image: np.ndarray, edges: tuple[tuple[int, int, int, int], np.ndarray] | None) -> None:
+    """Blur ``image`` (in place) on the pixels of ``MeshWarper.fold_edges``: a one-pixel soft edge."""
+    if edges is None:
+        return
+    (x0, y0, x1, y1), mask = edges
+    x0, y0 = max(x0 - 1, 0), max(y0 - 1, 0)  # one pixel of context around the box for the blur
+    x1, y1 = min(x1 + 1, image.shape[1]), min(y1 + 1, image.shape[0])
+    region = image[y0:y1, x0:x1]
+    blurred = cv2.GaussianBlur(region, (3, 3), 0.8)
+    (bx0, by0, _, _), _ = edges
+    m = np.zeros(region.shape[:2], bool)
+    m[by0 - y0:by0 - y0 + mask.shape[0], bx0 - x0:bx0 - x0 + mask.shape[1]] = mask
+    region[m] = blurred[m]
 
 
 def coverage_mask(width: int, height: int, polygon: np.ndarray, feather: float = 0.0) -> np.ndarray:

@@ -1,4 +1,5 @@
 """The pure pieces: smoothing, pose/expression split, retargeting, the mesh warp, paste-back."""
+import cv2
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -235,6 +236,35 @@ def test_a_fold_is_rasterised_at_full_resolution_not_upsampled_into_a_staircase(
     assert worst(MeshWarper(w, h, step).table(dst, src, z, tris)) < 0.5
     monkeypatch.setattr(warp, "_FOLD_JUMP", np.inf)  # the fold left to the upsampling
     assert worst(MeshWarper(w, h, step).table(dst, src, z, tris)) > 5
+
+
+def test_a_folds_edge_is_softened_and_nothing_else():
+    """The exact fold edge is a hard pixel staircase of its own; only the pixels beside it are blurred."""
+    w, h = 96, 64
+    src = np.float32([[0, 0], [48, 0], [48, 63], [0, 63], [48, 0], [95, 0], [95, 63], [48, 63]])
+    dst = src.copy()
+    dst[4:] -= [21.3, 0]
+    dst[7, 0] -= 9.0
+    z = np.float32([5, 5, 5, 5, 0, 0, 0, 0])
+    wp = MeshWarper(w, h, 4)
+    table = wp.table(dst, src, z, np.int32([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]]))
+    (x0, y0, x1, y1), mask = wp.fold_edges()
+    ys, xs = np.nonzero(mask)
+    ys, xs = ys + y0, xs + x0
+    # Every marked pixel sits next to the near quad's slanted left edge (x = 26.7 at the top, 17.7 at
+    # the bottom) or its right edge over the uncovered canvas (x = 73.7), where the table jumps.
+    left = 26.7 - 9.0 * ys / 63.0
+    assert np.all((np.abs(xs - left) <= 1.5) | (np.abs(xs - 73.7) <= 1.5))
+    assert len(ys) >= 2 * h
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, : w // 2] = 200
+    img = cv2.remap(img, table, None, cv2.INTER_LINEAR)
+    soft = img.copy()
+    warp.soften_edges(soft, wp.fold_edges())
+    changed = np.abs(soft.astype(int) - img).max(axis=2) > 0
+    full = np.zeros((h, w), bool)
+    full[y0:y1, x0:x1] = mask
+    assert changed.any() and not (changed & ~full).any()
 
 
 def test_a_smooth_warp_has_no_fold_cells():

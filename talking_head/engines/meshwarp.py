@@ -22,7 +22,7 @@ from ..flow import face_weight, residual_flow, smooth_flow, transfer
 from ..motion import umeyama
 from ..segmentation import background_plate, person_mask
 from ..topology import Layout, face_triangles, get_layout, hole_triangles, mouth_opening
-from ..warp import MeshWarper, coverage_mask
+from ..warp import MeshWarper, coverage_mask, soften_edges
 from .base import DrivingFrame, Engine, Prepared, SourceStore, register_engine
 
 # Rings around the face outline: (scale about the face centre, how much of the head's motion they take).
@@ -329,6 +329,7 @@ class MeshWarpEngine(Engine):
                                              borderMode=cv2.BORDER_REFLECT), cv2.COLOR_RGBA2RGB)
             else:
                 img = _over_background(s, table, self.interpolation)
+            soften_edges(img, s.warper.fold_edges())
             if self.fill_mouth:
                 self._fill_mouth(img, s, dst, fr, prepared.crop_box)
             out.append(img)
