@@ -230,7 +230,9 @@ class MeshWarpEngine(Engine):
         self.interpolation = cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR
 
     def settings_key(self) -> str:
-        return (f"meshwarp-v2-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        # v3: folds drawn at full resolution with softened edges; stored gallery results of v2 showed
+        # a turning cheek's edge as a staircase, so they are rendered again rather than served.
+        return (f"meshwarp-v3-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}")
 
     # -- preparation --------------------------------------------------------------------------
