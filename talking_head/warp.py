@@ -250,14 +250,13 @@ def soften_edges(image: np.ndarray, edges: tuple[tuple[int, int, int, int], np.n
     """Blur ``image`` (in place) on the pixels of ``MeshWarper.fold_edges``: a one-pixel soft edge."""
     if edges is None:
         return
-    (x0, y0, x1, y1), mask = edges
-    x0, y0 = max(x0 - 1, 0), max(y0 - 1, 0)  # one pixel of context around the box for the blur
-    x1, y1 = min(x1 + 1, image.shape[1]), min(y1 + 1, image.shape[0])
+    (bx0, by0, bx1, by1), mask = edges
+    # One pixel of context around the box, for the blur.
+    x0, y0, x1, y1 = max(bx0 - 1, 0), max(by0 - 1, 0), min(bx1 + 1, image.shape[1]), min(by1 + 1, image.shape[0])
     region = image[y0:y1, x0:x1]
     blurred = cv2.GaussianBlur(region, (3, 3), 0.8)
-    (bx0, by0, _, _), _ = edges
     m = np.zeros(region.shape[:2], bool)
-    m[by0 - y0:by0 - y0 + mask.shape[0], bx0 - x0:bx0 - x0 + mask.shape[1]] = mask
+    m[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = mask
     region[m] = blurred[m]
 
 
