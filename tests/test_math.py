@@ -299,3 +299,15 @@ def test_label_is_visible_and_side_by_side_keeps_height():
     assert (frame[:y0 - 1] == 128).all()
     sbs = side_by_side(np.zeros((480, 480, 3), np.uint8), frame)
     assert sbs.shape == (360, 360 + 640, 3)
+
+
+def test_the_mesh_edges_read_without_importing_mediapipe_are_mediapipes_own(monkeypatch):
+    import sys
+
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    from talking_head import topology
+    monkeypatch.delitem(sys.modules, "mediapipe")  # as in a process that has not imported it: the file is read alone
+    edges = topology._mediapipe_tesselation()
+    assert "mediapipe" not in sys.modules
+    assert edges == FACEMESH_TESSELATION and len(edges) > 2000
