@@ -139,7 +139,7 @@ def fold_cells(grid: np.ndarray, step: float) -> np.ndarray:
     """(gh, gw) bool: the cells of a coarse table (gh, gw, 2) whose upsampling crosses a jump.
 
     Both cells on either side of a jump, grown by one cell: bilinear upsampling reads each cell's
-    neighbours.
+    neighbours, diagonal ones too (without the growth a slanted fold edge left 3.7-px errors in a test).
     """
     jump = np.zeros(grid.shape[:2], np.uint8)
     if not _jumps(grid, np.float32(_FOLD_JUMP * step), jump):
