@@ -230,8 +230,9 @@ class MeshWarpEngine(Engine):
         self.interpolation = cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR
 
     def settings_key(self) -> str:
-        # v3: folds drawn at full resolution with softened edges; stored gallery results of v2 showed
-        # a turning cheek's edge as a staircase, so they are rendered again rather than served.
+        # v3: folds drawn at full resolution with softened edges, mouth colours matched in Lab; stored
+        # gallery results of v2 showed a turning cheek's edge as a staircase and green teeth, so they
+        # are rendered again rather than served.
         return (f"meshwarp-v3-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}")
 
@@ -500,6 +501,10 @@ def _over_background(s: _MeshState, table: np.ndarray, interpolation: int) -> np
 # Lips whose channel means and spreads differ by at most this many levels are grey (a photograph in black
 # and white); the mouth interior is then matched in grey.
 _GREY_SPREAD = 3.0
+# Driver lips whose mean (a, b) lies within this of grey give the colour mapping no direction.
+_LAB_GREY = 4.0
+# How much the colour mapping may scale saturation (a pale painted mouth must not turn grey or garish).
+_CHROMA_GAIN = (0.25, 2.0)
 
 
 def _lip_band(xy: np.ndarray, layout: Layout, shape) -> np.ndarray:
@@ -513,9 +518,13 @@ def _lip_band(xy: np.ndarray, layout: Layout, shape) -> np.ndarray:
 
 
 def _match_colour(patch: np.ndarray, drv_img, drv_lm, region, dst_local, layout) -> np.ndarray:
-    """Map the driver's colours to the portrait's by matching lip statistics (mean and spread per channel).
+    """Map the driver's colours to the portrait's by matching lip statistics, in Lab.
 
-    ``patch`` and the result are uint8; the per-channel gain and offset are applied in one pass.
+    Lightness: the lips' mean and spread. Colour: the one rotation and scaling of the (a, b) plane that
+    takes the driver's mean lip colour to the portrait's, so grey stays grey. Matching each RGB channel's
+    mean instead shifted every colour by the lips' difference: teeth came out green wherever a
+    painting's lips are less red than the driver's (Mona Lisa, Van Gogh, Gogol). ``patch`` and the
+    result are uint8.
     """
     x0, y0 = np.floor(drv_lm[list(layout.outer_lip), :2].min(0)).astype(int) - 2
     x1, y1 = np.ceil(drv_lm[list(layout.outer_lip), :2].max(0)).astype(int) + 3
@@ -537,10 +546,19 @@ def _match_colour(patch: np.ndarray, drv_img, drv_lm, region, dst_local, layout)
         grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
         grey = cv2.addWeighted(grey, gain, grey, 0.0, float(p_mean.mean() - d_mean[0, 0] * gain))  # saturated to 0..255
         return cv2.merge([grey] * 3)
-    d_mean, d_std = cv2.meanStdDev(d_img, mask=d_band)
-    gain = np.clip((p_std[:, 0] + 1) / (d_std[:, 0] + 1), 0.5, 2.0)
-    # out = (patch - d_mean) * gain + p_mean, per channel, saturated to 0..255.
-    return cv2.transform(patch, np.hstack([np.diag(gain), (p_mean[:, 0] - d_mean[:, 0] * gain)[:, None]]))
+    p_mean, p_std = (v[:, 0] for v in cv2.meanStdDev(cv2.cvtColor(np.ascontiguousarray(region), cv2.COLOR_RGB2Lab), mask=p_band))
+    d_mean, d_std = (v[:, 0] for v in cv2.meanStdDev(cv2.cvtColor(d_img, cv2.COLOR_RGB2Lab), mask=d_band))
+    gain = float(np.clip((p_std[0] + 1) / (d_std[0] + 1), 0.5, 2.0))
+    # (a, b) as a complex number about grey (128 in 8-bit Lab): z turns and scales the driver's lip
+    # colour onto the portrait's; nearly grey lips give no direction to turn, so colours are kept.
+    d_lip, p_lip = complex(d_mean[1] - 128, d_mean[2] - 128), complex(p_mean[1] - 128, p_mean[2] - 128)
+    z = p_lip / d_lip if abs(d_lip) > _LAB_GREY else 1 + 0j
+    z *= float(np.clip(abs(z), _CHROMA_GAIN[0], _CHROMA_GAIN[1])) / max(abs(z), 1e-9)
+    zr, zi = z.real, z.imag
+    m = np.array([[gain, 0, 0, p_mean[0] - d_mean[0] * gain],
+                  [0, zr, -zi, 128 * (1 - zr + zi)],
+                  [0, zi, zr, 128 * (1 - zi - zr)]])
+    return cv2.cvtColor(cv2.transform(cv2.cvtColor(patch, cv2.COLOR_RGB2Lab), m), cv2.COLOR_Lab2RGB)
 
 
 def _cavity(region, ring_local, layout, face_local):
