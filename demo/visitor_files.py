@@ -27,6 +27,12 @@ def default_root() -> Path:
     return Path(os.environ.get("LIVING_PORTRAITS_TMP") or Path(tempfile.gettempdir()) / "living-portraits-visitors")
 
 
+def _files_below(root: Path) -> list[Path]:
+    """The files below ``root``. Folders go while they are walked (a session ends, the sweeper runs):
+    os.walk skips what has gone, where Path.rglob raised FileNotFoundError in a test's teardown."""
+    return [Path(d) / f for d, _, names in os.walk(root) for f in names]
+
+
 class VisitorFiles:
     def __init__(self, root: os.PathLike | str | None = None, ttl_s: float = DEFAULT_TTL_S):
         self.root = Path(root) if root else default_root()
@@ -56,12 +62,12 @@ class VisitorFiles:
 
     def visitor_files(self) -> list[Path]:
         """Every file a visitor left here (results and uploads), for checks and reports."""
-        found = [p for p in self.sessions_root.rglob("*") if p.is_file()] if self.sessions_root.is_dir() else []
+        found = _files_below(self.sessions_root)
         if self.uploads_root.is_dir():
             for entry in self.uploads_root.iterdir():
                 if entry.name in self._kept:
                     continue
-                found += [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+                found += [entry] if entry.is_file() else _files_below(entry)
         return found
 
     @staticmethod
