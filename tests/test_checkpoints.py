@@ -301,12 +301,12 @@ def test_fewshot_files_go_through_the_same_module(monkeypatch, hub, capsys):
     assert "run `python -m talking_head prefetch --engines fewshot_content`" in out  # prefetch skips it otherwise
 
 
-@pytest.mark.parametrize("env", [{}, {"TORCH_HOME": "~/th"}, {"XDG_CACHE_HOME": "/tmp/xdg"},
-                                 {"TORCH_HOME": "/opt/t", "XDG_CACHE_HOME": "/tmp/xdg"}])
-def test_torch_hub_dir_is_worked_out_as_torch_does(monkeypatch, env):
+@pytest.mark.parametrize("env", [{}, {"TORCH_HOME": "~/th"}, {"XDG_CACHE_HOME": "xdg"},
+                                 {"TORCH_HOME": "th", "XDG_CACHE_HOME": "xdg"}])
+def test_torch_hub_dir_is_worked_out_as_torch_does(monkeypatch, tmp_path, env):
     """Checking for face-alignment's files must not import torch, and must look where torch would."""
     for k in ("TORCH_HOME", "XDG_CACHE_HOME"):
         monkeypatch.delenv(k, raising=False)
     for k, v in env.items():
-        monkeypatch.setenv(k, v)
+        monkeypatch.setenv(k, v if v.startswith("~") else str(tmp_path / v))
     assert ck._torch_hub_dir_from_env() == Path(torch.hub.get_dir())

@@ -174,9 +174,9 @@ def test_a_damaged_stored_mask_is_computed_again(monkeypatch):
     crop = np.zeros((40, 30, 3), np.uint8)
     monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: np.full(rgb.shape[:2], 0.5, np.float32))
     store = Store()
-    first = meshwarp._stored_person_mask(crop, store)
+    first = meshwarp._stored_person_mask(crop, "a-crop", store)
     (key,) = store.data
     store.data[key] = b"not zlib"
-    again = meshwarp._stored_person_mask(crop, store)
+    again = meshwarp._stored_person_mask(crop, "a-crop", store)
     assert np.array_equal(first, again) and first.dtype == np.uint8 and first[0, 0] == 128
     assert store.data[key] != b"not zlib"

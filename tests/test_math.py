@@ -212,21 +212,30 @@ def test_warp_rasteriser_matches_a_brute_force_reference_on_slivers_and_overlaps
     np.testing.assert_allclose(table, ref, atol=2e-3)
 
 
+FOLD_W, FOLD_H = 96, 64
+
+
+def _folded_quads():
+    """(dst, src, z, tris) of a nearer quad slid over its neighbour on a 96x64 canvas: left quad (far)
+    and right quad (near), both 48 px wide in the source; the right one's left edge is slanted (x = 26.7
+    at the top, 17.7 at the bottom) and slid over the left quad, its right edge (x = 73.7) leaves the
+    canvas uncovered."""
+    src = np.float32([[0, 0], [48, 0], [48, 63], [0, 63], [48, 0], [95, 0], [95, 63], [48, 63]])
+    dst = src.copy()
+    dst[4:] -= [21.3, 0]
+    dst[7, 0] -= 9.0
+    z = np.float32([5, 5, 5, 5, 0, 0, 0, 0])
+    return dst, src, z, np.int32([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+
+
 def test_a_fold_is_rasterised_at_full_resolution_not_upsampled_into_a_staircase(monkeypatch):
     """A nearer quad slid over its neighbour: the table jumps at the fold's edge, a slanted line.
 
     Upsampling a coarse table across that jump draws the edge as a staircase of grid cells; the
     table there must be the exact one (away from the outermost pixels, see the crop's paste-back).
     """
-    w, h, step = 96, 64, 4
-    # Left quad (far) and right quad (near), both 48 px wide in the source; the right one's left edge
-    # is slanted and slid 21.3 px over the left quad.
-    src = np.float32([[0, 0], [48, 0], [48, 63], [0, 63], [48, 0], [95, 0], [95, 63], [48, 63]])
-    dst = src.copy()
-    dst[4:] -= [21.3, 0]
-    dst[7, 0] -= 9.0
-    z = np.float32([5, 5, 5, 5, 0, 0, 0, 0])
-    tris = np.int32([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    w, h, step = FOLD_W, FOLD_H, 4
+    dst, src, z, tris = _folded_quads()
     ref, _ = _reference_table(w, h, dst.astype(np.float64), src.astype(np.float64), z.astype(np.float64), tris)
 
     def worst(table):
@@ -240,14 +249,9 @@ def test_a_fold_is_rasterised_at_full_resolution_not_upsampled_into_a_staircase(
 
 def test_a_folds_edge_is_softened_and_nothing_else():
     """The exact fold edge is a hard pixel staircase of its own; only the pixels beside it are blurred."""
-    w, h = 96, 64
-    src = np.float32([[0, 0], [48, 0], [48, 63], [0, 63], [48, 0], [95, 0], [95, 63], [48, 63]])
-    dst = src.copy()
-    dst[4:] -= [21.3, 0]
-    dst[7, 0] -= 9.0
-    z = np.float32([5, 5, 5, 5, 0, 0, 0, 0])
+    w, h = FOLD_W, FOLD_H
     wp = MeshWarper(w, h, 4)
-    table = wp.table(dst, src, z, np.int32([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]]))
+    table = wp.table(*_folded_quads())
     (x0, y0, x1, y1), mask = wp.fold_edges()
     ys, xs = np.nonzero(mask)
     ys, xs = ys + y0, xs + x0

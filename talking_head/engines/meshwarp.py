@@ -126,16 +126,14 @@ class _DriverFlow:
         self.layout = layout
         extent = float(np.max(np.ptp(landmarks[list(layout.oval), :2], axis=0)))
         self.side = max(8, round(extent / _FLOW_FACE))  # in driver pixels
-        self.size = _FLOW_SIDE
-        self.k = self.size / self.side
+        self.k = _FLOW_SIDE / self.side
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         self.ref = cv2.resize(gray, None, fx=self.k, fy=self.k, interpolation=cv2.INTER_AREA)
         self.ref_xy = (landmarks[:, :2] * self.k).astype(np.float32)
         self.tris = face_triangles(layout, self.ref_xy)
-        self.warper = MeshWarper(self.size, self.size, 2)
+        self.warper = MeshWarper(_FLOW_SIDE, _FLOW_SIDE, 2)
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self.dis.setFinestScale(_FLOW_FINEST)
-        self.finest = _FLOW_FINEST
         iod = np.linalg.norm(np.subtract(*[self.ref_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod]))
         self.ramp, self.mouth_ramp, self.limit = _FLOW_RAMP * iod, _FLOW_MOUTH_RAMP * iod, _FLOW_LIMIT * iod
         self.smooth = _FLOW_SMOOTH * iod
@@ -147,7 +145,7 @@ class _DriverFlow:
         centre = landmarks[list(lay.oval), :2].mean(axis=0)
         x0, y0 = np.round(centre - self.side / 2).astype(int)
         real = cv2.cvtColor(_crop_square(image, x0, y0, self.side), cv2.COLOR_RGB2GRAY)
-        real = cv2.resize(real, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        real = cv2.resize(real, (_FLOW_SIDE, _FLOW_SIDE), interpolation=cv2.INTER_AREA)
         xy = ((landmarks[:, :2] - (x0, y0)) * self.k).astype(np.float32)
         rigid = list(lay.rigid)
         table = self.warper.table(xy, self.ref_xy, landmarks[:, 2].astype(np.float32), self.tris,
@@ -164,7 +162,7 @@ class _DriverFlow:
             eye = xy[loop]
             c = eye.mean(axis=0)
             holes.append(c + _FLOW_EYE_SCALE * (eye - c))
-        return face_weight((self.size, self.size), xy[list(lay.oval)], self.ramp, holes, self.mouth_ramp)
+        return face_weight((_FLOW_SIDE, _FLOW_SIDE), xy[list(lay.oval)], self.ramp, holes, self.mouth_ramp)
 
 
 def _auto_step(w: int, h: int) -> int:
@@ -425,12 +423,13 @@ def _layers(crop: np.ndarray, oval: np.ndarray, store: SourceStore | None = None
     person mask is also kept in ``store``, so a new process need not start the segmenter (importing
     MediaPipe and starting its graph take ~1.2 s on 2 cores) for a portrait it has seen.
     """
-    key = hashlib.blake2b(crop.tobytes() + np.ascontiguousarray(oval, np.float64).tobytes(), digest_size=16).digest()
+    crop_digest = hashlib.blake2b(crop.tobytes(), digest_size=16).hexdigest()
+    key = (crop_digest, np.ascontiguousarray(oval, np.float64).tobytes())
     with _LAYER_LOCK:
         if key in _LAYER_MEMO:
             _LAYER_MEMO.move_to_end(key)
             return _LAYER_MEMO[key]
-    layers = _make_layers(crop, oval, _stored_person_mask(crop, store))
+    layers = _make_layers(crop, oval, _stored_person_mask(crop, crop_digest, store))
     for a in layers:
         if a is not None:
             a.setflags(write=False)
@@ -441,11 +440,12 @@ def _layers(crop: np.ndarray, oval: np.ndarray, store: SourceStore | None = None
     return layers
 
 
-def _stored_person_mask(crop: np.ndarray, store: SourceStore | None) -> np.ndarray | None:
-    """``person_mask(crop)`` in 1/255 steps (uint8): from ``store`` when it has it, else computed and
-    put there. Always quantised, so a render is the same whether the mask was stored or not."""
+def _stored_person_mask(crop: np.ndarray, crop_digest: str, store: SourceStore | None) -> np.ndarray | None:
+    """``person_mask(crop)`` in 1/255 steps (uint8): from ``store`` (under ``crop_digest``, the crop's
+    hash) when it has it, else computed and put there. Always quantised, so a render is the same
+    whether the mask was stored or not."""
     h, w = crop.shape[:2]
-    name = f"person-mask-{hashlib.blake2b(crop.tobytes(), digest_size=16).hexdigest()}"
+    name = f"person-mask-{crop_digest}"
     blob = store.get(name) if store is not None else None
     if blob is not None:
         try:
