@@ -6,6 +6,7 @@ render crops, pastes them back into the full canvas, labels every frame and enco
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -19,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
 
+import cv2
 import numpy as np
 
 from . import video
@@ -81,6 +83,37 @@ def encoder_threads() -> int:
 def encoder_params() -> str:
     """``ENCODER_PARAMS`` with x264's thread count (:func:`encoder_threads`)."""
     return f"{ENCODER_PARAMS}:threads={encoder_threads()}"
+
+
+_POOL_LOCK = threading.Lock()
+_POOL_USERS = 0
+_POOL_SAVED: int | None = None
+
+
+@contextlib.contextmanager
+def renderer_threads(encoding: bool):
+    """While a render encodes, OpenCV's thread pool gets the cores x264 leaves (one on 2 cores).
+
+    With both, OpenCV split each remap across both cores, one of which x264 was using: a 12-s Vermeer
+    render took 3.19 s instead of 3.07 s (BENCHMARKS.md). The pool is process-wide, so concurrent
+    renders share one setting; the last to finish puts the old size back.
+    """
+    global _POOL_USERS, _POOL_SAVED
+    if not encoding:
+        yield
+        return
+    with _POOL_LOCK:
+        if _POOL_USERS == 0:
+            _POOL_SAVED = cv2.getNumThreads()
+            cv2.setNumThreads(max(1, _cores() - encoder_threads()))
+        _POOL_USERS += 1
+    try:
+        yield
+    finally:
+        with _POOL_LOCK:
+            _POOL_USERS -= 1
+            if _POOL_USERS == 0:
+                cv2.setNumThreads(_POOL_SAVED)
 
 
 ProgressFn = Callable[[float, str], None]
@@ -610,7 +643,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
             out, info.fps, (comp.out_w + sbs_w, comp.out_h), audio_from=clip_path if info.has_audio else None,
             preset=ENCODER_PRESET, x264_params=encoder_params(), duration_hint=n / info.fps, pix_fmt="yuv420p",
             metadata={"comment": "AI-generated animation of a portrait (Living Portraits)", "description": f"engine={eng.name}"})
-        with writer_cm as writer:
+        with writer_cm as writer, renderer_threads(out is not None):
             batch: list[DrivingFrame] = []
 
             def flush():

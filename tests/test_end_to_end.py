@@ -56,6 +56,23 @@ def test_the_encoder_leaves_half_the_cores_to_the_renderer(rendered):
     assert f" threads={n} ".encode() in out.read_bytes()
 
 
+def test_the_renderer_takes_the_cores_the_encoder_leaves_and_gives_them_back(tmp_path):
+    import cv2
+
+    from talking_head.pipeline import AnimateSettings, _cores, animate, encoder_threads
+    before = cv2.getNumThreads()
+    seen = {"encoding": set(), "scoring": set()}
+    settings = AnimateSettings(max_side=320)
+    animate("gallery:mona_lisa", "gallery:smile_eyes", tmp_path / "x.mp4", settings=settings,
+            on_frame=lambda i, f, c: seen["encoding"].add(cv2.getNumThreads()))
+    assert seen["encoding"] == {max(1, _cores() - encoder_threads())}
+    assert cv2.getNumThreads() == before
+    # Nothing encoded (benchmarks scoring frames): OpenCV keeps every core.
+    animate("gallery:mona_lisa", "gallery:smile_eyes", None, settings=settings,
+            on_frame=lambda i, f, c: seen["scoring"].add(cv2.getNumThreads()))
+    assert seen["scoring"] == {before}
+
+
 def test_the_face_moves_and_the_far_canvas_stays_still(rendered):
     out, _ = rendered
     frames = list(video.read_frames(out))
