@@ -60,17 +60,18 @@ def _label_markdown(entry: dict | None, lang: str, done=None) -> str:
         made += "".join(f"\n\n**{html.escape(n)}**" for n in done.notes)
     if entry is None:
         return f"### {t(lang, 'upload_label_title')}\n\n_{t(lang, 'ai_notice')}_{made}"
-    story = entry.get("label_fr") if lang == "fr" and entry.get("label_fr") else entry.get("label", "")
-    return (f"### {entry['title']}\n**{entry['artist']}**, {entry['year']}\n\n{story}\n\n"
+    title, artist, year = (_localized(entry, k, lang) for k in ("title", "artist", "year"))
+    return (f"### {title}\n**{artist}**, {year}\n\n{_localized(entry, 'label', lang)}\n\n"
             f"<small>{html.escape(entry.get('source', ''))}</small>\n\n_{t(lang, 'ai_notice')}_{made}")
 
 
-def _short_title(entry: dict) -> str:
-    return entry.get("short_title") or entry["title"].split(" (")[0]
+def _localized(entry: dict, key: str, lang: str) -> str:
+    """A manifest field in the page's language: ``key + "_fr"`` in French where the entry has it."""
+    return (lang != "en" and entry.get(f"{key}_{lang}")) or entry.get(key, "")
 
 
-def _clip_title(entry: dict, lang: str) -> str:
-    return entry.get("title_fr") if lang == "fr" and entry.get("title_fr") else entry["title"]
+def _short_title(entry: dict, lang: str) -> str:
+    return (_localized(entry, "short_title", lang) or _localized(entry, "title", lang).split(" (")[0])
 
 
 def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultStore | None = None,
@@ -90,10 +91,10 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
     engines = ["auto"] + [n for n in engine_names() if status[n] is None]
 
     def portrait_items(lang):
-        return [(str(p_thumbs[p]), _short_title(manifest["portraits"][p])) for p in portrait_ids]
+        return [(str(p_thumbs[p]), _short_title(manifest["portraits"][p], lang)) for p in portrait_ids]
 
     def clip_items(lang):
-        return [(str(c_posters[c]), _clip_title(manifest["clips"][c], lang)) for c in clip_ids]
+        return [(str(c_posters[c]), _localized(manifest["clips"][c], "title", lang)) for c in clip_ids]
 
     translated: list[tuple[gr.components.Component, str, str]] = []  # (component, property, string key)
 
@@ -193,13 +194,13 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         # -- events -------------------------------------------------------------------------------
         def describe(pid, cid, lang_, psrc, csrc):
             if psrc == "gallery" and pid:
-                p = t(lang_, "selected_portrait", title=manifest["portraits"][pid]["title"])
+                p = t(lang_, "selected_portrait", title=_localized(manifest["portraits"][pid], "title", lang_))
             elif psrc == "upload":
                 p = t(lang_, "selected_portrait", title=t(lang_, "your_upload"))
             else:
                 p = t(lang_, "selected_portrait", title="—")
             if csrc == "gallery" and cid:
-                c = t(lang_, "selected_clip", title=_clip_title(manifest["clips"][cid], lang_))
+                c = t(lang_, "selected_clip", title=_localized(manifest["clips"][cid], "title", lang_))
             elif csrc == "upload":
                 c = t(lang_, "selected_clip", title=t(lang_, "your_upload"))
             else:
@@ -327,9 +328,10 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             return updates
 
         def set_language(lang_, pid, cid, psrc, csrc):
-            return [lang_, describe(pid, cid, lang_, psrc, csrc), gr.update(value=clip_items(lang_))] + relabel(lang_)
+            return [lang_, describe(pid, cid, lang_, psrc, csrc), gr.update(value=portrait_items(lang_)),
+                    gr.update(value=clip_items(lang_))] + relabel(lang_)
 
-        lang_outputs = [lang, selection, c_gallery] + [c for c, _, _ in translated]
+        lang_outputs = [lang, selection, p_gallery, c_gallery] + [c for c, _, _ in translated]
         lang_pick.input(set_language, [lang_pick, portrait_id, clip_id, portrait_src, clip_src], lang_outputs,
                         api_visibility="private", queue=False)
 

@@ -85,6 +85,8 @@ def _add_gallery(sub) -> None:
     ap.add_argument("--year", required=True)
     ap.add_argument("--label", required=True, help="2-4 sentence museum label")
     ap.add_argument("--label-fr", default="", help="the label in French")
+    for field in ("title", "short-title", "artist", "year"):
+        ap.add_argument(f"--{field}-fr", default="", help=f"the {field.replace('-', ' ')} in French (default: as given)")
     ap.add_argument("--provenance", required=True, help="where the file comes from")
     ap.add_argument("--licence", required=True, help="why the work may be shown (e.g. public domain because ...)")
     ap.add_argument("--source", default="", help="holding museum or collection")
@@ -118,6 +120,9 @@ def _run_gallery(a) -> int:
         info["label_fr"] = a.label_fr
         if a.short_title:
             info["short_title"] = a.short_title
+        # The app shows these in French where they are given, the English ones elsewhere.
+        info.update({f"{k}_fr": getattr(a, f"{k}_fr") for k in ("title", "short_title", "artist", "year")
+                     if getattr(a, f"{k}_fr")})
         e = g.add_portrait(Path(a.path), a.id, info, face_index=a.face)
         print(f"Added portrait {a.id!r} ({e['size'][0]}x{e['size'][1]}, face at {e['face']['box']})")
         return 0

@@ -208,6 +208,20 @@ def test_label_says_which_engine_rendered_and_any_fallback():
     assert "Animated with my_engine" in _label_markdown(entry, "en", Rendered(Path("x.mp4"), "my_engine"))
 
 
+def test_gallery_labels_speak_the_page_language():
+    from demo.ui import _label_markdown, _short_title
+    from talking_head.gallery import Gallery
+    entry = Gallery.default().portrait("girl_with_a_pearl_earring")
+    en, fr = _label_markdown(entry, "en"), _label_markdown(entry, "fr")
+    assert "### Girl with a Pearl Earring" in en and "c. 1665" in en and "turban" in en
+    assert "### La Jeune Fille à la perle" in fr and "vers 1665" in fr and "turban" in fr
+    assert "Pearl" not in fr
+    mona = Gallery.default().portrait("mona_lisa")
+    assert (_short_title(mona, "en"), _short_title(mona, "fr")) == ("Mona Lisa", "La Joconde")
+    # An entry with no French fields (a painting a museum added) shows its own text.
+    assert _short_title({"title": "Portrait of X (detail)"}, "fr") == "Portrait of X"
+
+
 def test_fewshot_engine_is_offered_with_shots_when_a_checkpoint_is_present(monkeypatch, tmp_path):
     """With a trained few-shot model configured, the page offers the engine and its K; a request with extra
     pictures of the face renders with it, in the visitor's own folder (never the shared store)."""

@@ -36,6 +36,11 @@ def open_page(browser, url, **ctx):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url, wait_until="load")
     page.locator("#lp-portraits .thumbnail-item").first.wait_for(timeout=30000)
+    # The page's load event fills in the galleries; until it ends every block shows a loading timer, and
+    # then fades in (endless animations, like the kiosk's pulsing prompt, are not waited for).
+    page.wait_for_function("() => ![...document.querySelectorAll('.progress-text')].some(e => e.offsetParent)"
+                           " && document.getAnimations().every(a => a.playState !== 'running'"
+                           " || a.effect.getTiming().iterations === Infinity)", timeout=30000)
     return page, outside, errors
 
 
@@ -72,6 +77,9 @@ def test_language_switch_to_french(browser, launch_app):
     page.get_by_label("Français").check()
     expect(page.locator("#lp-animate")).to_have_text("Animer")
     expect(page.locator("#lp-title")).to_contain_text("Portraits vivants")
+    expect(page.locator("#lp-portraits")).to_contain_text("La Jeune Fille à la perle")  # titles too
+    page.locator("#lp-portraits .thumbnail-item").first.click()
+    expect(page.locator("#lp-selection")).to_contain_text("La Joconde (Mona Lisa)")
     page.screenshot(path=SHOTS / "3-french.png", full_page=True)
 
 

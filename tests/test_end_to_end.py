@@ -18,8 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 NATIVE_NOISE = ("W0000", "I0000", "INFO:", "WARNING: All log messages")
 
 
-def run_cli(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "talking_head", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+def run_cli(*args, cwd=REPO, env=None):
+    return subprocess.run([sys.executable, "-m", "talking_head", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env=env)
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -114,6 +115,51 @@ def test_side_by_side_and_gallery_listing(tmp_path):
     assert info.width > info.height  # the driving clip sits beside the portrait
     r = run_cli("gallery", "list")
     assert r.returncode == 0 and "mona_lisa" in r.stdout and "talking_01" in r.stdout
+
+
+def test_a_museum_adds_its_own_painting_and_clip_and_renders_them(tmp_path, shared_dir):
+    """The README's two `gallery add-*` commands on a gallery of the museum's own (LIVING_PORTRAITS_GALLERY)."""
+    from PIL import Image
+    root = tmp_path / "gallery"
+    env = {**os.environ, "LIVING_PORTRAITS_GALLERY": str(root)}
+    src = shared_dir / "gallery-src"
+    r = run_cli("gallery", "add-portrait", str(src / "paintings/newton_kneller_1702.jpg"), "--id", "newton_copy",
+                "--title", "Portrait of Sir Isaac Newton", "--title-fr", "Portrait de sir Isaac Newton",
+                "--artist", "Sir Godfrey Kneller", "--year", "1702", "--label", "Newton at 59, painted by Kneller.",
+                "--provenance", "test copy", "--licence", "Public domain: the painter died in 1723.", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Added portrait 'newton_copy'" in r.stdout
+    entry = Gallery(root).portrait("newton_copy")
+    assert (root / "portraits" / entry["file"]).is_file()
+    assert entry["title_fr"] == "Portrait de sir Isaac Newton" and "artist_fr" not in entry
+    assert len(entry["face"]["points"]) == 478
+
+    # A picture with no face: one clear line, nothing copied, the manifest as it was.
+    ramp = np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))
+    Image.fromarray(ramp).save(tmp_path / "wall.png")
+    before = (root / "manifest.json").read_bytes()
+    r = run_cli("gallery", "add-portrait", str(tmp_path / "wall.png"), "--id", "wall", "--title", "A wall",
+                "--artist", "-", "--year", "-", "--label", "-", "--provenance", "-", "--licence", "-", env=env)
+    lines = error_lines(r.stderr)
+    assert r.returncode != 0 and len(lines) == 1 and "face" in lines[0].lower(), r.stderr
+    assert (root / "manifest.json").read_bytes() == before
+    assert sorted(p.name for p in (root / "portraits").iterdir()) == [entry["file"]]
+
+    r = run_cli("gallery", "add-clip", str(src / "clips/clip_smile_eyes_01.mp4"), "--id", "our_greeting",
+                "--title", "A greeting", "--shows", "glances and a smile", "--provenance", "test copy",
+                "--licence", "test", "--consent", "test footage", env=env)
+    assert r.returncode == 0, r.stderr
+    clip = Gallery(root).clip("our_greeting")
+    assert clip["n_frames"] == 78 and clip["fps"] == "25/1" and clip["faces_found"] == "78/78"
+    assert Gallery(root).motion_path("our_greeting").is_file()
+
+    r = run_cli("gallery", "list", env=env)
+    assert "newton_copy" in r.stdout and "our_greeting" in r.stdout and "mona_lisa" not in r.stdout
+    out = tmp_path / "newton.mp4"
+    r = run_cli("animate", "--portrait", "gallery:newton_copy", "--clip", "gallery:our_greeting", "--out", str(out),
+                "--max-side", "360", env=env)
+    assert r.returncode == 0, r.stderr
+    assert video.probe(out).n_frames == 78
 
 
 def test_cli_errors_are_one_line_and_non_zero(tmp_path):
