@@ -24,7 +24,7 @@ from talking_head.results import ResultStore
 from .strings import LANGUAGE_NAMES, STRINGS, pick_language, t
 from .studio import Choice, Studio, VisitorError
 from .thumbnails import clip_posters, portrait_thumbs
-from .visitor_files import VisitorFiles
+from .visitor_files import VisitorFiles, download_name
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -267,7 +267,12 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             consent = consent and (not faces or pconsent or cconsent)
             done = render(portrait, clip, settings, lang_, consent, engine_, request, progress, shots_, faces)
             entry = manifest["portraits"][pid] if not portrait.is_upload else None
-            return str(done.path), _label_markdown(entry, lang_, done), gr.update(value=str(done.path), visible=True)
+            name = download_name(entry and _short_title(entry, lang_),
+                                 None if clip.is_upload else _localized(manifest["clips"][cid], "title", lang_))
+            session = request.session_hash if request else None
+            keep = Path(demo.move_resource_to_block_cache(files.keepsake(session, done.path, name)))
+            files.remember_upload(session, keep)
+            return str(done.path), _label_markdown(entry, lang_, done), gr.update(value=str(keep), visible=True)
 
         upload_inputs = ([p_upload, p_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
         clip_upload_inputs = ([c_upload, c_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])

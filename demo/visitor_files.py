@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import threading
 import time
+import unicodedata
 from pathlib import Path
 
 DEFAULT_TTL_S = 3600
@@ -31,6 +32,21 @@ def _files_below(root: Path) -> list[Path]:
     """The files below ``root``. Folders go while they are walked (a session ends, the sweeper runs):
     os.walk skips what has gone, where Path.rglob raised FileNotFoundError in a test's teardown."""
     return [Path(d) / f for d, _, names in os.walk(root) for f in names]
+
+
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "Oe", "æ": "ae", "Æ": "Ae", "ß": "ss"})  # no NFKD decomposition
+
+
+def download_name(*titles: str | None) -> str:
+    """A name a visitor can keep a result under: ``living-portrait_mona-lisa_glances-and-a-big-smile.mp4``
+    (plain ASCII, so every browser and file system takes it; titles that are None are left out)."""
+    parts = ["living-portrait"]
+    for title in titles:
+        ascii_ = unicodedata.normalize("NFKD", (title or "").translate(_LIGATURES)).encode("ascii", "ignore").decode()
+        slug = re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-")[:60].rstrip("-")
+        if slug:
+            parts.append(slug)
+    return "_".join(parts) + ".mp4"
 
 
 class VisitorFiles:
@@ -92,6 +108,17 @@ class VisitorFiles:
         os.close(fd)
         os.unlink(path)  # the encoder writes it atomically; only the unique name is wanted
         return Path(path)
+
+    def keepsake(self, session_id: str | None, result: os.PathLike | str, name: str) -> Path:
+        """``result`` under ``name`` in the session's folder, for the download button (the browser saves a
+        download under its file's name): a hard link where the file system allows it, else a copy."""
+        dest = self.session_dir(session_id) / Path(name).name
+        dest.unlink(missing_ok=True)  # the same pair rendered again in this session
+        try:
+            os.link(result, dest)
+        except OSError:
+            shutil.copyfile(result, dest)
+        return dest
 
     def end_session(self, session_id: str | None) -> None:
         name = self._name(session_id)

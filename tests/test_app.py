@@ -151,6 +151,21 @@ def test_visitor_files_are_deleted_after_the_session_or_the_time_limit(tmp_path)
     assert files.session_dir("../../etc").parent == tmp_path / "sessions"
 
 
+def test_a_download_is_a_session_file_under_its_own_name(tmp_path):
+    """The stored gallery result is shared by every visitor; the named file for one visitor's download
+    goes with that visitor's session, and the stored result stays."""
+    stored = tmp_path / "store" / "3f2a9c.mp4"
+    stored.parent.mkdir()
+    stored.write_bytes(b"video")
+    files = VisitorFiles(tmp_path / "visitors")
+    name = "living-portrait_mona-lisa_a-wink.mp4"
+    keep = files.keepsake("session-a", stored, name)
+    assert keep.name == name and keep.read_bytes() == b"video"
+    assert files.keepsake("session-a", stored, "../" + name) == keep  # the same again; never outside the folder
+    files.end_session("session-a")
+    assert not keep.exists() and stored.read_bytes() == b"video"
+
+
 def test_every_language_has_every_string():
     assert set(LANGUAGE_NAMES) == set(STRINGS)
     for code, table in STRINGS.items():
@@ -206,6 +221,14 @@ def test_label_says_which_engine_rendered_and_any_fallback():
     md = _label_markdown(None, "fr", Rendered(Path("x.mp4"), "meshwarp", (note,)))
     assert "Animé avec meshwarp" in md and "ran out of device memory" in md
     assert "Animated with my_engine" in _label_markdown(entry, "en", Rendered(Path("x.mp4"), "my_engine"))
+
+
+def test_download_names_are_plain_and_say_what_the_video_is():
+    from demo.visitor_files import download_name
+    assert download_name("La Jeune Fille à la perle", "Un clin d'œil") == \
+        "living-portrait_la-jeune-fille-a-la-perle_un-clin-d-oeil.mp4"
+    assert download_name(None, "Glances and a big smile") == "living-portrait_glances-and-a-big-smile.mp4"
+    assert download_name("../../etc/passwd", None) == "living-portrait_etc-passwd.mp4"
 
 
 def test_gallery_labels_speak_the_page_language():

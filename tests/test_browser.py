@@ -67,6 +67,10 @@ def test_visitor_animates_a_gallery_portrait(browser, launch_app):
     expect(page.locator("#lp-label")).to_contain_text("Animated with meshwarp")  # which engine made it
     expect(page.locator("#lp-download")).to_be_visible()
     page.screenshot(path=SHOTS / "2-result.png", full_page=True)
+    with page.expect_download() as saved:
+        page.locator("#lp-download").click()
+    assert saved.value.suggested_filename == "living-portrait_girl-with-a-pearl-earring_glances-and-a-big-smile.mp4"
+    assert saved.value.path().stat().st_size > 10_000
     assert outside == [], f"the page must not reach outside the machine: {outside}"
     assert errors == []
 
