@@ -306,6 +306,31 @@ def test_failing_or_cancelled_render_of_an_uploaded_clip_stops_tracking_and_leav
     assert _no_tracking_thread()
 
 
+def test_a_clip_rendered_before_is_not_decoded_again(tmp_path, monkeypatch):
+    """meshwarp keeps the driver's mouth views with the clip: the next render of that clip (any portrait)
+    reads no driving frames, and its frames are the same."""
+    import hashlib
+
+    from talking_head.cache import DiskCache
+    from talking_head.pipeline import AnimateSettings, animate
+    decoded = []
+    read_frames = video.read_frames
+    monkeypatch.setattr(video, "read_frames", lambda *a, **k: decoded.append(a[0]) or read_frames(*a, **k))
+    cache, settings = DiskCache(tmp_path / "cache"), AnimateSettings(max_side=320)
+
+    def render():
+        digests = []
+        animate("gallery:mona_lisa", "gallery:mouth_open", None, settings=settings, cache=cache,
+                on_frame=lambda i, frame, crop: digests.append(hashlib.sha256(frame).hexdigest()))
+        return digests
+
+    first = render()
+    assert len(decoded) == 1 and list((tmp_path / "cache" / "features").glob("*.bin"))
+    second = render()
+    assert len(decoded) == 1, "the driving clip was decoded again"
+    assert second == first
+
+
 def test_a_seen_gallery_render_starts_without_torch_or_mediapipe(tmp_path):
     """Importing torch (engine availability) and mediapipe (mesh topology, segmenter) cost a CLI render
     ~2.5 s of start-up on 2 cores; with the portrait's landmarks and mask cached neither is needed."""

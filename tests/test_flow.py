@@ -217,23 +217,29 @@ def test_white_teeth_stay_white_when_the_drivers_lips_are_redder(portrait):
     assert out.mean() > 170, "the teeth went dark"
 
 
+def _mouth_opened_onto(img, face, colour) -> list[DrivingFrame]:
+    """Two driving frames of the painting itself: at rest, then with the lower lip 12 px down over an
+    interior painted ``colour``."""
+    lay = get_layout(face.layout)
+    head = np.float32([[1, 0, 0], [0, 1, 0]])
+    opened = face.points.copy()
+    opened[list(lay.inner_lip_lower), 1] += 12.0
+    driver = img.copy()
+    cv2.fillPoly(driver, [np.round(opened[list(lay.mouth_ring), :2]).astype(np.int32)], colour)
+    return [DrivingFrame(0, driver, face.points, face.points, head), DrivingFrame(1, driver, opened, opened, head)]
+
+
 def test_a_black_and_white_portrait_gets_a_grey_mouth_interior(portrait):
     """Mark Twain's photograph driven by a colour clip opened onto a blue mouth: matched per channel,
     red driver lips over grey portrait lips tint the interior. It must stay grey."""
     img, face = portrait
     grey = cv2.merge([cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)] * 3)
-    lay = get_layout(face.layout)
     eng = create_engine("meshwarp", layered=False)
     prepared = eng.prepare(grey, face)
-    head = np.float32([[1, 0, 0], [0, 1, 0]])
-    opened = face.points.copy()
-    opened[list(lay.inner_lip_lower), 1] += 12.0
     # The driver is the colour painting with its mouth (as the target says) opened onto a blue-green interior.
-    driver = img.copy()
-    ring = opened[list(lay.mouth_ring), :2]
-    cv2.fillPoly(driver, [np.round(ring).astype(np.int32)], (40, 140, 200))
-    out = eng.render(prepared, [DrivingFrame(0, driver, face.points, face.points, head),
-                                DrivingFrame(1, driver, opened, opened, head)])[1].astype(int)
+    frames = _mouth_opened_onto(img, face, (40, 140, 200))
+    ring = frames[1].target[list(get_layout(face.layout).mouth_ring), :2]
+    out = eng.render(prepared, frames)[1].astype(int)
     x0, y0 = prepared.crop_box[:2]
     mouth = np.zeros(out.shape[:2], np.uint8)
     cv2.fillPoly(mouth, [np.round(ring - (x0, y0)).astype(np.int32)], 1)
@@ -241,6 +247,33 @@ def test_a_black_and_white_portrait_gets_a_grey_mouth_interior(portrait):
     assert len(inside) > 30
     assert np.abs(inside - np.asarray(prepared.crop, int)[mouth > 0]).mean() > 5, "the mouth was not filled"
     assert (inside.max(axis=1) - inside.min(axis=1)).max() <= 2, "the grey portrait's mouth got a colour"
+
+
+def test_the_drivers_mouth_view_stands_in_for_the_whole_frame(portrait):
+    """A clip's second render gets only the mouth views the first one kept (no frames): the same pictures."""
+    from talking_head.engines.meshwarp import _MOUTH_VIEW_SIZE, _mouth_view
+
+    img, face = portrait
+    lay = get_layout(face.layout)
+    eng = create_engine("meshwarp", layered=False)
+    prepared = eng.prepare(img, face)
+    first = _mouth_opened_onto(img, face, (60, 20, 30))
+    head, opened = first[1].head, first[1].target
+    with_frames = eng.render(prepared, first)
+    views = [fr.features for fr in first]
+    assert all(v.shape == (_MOUTH_VIEW_SIZE[1], _MOUTH_VIEW_SIZE[0], 3) and v.dtype == np.uint8 for v in views)
+    again = [DrivingFrame(i, None, fr.landmarks, fr.target, head, features=v) for i, (fr, v) in enumerate(zip(first, views))]
+    np.testing.assert_array_equal(eng.render(prepared, again)[1], with_frames[1])
+    # ... and they are what fills the mouth: with neither, it is the drawn cavity.
+    cavity = eng.render(prepared, [DrivingFrame(i, None, fr.landmarks, fr.target, head) for i, fr in enumerate(first)])
+    assert np.abs(cavity[1].astype(int) - with_frames[1]).max() > 40
+    # The view is made from the landmarks alone: frames decoded at half size give the same view of the lips.
+    lm = opened[:, :2].astype(np.float64)
+    a, half = _mouth_view(lay, opened), _mouth_view(lay, opened * 0.5)
+    np.testing.assert_allclose(lm @ a[:, :2].T + a[:, 2], 0.5 * lm @ half[:, :2].T + half[:, 2], atol=1e-6)
+    lips = lm[list(lay.outer_lip)] @ a[:, :2].T + a[:, 2]
+    np.testing.assert_allclose(lips.mean(axis=0), np.array(_MOUTH_VIEW_SIZE) / 2, atol=1e-6)
+    assert lips.min() > 0 and (lips.max(axis=0) < _MOUTH_VIEW_SIZE).all()
 
 
 def test_the_residual_is_averaged_over_frames_so_flow_noise_does_not_shimmer(portrait, monkeypatch):

@@ -65,6 +65,14 @@ _LAYER_CUT = 0.05
 # right at a head's edge must move with it. Grown further (2 %), a band of background travelled with the
 # head and self-reenactment lost most of what the layers gained (SSIM gain +0.068 vs +0.073 at 0.5 %).
 _LAYER_GROW = 0.005
+# The driver's mouth is kept per frame as the engine's driving feature (cached with the clip, so a clip
+# rendered before needs no decoding): a patch in a view that follows the driver's face, centred on the
+# lips, eye line level, scaled by the eye distance. At 96 px per eye distance it keeps the detail of the
+# gallery clips (their eye distances are 92-127 px); 1.5 x 1.3 eye distances hold the widest lips (1.12)
+# and the widest yawn (0.97) seen in them.
+_MOUTH_VIEW = "mouth-view-v1"
+_MOUTH_VIEW_PX = 96
+_MOUTH_VIEW_SIZE = (144, 124)  # (width, height)
 # Layers are made once per portrait and process: a kiosk renders the same paintings all day.
 _LAYER_MEMO: OrderedDict = OrderedDict()
 _LAYER_MEMO_SIZE = 8
@@ -210,12 +218,15 @@ def _inside(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 @register_engine("meshwarp", priority=0, description="classical mesh warp, CPU, no weights")
 class MeshWarpEngine(Engine):
-    needs_driving_pixels = True
     batch_size = 1
 
     def __init__(self, grid_step: int | None = None, fill_mouth: bool = True, sharp: bool = False, refine: bool = False,
                  layered: bool = True):
         self.grid_step = grid_step
+        # Driving pixels: the mouth interior (kept as the driver's mouth view, so a clip's second render
+        # decodes nothing) and the residual flow (whole frames, every time).
+        self.needs_driving_pixels = fill_mouth or refine
+        self.driving_features = _MOUTH_VIEW if fill_mouth and not refine else None
         # The background stays still behind the moving sitter (see segmentation.py).
         self.layered = layered
         self.fill_mouth = fill_mouth
@@ -230,8 +241,8 @@ class MeshWarpEngine(Engine):
     def settings_key(self) -> str:
         # v3: folds drawn at full resolution with softened edges, mouth colours matched in Lab; stored
         # gallery results of v2 showed a turning cheek's edge as a staircase and green teeth, so they
-        # are rendered again rather than served.
-        return (f"meshwarp-v3-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        # are rendered again rather than served. v4: the mouth interior comes from the driver's mouth view.
+        return (f"meshwarp-v4-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}")
 
     # -- preparation --------------------------------------------------------------------------
@@ -323,6 +334,9 @@ class MeshWarpEngine(Engine):
         s: _MeshState = prepared.state
         out = []
         for fr in frames:
+            if self.fill_mouth and fr.features is None and fr.image is not None:
+                fr.features = cv2.warpAffine(fr.image, _mouth_view(s.layout, fr.landmarks), _MOUTH_VIEW_SIZE,
+                                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             dst, z = self.vertices(prepared, fr)
             table = s.warper.table(dst, s.rest, z, s.tris, displace=self._displacement(s, dst, fr))
             if s.sitter is None:
@@ -387,12 +401,14 @@ class MeshWarpEngine(Engine):
         region = img[by0:by1, bx0:bx1]
         # Strength grows with the extra opening so the fill fades in instead of popping.
         k = float(np.clip((opening - s.rest_opening) / (0.06 * s.iod), 0, 1))
-        if fr.image is not None:
-            patch, covered = self._driver_interior(s, fr, face_dst - (bx0, by0), bx1 - bx0, by1 - by0)
+        view = _driver_mouth(s.layout, fr)
+        if view is not None:
+            drv_img, drv_lm = view
+            patch, covered = self._driver_interior(s, drv_img, drv_lm, face_dst - (bx0, by0), bx1 - bx0, by1 - by0)
             # Outside the lip-gap triangles the patch shows whatever the driver frame has there
             # (wall, cheek): keep the soft edge inside what was really mapped.
             m = mask * covered * np.float32(k)
-            patch = _match_colour(patch, fr.image, fr.landmarks, region, face_dst - (bx0, by0), layout)
+            patch = _match_colour(patch, drv_img, drv_lm, region, face_dst - (bx0, by0), layout)
             # One vectorised pass over uint8 pixels; a numpy float blend costs several times more.
             region[:] = cv2.blendLinear(patch, np.ascontiguousarray(region), m, 1 - m)
             return
@@ -401,18 +417,44 @@ class MeshWarpEngine(Engine):
         img[by0:by1, bx0:bx1] = (region * (1 - m) + patch * m).astype(np.uint8)
 
     @staticmethod
-    def _driver_interior(s: _MeshState, fr: DrivingFrame, dst_local, w, h) -> tuple[np.ndarray, np.ndarray]:
-        """(uint8 patch, coverage) of the driver's mouth interior mapped onto a (w, h) box of the portrait."""
+    def _driver_interior(s: _MeshState, drv_img: np.ndarray, drv_lm: np.ndarray, dst_local, w,
+                         h) -> tuple[np.ndarray, np.ndarray]:
+        """(uint8 patch, coverage) of the driver's mouth interior (``drv_img`` with its landmarks ``drv_lm``)
+        mapped onto a (w, h) box of the portrait."""
         # One warper for the clip, grown when a wider mouth needs it: its table is cut to (h, w).
         if s.mouth_warper is None or s.mouth_warper.width < w or s.mouth_warper.height < h:
             old = s.mouth_warper
             s.mouth_warper = MeshWarper(max(w, old.width if old else 0) + 8, max(h, old.height if old else 0) + 8, 1)
         warper = s.mouth_warper
-        m = warper.table(dst_local.astype(np.float32), fr.landmarks[:, :2].astype(np.float32),
+        m = warper.table(dst_local.astype(np.float32), drv_lm[:, :2].astype(np.float32),
                          np.zeros(len(dst_local), np.float32), s.mouth_tris)
-        patch = cv2.remap(fr.image, np.ascontiguousarray(m[:h, :w]), None, interpolation=cv2.INTER_LINEAR,
+        patch = cv2.remap(drv_img, np.ascontiguousarray(m[:h, :w]), None, interpolation=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
         return patch, warper.covered()[:h, :w]
+
+
+def _mouth_view(layout: Layout, landmarks: np.ndarray) -> np.ndarray:
+    """(2, 3) affine from driver pixels into the driver's mouth view (see ``_MOUTH_VIEW``).
+
+    Made from the landmarks alone, so it maps the landmarks into the view the same way whatever size
+    the frames were decoded at.
+    """
+    xy = landmarks[:, :2].astype(np.float64)
+    left, right = (xy[list(ix)].mean(axis=0) for ix in layout.eye_centres_for_iod)
+    along = right - left
+    k = _MOUTH_VIEW_PX / max(float(np.hypot(*along)), 1e-6)
+    ux, uy = along / max(float(np.hypot(*along)), 1e-6)
+    rot = k * np.array([[ux, uy], [-uy, ux]])  # x along the eye line, y down the face
+    centre = xy[list(layout.outer_lip)].mean(axis=0)
+    return np.hstack([rot, (np.array(_MOUTH_VIEW_SIZE) / 2 - rot @ centre)[:, None]])
+
+
+def _driver_mouth(layout: Layout, fr: DrivingFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the driver's mouth view, its landmarks in the view), or None without driving pixels."""
+    if fr.features is None:
+        return None
+    a = _mouth_view(layout, fr.landmarks)
+    return fr.features, fr.landmarks[:, :2] @ a[:, :2].T + a[:, 2]
 
 
 def _layers(crop: np.ndarray, oval: np.ndarray, store: SourceStore | None = None):
