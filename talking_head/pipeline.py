@@ -310,19 +310,31 @@ def _stored_drive(track: MotionTrack, face: FaceLandmarks, settings: AnimateSett
             frames.close()
 
 
-def _stored_features(eng: Engine, clip_digest: str | None, settings: AnimateSettings,
-                     cache: DiskCache) -> tuple[str | None, np.ndarray | None]:
-    """(cache key, the engine's per-frame driving features stored for this clip or None)."""
-    if not eng.driving_features or clip_digest is None:
-        return None, None
-    key = cache.key("features", clip_digest, eng.features_key(), settings.landmarks, repr(settings.smoothing))
+def _features_key(eng: Engine, clip_digest: str | None, settings: AnimateSettings, cache: DiskCache,
+                  track: MotionTrack | None) -> str | None:
+    """Where the engine's per-frame driving features for this clip and motion are cached (None: nowhere).
+
+    Features are read from the frames where the landmarks say (meshwarp's mouth views, LivePortrait's
+    crops), so the motion they were made with is part of the key: a gallery clip whose stored motion
+    was replaced or re-tracked does not get views cut where the old landmarks were.
+    """
+    if not eng.driving_features or clip_digest is None or track is None:
+        return None
+    motion = bytes_digest(np.ascontiguousarray(track.landmarks).tobytes() + np.ascontiguousarray(track.found).tobytes())
+    return cache.key("features", clip_digest, eng.features_key(), settings.landmarks, repr(settings.smoothing), motion)
+
+
+def _stored_features(key: str | None, cache: DiskCache) -> np.ndarray | None:
+    """The engine's per-frame driving features cached under ``key``, or None."""
+    if key is None:
+        return None
     blob = cache.get("features", key)
     if blob is None:
-        return key, None
+        return None
     try:
-        return key, np.load(io.BytesIO(blob), allow_pickle=False)
+        return np.load(io.BytesIO(blob), allow_pickle=False)
     except ValueError:
-        return key, None  # unreadable: computed again and stored over it
+        return None  # unreadable: computed again and stored over it
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -611,10 +623,15 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
     eng.source_store = _CacheStore(cache, eng)
     n_hint = len(track) if track is not None else info.n_frames
     prepared = eng.prepare(image, face)
-    feats_key, stored = _stored_features(eng, clip_digest, settings, cache)
+    stored = _stored_features(_features_key(eng, clip_digest, settings, cache, track), cache)
     need_pixels = settings.side_by_side or (eng.needs_driving_pixels and (stored is None or len(stored) < n_hint))
     live = None
-    new_features: list[np.ndarray] | None = [] if feats_key and stored is None else None
+    new_features: list[np.ndarray] | None = [] if eng.driving_features and stored is None else None
+    motion = [track]  # the raw motion, known now or once live tracking has ended
+
+    def keep_motion(tr: MotionTrack) -> None:
+        motion[0] = tr
+        cache.put("motion", motion_key, tr.to_bytes())
     if track is not None:
         n = len(track)
         drive = _stored_drive(track, face, settings, clip_path, info, need_pixels)
@@ -623,8 +640,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
         # Room for the smoother's look-ahead and two blocks, so tracking never waits on rendering.
         ahead = math.ceil((FixedLagSmoother.LAG_S + 2 * FixedLagSmoother.BLOCK_S) * float(info.fps)) + eng.batch_size
         live = _LiveTracking(clip_path, info, backend, ahead)
-        drive = _live_drive(live, backend, face, settings, info, need_pixels,
-                            lambda tr: cache.put("motion", motion_key, tr.to_bytes()), canceller)
+        drive = _live_drive(live, backend, face, settings, info, need_pixels, keep_motion, canceller)
         report(0.05, "Reading the driving clip's motion")
     if stored is not None:
         drive = _with_features(drive, stored)
@@ -668,7 +684,8 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
                 flush()
             if done == 0:
                 raise ClipError("No frame of the driving clip could be rendered; choose another clip.")
-            if new_features and all(f is not None for f in new_features):
+            feats_key = _features_key(eng, clip_digest, settings, cache, motion[0])
+            if feats_key and new_features and all(f is not None for f in new_features):
                 cache.put("features", feats_key, _npy_bytes(np.stack(new_features)))
     finally:
         # On any failure (cancel, engine, encoder) the decoder's ffmpeg and the tracking thread stop

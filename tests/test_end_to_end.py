@@ -318,9 +318,9 @@ def test_a_clip_rendered_before_is_not_decoded_again(tmp_path, monkeypatch):
     monkeypatch.setattr(video, "read_frames", lambda *a, **k: decoded.append(a[0]) or read_frames(*a, **k))
     cache, settings = DiskCache(tmp_path / "cache"), AnimateSettings(max_side=320)
 
-    def render():
+    def render(clip="gallery:mouth_open"):
         digests = []
-        animate("gallery:mona_lisa", "gallery:mouth_open", None, settings=settings, cache=cache,
+        animate("gallery:mona_lisa", clip, None, settings=settings, cache=cache,
                 on_frame=lambda i, frame, crop: digests.append(hashlib.sha256(frame).hexdigest()))
         return digests
 
@@ -329,6 +329,29 @@ def test_a_clip_rendered_before_is_not_decoded_again(tmp_path, monkeypatch):
     second = render()
     assert len(decoded) == 1, "the driving clip was decoded again"
     assert second == first
+    # An uploaded clip is decoded to be tracked; its views are kept with the motion tracking found.
+    upload = str(Gallery.default().clip_path("smile_eyes"))
+    render(upload)
+    assert len(decoded) == 2
+    render(upload)
+    assert len(decoded) == 2, "the uploaded clip was decoded again"
+
+
+def test_driving_features_belong_to_the_motion_they_were_cut_with(tmp_path):
+    """The views are cut where the landmarks say: a clip whose motion changed (re-tracked, or its stored
+    file replaced) must not get the old ones."""
+    from talking_head.cache import DiskCache
+    from talking_head.engines import create_engine
+    from talking_head.motion import MotionTrack
+    from talking_head.pipeline import AnimateSettings, _features_key
+    track = MotionTrack.load(Gallery.default().motion_path("mouth_open"))
+    moved = MotionTrack(track.landmarks + 1.0, track.found, track.layout, track.fps, track.frame_size)
+    eng, cache, settings = create_engine("meshwarp"), DiskCache(tmp_path), AnimateSettings()
+    key = _features_key(eng, "clip", settings, cache, track)
+    assert key == _features_key(eng, "clip", settings, cache, MotionTrack.from_bytes(track.to_bytes()))
+    assert key != _features_key(eng, "clip", settings, cache, moved)
+    assert key != _features_key(eng, "clip", AnimateSettings(smoothing=2.0), cache, track)
+    assert _features_key(create_engine("meshwarp", refine=True), "clip", settings, cache, track) is None
 
 
 def test_a_seen_gallery_render_starts_without_torch_or_mediapipe(tmp_path):
