@@ -626,7 +626,8 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
     stored = _stored_features(_features_key(eng, clip_digest, settings, cache, track), cache)
     need_pixels = settings.side_by_side or (eng.needs_driving_pixels and (stored is None or len(stored) < n_hint))
     live = None
-    new_features: list[np.ndarray] | None = [] if eng.driving_features and stored is None else None
+    # Features made by this render, to be cached (not kept where there is no cache: 19 MB for a meshwarp clip).
+    new_features: list[np.ndarray] | None = [] if eng.driving_features and stored is None and cache.enabled else None
     motion = [track]  # the raw motion, known now or once live tracking has ended
 
     def keep_motion(tr: MotionTrack) -> None:
