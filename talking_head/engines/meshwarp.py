@@ -441,10 +441,9 @@ def _mouth_view(layout: Layout, landmarks: np.ndarray) -> np.ndarray:
     """
     xy = landmarks[:, :2].astype(np.float64)
     left, right = (xy[list(ix)].mean(axis=0) for ix in layout.eye_centres_for_iod)
-    along = right - left
-    k = _MOUTH_VIEW_PX / max(float(np.hypot(*along)), 1e-6)
-    ux, uy = along / max(float(np.hypot(*along)), 1e-6)
-    rot = k * np.array([[ux, uy], [-uy, ux]])  # x along the eye line, y down the face
+    iod = max(float(np.hypot(*(right - left))), 1e-6)
+    ux, uy = (right - left) / iod
+    rot = _MOUTH_VIEW_PX / iod * np.array([[ux, uy], [-uy, ux]])  # x along the eye line, y down the face
     centre = xy[list(layout.outer_lip)].mean(axis=0)
     return np.hstack([rot, (np.array(_MOUTH_VIEW_SIZE) / 2 - rot @ centre)[:, None]])
 
