@@ -623,15 +623,16 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
     eng.source_store = _CacheStore(cache, eng)
     n_hint = len(track) if track is not None else info.n_frames
     prepared = eng.prepare(image, face)
-    stored = _stored_features(_features_key(eng, clip_digest, settings, cache, track), cache)
+    feats_key = _features_key(eng, clip_digest, settings, cache, track)  # None until live tracking has ended
+    stored = _stored_features(feats_key, cache)
     need_pixels = settings.side_by_side or (eng.needs_driving_pixels and (stored is None or len(stored) < n_hint))
     live = None
     # Features made by this render, to be cached (not kept where there is no cache: 19 MB for a meshwarp clip).
     new_features: list[np.ndarray] | None = [] if eng.driving_features and stored is None and cache.enabled else None
-    motion = [track]  # the raw motion, known now or once live tracking has ended
 
     def keep_motion(tr: MotionTrack) -> None:
-        motion[0] = tr
+        nonlocal feats_key
+        feats_key = _features_key(eng, clip_digest, settings, cache, tr)  # the motion the features follow
         cache.put("motion", motion_key, tr.to_bytes())
     if track is not None:
         n = len(track)
@@ -685,7 +686,6 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
                 flush()
             if done == 0:
                 raise ClipError("No frame of the driving clip could be rendered; choose another clip.")
-            feats_key = _features_key(eng, clip_digest, settings, cache, motion[0])
             if feats_key and new_features and all(f is not None for f in new_features):
                 cache.put("features", feats_key, _npy_bytes(np.stack(new_features)))
     finally:
