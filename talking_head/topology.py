@@ -184,3 +184,94 @@ def mouth_opening(layout: Layout, xy: np.ndarray) -> np.ndarray:
     up = xy[..., list(layout.inner_lip_upper[1:-1]), 1]
     lo = xy[..., list(layout.inner_lip_lower[1:-1]), 1]
     return np.clip(lo - up, 0, None).max(axis=-1)
+
+
+@functools.cache
+def mediapipe_wound_triangles() -> np.ndarray:
+    """The mesh's triangles wound one way round (each inner edge walked in opposite directions by its
+    two triangles), so that a triangle's signed area says whether it faces the viewer.
+
+    Four mutually joined points (the nostril wings) make four 3-cliques of which only two are faces,
+    and which two is not written down anywhere: they are left out, which costs a few tiny triangles.
+    """
+    tris = mediapipe_face_triangles()
+    cliques = {tuple(t) for t in tris.tolist()}
+    near: dict[int, set[int]] = {}
+    for t in cliques:
+        for v in t:
+            near.setdefault(v, set()).update(t)
+    ambiguous = set()
+    for a, b, c in cliques:
+        for v in (near[a] & near[b] & near[c]) - {a, b, c}:
+            if all(tuple(sorted(p)) in cliques for p in ((v, a, b), (v, b, c), (v, a, c))):
+                ambiguous.add((a, b, c))
+    kept = [list(t) for t in sorted(cliques - ambiguous)]
+    by_edge: dict[tuple[int, int], list[int]] = {}
+    for i, t in enumerate(kept):
+        for k in range(3):
+            by_edge.setdefault(tuple(sorted((t[k], t[(k + 1) % 3]))), []).append(i)
+    done = [False] * len(kept)
+    for seed in range(len(kept)):  # one pass per connected piece (the mesh is one)
+        if done[seed]:
+            continue
+        done[seed], todo = True, [seed]
+        while todo:
+            t = kept[todo.pop()]
+            for k in range(3):
+                a, b = t[k], t[(k + 1) % 3]
+                for j in by_edge[tuple(sorted((a, b)))]:
+                    if not done[j]:
+                        u = kept[j]
+                        if any((u[m], u[(m + 1) % 3]) == (a, b) for m in range(3)):
+                            u.reverse()  # a neighbour walks the shared edge the other way
+                        done[j] = True
+                        todo.append(j)
+    return np.array(kept, dtype=np.int32)
+
+
+def far_side(layout: Layout, xy: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(hidden, source): where a turned face's mesh folds behind its own silhouette.
+
+    On a face seen from the side, the mesh's far cheek runs past the visible edge and folds back
+    behind the near skin: its triangles face away from the viewer (their winding is reversed), and the
+    points whose every triangle faces away (``hidden``, a bool mask; those of the fold that reaches the
+    face's outline) project onto skin that belongs to other triangles. ``source[i]`` is, for a hidden point, the silhouette point nearest to it in 3-D
+    (a point with triangles on both sides of the fold), and ``i`` itself for every other point. None
+    for layouts without a 3-D mesh (their triangles are a flat Delaunay and never fold).
+    """
+    if layout.name != MEDIAPIPE.name:
+        return None
+    tris = mediapipe_wound_triangles()
+    p = np.asarray(xy, np.float64)
+    d1, d2 = p[tris[:, 1]] - p[tris[:, 0]], p[tris[:, 2]] - p[tris[:, 0]]
+    area = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+    back = area * np.sign(area.sum()) < 0  # most of any portrait's face faces the viewer
+    n = len(p)
+    on_back = np.bincount(tris[back].ravel(), minlength=n) > 0
+    on_front = np.bincount(tris[~back].ravel(), minlength=n) > 0
+    hidden = on_back & ~on_front
+    # Only the fold past the face's outline: a nose's own far side also faces away, but it folds onto
+    # the cheek beside it, not onto the background.
+    outer = np.zeros(n, bool)
+    todo = [v for v in layout.oval if hidden[v]]
+    outer[todo] = True
+    links: dict[int, set[int]] = {}
+    for t in tris[back].tolist():
+        for v in t:
+            links.setdefault(v, set()).update(t)
+    while todo:
+        for u in links.get(todo.pop(), ()):
+            if hidden[u] and not outer[u]:
+                outer[u] = True
+                todo.append(u)
+    hidden = outer
+    source = np.arange(n)
+    edge = np.flatnonzero(on_back & on_front)
+    if hidden.any() and len(edge):
+        p3 = np.column_stack([p[:, :2], np.asarray(z, np.float64)])
+        h = np.flatnonzero(hidden)
+        dist = np.linalg.norm(p3[h, None, :] - p3[None, edge, :], axis=2)
+        source[h] = edge[dist.argmin(axis=1)]
+    else:
+        hidden[:] = False
+    return hidden, source

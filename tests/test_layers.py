@@ -83,7 +83,7 @@ def test_the_head_moves_over_a_still_background(portrait):
     assert np.abs(out[inner].astype(int) - flat[inner].astype(int)).max() <= 1
 
 
-@pytest.mark.parametrize("pid", ["mona_lisa", "gogol", "lady_agnew"])
+@pytest.mark.parametrize("pid", ["mona_lisa", "gogol", "lady_agnew", "girl_with_a_pearl_earring", "van_gogh_self_portrait"])
 def test_a_still_frame_is_exactly_the_painting(pid):
     """Layers must not show until something moves: the soft rim of hair stays the painting's own."""
     img, face = gallery_portrait(pid, 800)

@@ -21,7 +21,14 @@ from ..faces import FaceLandmarks
 from ..flow import face_weight, residual_flow, smooth_flow, transfer
 from ..motion import umeyama
 from ..segmentation import background_plate, person_mask
-from ..topology import Layout, face_triangles, get_layout, hole_triangles, mouth_opening
+from ..topology import (
+    Layout,
+    face_triangles,
+    far_side,
+    get_layout,
+    hole_triangles,
+    mouth_opening,
+)
 from ..warp import MeshWarper, coverage_mask, soften_edges
 from .base import DrivingFrame, Engine, Prepared, SourceStore, register_engine
 
@@ -35,6 +42,9 @@ _RING_FOLLOW = (0.4, 0.1, 0.0)
 # head's motion, reached _NECK_SPAN face heights below the chin.
 _NECK_DROP = 0.6
 _NECK_SPAN = 0.6
+# A turned face's hidden far cheek takes its pixels this far (in eye distances) inside the silhouette:
+# right at the edge they are half background (and half transparent on the sitter layer).
+_FOLD_INSET = 0.05
 _CROP_SCALE = 2.6       # crop side / face outline size
 _BORDER_POINTS = 8      # fixed anchors per crop edge
 # Residual flow (see talking_head/flow.py), measured on a small grayscale crop of the driver's face
@@ -93,6 +103,9 @@ class _MeshState:
     rest_opening: float
     iod: float
     warper: MeshWarper
+    # (V, 2) where each vertex takes its pixels from: ``rest``, except where a turned face's far cheek
+    # folds behind its silhouette; those hidden points take the silhouette's skin (see ``_silhouette``).
+    tex: np.ndarray
     driver: _DriverFlow | None = None  # the driving clip's frame 0, set when it arrives
     prev_disp: np.ndarray | None = None  # the last frame's residual on the remap grid
     mouth_warper: MeshWarper | None = None  # maps the driver's mouth interior; grows to the widest mouth
@@ -192,6 +205,51 @@ def _crop_box(face: FaceLandmarks, layout: Layout, w: int, h: int) -> tuple[int,
     return x0, y0, x1, y1
 
 
+def _silhouette(layout: Layout, xy: np.ndarray, z: np.ndarray, centre: np.ndarray,
+                iod: float) -> tuple[np.ndarray, np.ndarray]:
+    """(the face's visible outline as point indices, where each face point takes its pixels from).
+
+    On a turned face the mesh's far cheek runs past the visible edge and folds behind the near skin
+    (``topology.far_side``): its outline points sit inside the face, on the eye or the cheek. Rings
+    built around them dragged that skin out past the face when the head turned back (a band of cheek
+    beside the face), and the folded triangles, opening, showed the edge's background as a dark streak
+    through the far eye (Vermeer x ``talking_02``). So the rings start at the silhouette instead, and the
+    hidden points take their pixels from the silhouette point nearest them, a little inside it, where
+    the skin is whole: opening, the far cheek stretches the edge's skin. A face seen from the front has
+    no fold, and everything is as before.
+    """
+    oval = np.array(layout.oval)
+    tex = xy.copy()
+    sides = far_side(layout, xy, z)
+    if sides is None or not sides[0].any():
+        return oval, tex
+    hidden, source = sides
+    inward = centre - xy[source[hidden]]
+    inward /= np.maximum(np.linalg.norm(inward, axis=1, keepdims=True), 1e-6)
+    tex[hidden] = xy[source[hidden]] + _FOLD_INSET * iod * inward
+    outline = source[oval]
+    keep = outline != np.roll(outline, 1)  # hidden neighbours may share a silhouette point
+    outline = outline[keep] if keep.any() else outline[:1]
+    if len(outline) < 3 or not _simple(xy[outline]):
+        return oval, tex  # a fold too odd to trace round: the rings stay on the mesh's own outline
+    return outline, tex
+
+
+def _simple(poly: np.ndarray) -> bool:
+    """Whether a closed polygon's edges cross nowhere but at shared corners."""
+    a = np.asarray(poly, np.float64)
+    b = np.roll(a, -1, axis=0)
+
+    def side(o, u, p):  # sign of the turn from edge o->u to point p, for every pair of edges
+        return (u[..., 0] - o[..., 0]) * (p[..., 1] - o[..., 1]) - (u[..., 1] - o[..., 1]) * (p[..., 0] - o[..., 0])
+    ai, bi, aj, bj = a[:, None], b[:, None], a[None], b[None]
+    crossing = (side(ai, bi, aj) * side(ai, bi, bj) < 0) & (side(aj, bj, ai) * side(aj, bj, bi) < 0)
+    n = len(a)
+    i, j = np.triu_indices(n, 2)
+    apart = ~((i == 0) & (j == n - 1))  # the closing edge and the first share a corner
+    return not crossing[i[apart], j[apart]].any()
+
+
 def _paste_mask(box, w, h, feather_frac=0.06) -> np.ndarray:
     """1 inside, ramping to 0 at crop edges that lie inside the canvas (edges on the canvas border stay 1)."""
     x0, y0, x1, y1 = box
@@ -242,7 +300,8 @@ class MeshWarpEngine(Engine):
         # v3: folds drawn at full resolution with softened edges, mouth colours matched in Lab; stored
         # gallery results of v2 showed a turning cheek's edge as a staircase and green teeth, so they
         # are rendered again rather than served. v4: the mouth interior comes from the driver's mouth view.
-        return (f"meshwarp-v4-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        # v5: a turned face's rings start at its silhouette (v4 dragged the far cheek out past the face).
+        return (f"meshwarp-v5-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}")
 
     # -- preparation --------------------------------------------------------------------------
@@ -260,10 +319,13 @@ class MeshWarpEngine(Engine):
         centre = oval.mean(axis=0)
         chin_y = face_xy[layout.chin, 1]
         face_h = float(oval[:, 1].max() - oval[:, 1].min())
+        iod = float(np.linalg.norm(np.subtract(*[face_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod])))
+        outline, tex = _silhouette(layout, face_xy, face_z, centre, iod)
+        edge = face_xy[outline]
 
         anchors, weights, follow, follow_idx = [], [], [], []
         for (scale, weight), fol in zip(_RINGS, _RING_FOLLOW):
-            ring = centre + scale * (oval - centre)
+            ring = centre + scale * (edge - centre)
             # Below the chin is neck and collar: it follows the head less than hair does.
             below = np.clip((ring[:, 1] - chin_y) / (_NECK_SPAN * face_h), 0, 1)
             wts = weight * (1 - _NECK_DROP * below)
@@ -271,7 +333,7 @@ class MeshWarpEngine(Engine):
             anchors.append(ring[keep])
             weights.append(wts[keep])
             follow.append(np.full(int(keep.sum()), fol))
-            follow_idx.append(np.array(layout.oval)[keep])
+            follow_idx.append(outline[keep])
         t = np.linspace(0, 1, _BORDER_POINTS + 1)[:-1]
         border = np.concatenate([
             np.stack([t * (cw - 1), np.zeros_like(t)], 1), np.stack([np.full_like(t, cw - 1), t * (ch - 1)], 1),
@@ -290,21 +352,24 @@ class MeshWarpEngine(Engine):
         rest_z = np.concatenate([face_z, np.full(len(anchors), depth_behind)])
 
         # The face keeps its own topology; the rings are triangulated around the outline only.
-        outline = list(layout.oval)
-        ring_pts = np.concatenate([face_xy[outline], anchors])
-        ring_idx = np.concatenate([np.array(outline), n + np.arange(len(anchors))])
+        ring_pts = np.concatenate([edge, anchors])
+        ring_idx = np.concatenate([outline, n + np.arange(len(anchors))])
         dela = Delaunay(ring_pts).simplices
         centroids = ring_pts[dela].mean(axis=1)
-        outer = ~_inside(oval, centroids)
+        outer = ~_inside(edge, centroids)
         ring_tris = ring_idx[dela[outer]]
         tris = np.concatenate([face_triangles(layout, face_xy), ring_tris]).astype(np.int32)
         mouth_tris, _ = hole_triangles(layout)
 
-        iod = float(np.linalg.norm(np.subtract(*[face_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod])))
-        state = _MeshState(layout, rest.astype(np.float32), rest_z.astype(np.float32), n, weights.astype(np.float32),
+        warper = MeshWarper(cw, ch, self.grid_step or _auto_step(cw, ch))
+        rest, rest_z = rest.astype(np.float32), rest_z.astype(np.float32)
+        tex = np.concatenate([tex, anchors]).astype(np.float32)
+        if (tex != rest).any() and not np.array_equal(warper.table(rest, tex, rest_z, tris),
+                                                      warper.table(rest, rest, rest_z, tris)):
+            tex = rest  # a hidden point would show in the still painting: leave the fold as it was
+        state = _MeshState(layout, rest, rest_z, n, weights.astype(np.float32),
                            np.concatenate(follow).astype(np.float32), np.concatenate(follow_idx).astype(np.int64),
-                           tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod,
-                           MeshWarper(cw, ch, self.grid_step or _auto_step(cw, ch)))
+                           tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod, warper, tex)
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
         if self.layered:
             state.sitter, state.plate = _layers(crop, oval, self.source_store)
@@ -338,7 +403,7 @@ class MeshWarpEngine(Engine):
                 fr.features = cv2.warpAffine(fr.image, _mouth_view(s.layout, fr.landmarks), _MOUTH_VIEW_SIZE,
                                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             dst, z = self.vertices(prepared, fr)
-            table = s.warper.table(dst, s.rest, z, s.tris, displace=self._displacement(s, dst, fr))
+            table = s.warper.table(dst, s.tex, z, s.tris, displace=self._displacement(s, dst, fr))
             if s.sitter is None:
                 img = cv2.cvtColor(cv2.remap(s.flat, table, None, interpolation=self.interpolation,
                                              borderMode=cv2.BORDER_REFLECT), cv2.COLOR_RGBA2RGB)
