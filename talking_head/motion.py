@@ -129,6 +129,42 @@ def _scale_rotation(r: np.ndarray, k: float) -> np.ndarray:
     return Rotation.from_rotvec(Rotation.from_matrix(r).as_rotvec() * k).as_matrix()
 
 
+# A portrait turned from the viewer turns back toward them only so far: its far side was barely
+# painted, and a 2-D warp can only stretch the few pixels it has (Van Gogh's self-portrait, turned 32°,
+# driven by talking_02's 19° turn: the far eye smeared across the cheek). Portraits turned less than
+# _UNFOLD_FROM_DEG turn freely; the others get a turn back of at most about
+# max(_UNFOLD_MIN_DEG, _UNFOLD_BUDGET_DEG - their own turn), approached smoothly.
+_UNFOLD_FROM_DEG = 10.0
+_UNFOLD_BUDGET_DEG = 30.0
+_UNFOLD_MIN_DEG = 8.0
+
+
+def facing_yaw(layout_name: str, points: np.ndarray) -> float:
+    """How far a face is turned from the viewer (degrees, about the vertical axis; 0 facing them), from
+    the depth of one eye against the other. Layouts without depth read 0."""
+    layout = get_layout(layout_name)
+    p = np.asarray(points, np.float64)
+    if p.shape[1] < 3:
+        return 0.0
+    left, right = (p[list(ix)].mean(axis=0) for ix in layout.eye_centres_for_iod)
+    d = right - left
+    return float(np.degrees(np.arctan2(d[2], d[0])))
+
+
+def _limit_turn_back(r: np.ndarray, yaw_deg: float) -> np.ndarray:
+    """``r`` with the part of its turn about the vertical axis that faces a portrait turned ``yaw_deg``
+    back toward the viewer eased under its limit (see ``_UNFOLD_BUDGET_DEG``)."""
+    if abs(yaw_deg) < _UNFOLD_FROM_DEG:
+        return r
+    from scipy.spatial.transform import Rotation
+    a, b, c = Rotation.from_matrix(r).as_euler("YXZ")  # r = Ry(a) Rx(b) Rz(c); the face's yaw becomes yaw - a
+    if a * yaw_deg <= 0:
+        return r  # turning further away, or not at all
+    limit = np.radians(max(_UNFOLD_MIN_DEG, _UNFOLD_BUDGET_DEG - abs(yaw_deg)))
+    eased = np.sign(a) * limit * np.tanh(abs(a) / limit)
+    return Rotation.from_euler("YXZ", [eased, b, c]).as_matrix()
+
+
 @dataclass
 class Retargeted:
     """The driving motion expressed on the portrait: per-frame target landmarks and head transform."""
@@ -143,7 +179,8 @@ def retarget(pe: PoseExpression, portrait: np.ndarray, layout_name: str, *, expr
 
     The driver's expression displacements are rotated and scaled from the driver's face into the
     portrait's face (an in-plane similarity fitted on rigid points), so a wide-faced driver does not
-    change the portrait's face shape; head rotation is applied about the portrait's own face centre.
+    change the portrait's face shape; head rotation is applied about the portrait's own face centre. A
+    portrait turned from the viewer turns back toward them only so far (``_limit_turn_back``).
     """
     layout = get_layout(layout_name)
     rigid = list(layout.rigid)
@@ -157,10 +194,11 @@ def retarget(pe: PoseExpression, portrait: np.ndarray, layout_name: str, *, expr
     targets = np.empty((T,) + q0.shape)
     head = np.empty((T, 2, 3))
     c_drv = pe.neutral[rigid].mean(axis=0)
+    yaw = facing_yaw(layout_name, q0)
     for t in range(T):
         e = (k * expression_strength) * (pe.expression[t] @ rz.T)
         if head_motion:
-            r = rz @ _scale_rotation(pe.rotation[t], head_strength) @ rz.T
+            r = _limit_turn_back(rz @ _scale_rotation(pe.rotation[t], head_strength) @ rz.T, yaw)
             s = pe.scale[t] ** head_strength
             # Where the driver's face centre went, scaled into the portrait's pixels.
             moved = pe.scale[t] * pe.rotation[t] @ c_drv + pe.translation[t] - c_drv

@@ -12,7 +12,14 @@ from talking_head.compose import (
     paste_back,
     side_by_side,
 )
-from talking_head.motion import MotionTrack, build_track, decompose, retarget, umeyama
+from talking_head.motion import (
+    MotionTrack,
+    build_track,
+    decompose,
+    facing_yaw,
+    retarget,
+    umeyama,
+)
 from talking_head.smoothing import fill_gaps, one_euro, smooth_track
 from talking_head.topology import (
     IBUG68,
@@ -113,6 +120,30 @@ def test_retarget_is_identity_for_self_reenactment_and_scales_to_a_bigger_face()
     # With head motion off and strength 0 nothing moves.
     still = retarget(pe, big, "ibug68", expression_strength=0.0, head_motion=False)
     np.testing.assert_allclose(still.targets[1], big, atol=1e-6)
+
+
+def _turned(points, degrees):
+    c = points.mean(axis=0)
+    return (points - c) @ Rotation.from_euler("y", degrees, degrees=True).as_matrix().T + c
+
+
+def test_a_turned_portrait_turns_back_toward_the_viewer_only_so_far():
+    """Its far side was barely painted: a driver turning 20° turns a 30°-turned portrait back by at most
+    ~8°, but away from the viewer by the full 20°; a portrait facing the viewer turns freely."""
+    face = _synthetic_face()
+    face[36:48, 2] = 0.0  # both eyes at the same depth: facing the viewer
+    assert facing_yaw("ibug68", face) == pytest.approx(0.0, abs=1e-6)
+    frames = [face, _turned(face, 20), _turned(face, -20)]
+    pe = decompose(MotionTrack(np.array(frames, np.float32), np.ones(3, bool), "ibug68", 25, (400, 400)))
+    for own in (30.0, -30.0):
+        portrait = _turned(face, own)
+        assert abs(facing_yaw("ibug68", portrait)) == pytest.approx(30.0, abs=0.5)
+        turns = [abs(facing_yaw("ibug68", t)) - 30.0 for t in retarget(pe, portrait, "ibug68").targets[1:]]
+        back, away = sorted(turns)
+        assert -8.5 < back < -5.0, "turned back toward the viewer by more than its limit"
+        assert away == pytest.approx(20.0, abs=1.0)
+    turns = sorted(facing_yaw("ibug68", t) for t in retarget(pe, face, "ibug68").targets[1:])
+    assert turns == pytest.approx([-20.0, 20.0], abs=1.0)
 
 
 def test_build_track_fills_lost_frames():

@@ -94,3 +94,18 @@ def test_a_turned_face_turning_back_drags_no_cheek_past_its_edge(index):
     assert strip.sum() > 1000
     pale = (out.mean(axis=2)[strip] > 80).mean()
     assert pale < 0.05, f"{pale:.0%} of the strip beside the far eye is skin dragged out of the face"
+
+
+def test_pixels_are_taken_elsewhere_only_for_points_the_still_painting_does_not_show():
+    from talking_head.engines.meshwarp import _unseen_at_rest
+    from talking_head.warp import MeshWarper
+
+    rest = np.float32([[10, 10], [90, 10], [10, 90], [90, 90], [30, 30], [70, 30], [30, 70]])
+    z = np.float32([0, 0, 0, 0, 5, 5, 5])  # the small triangle lies behind the square's two
+    tris = np.int32([[0, 1, 2], [1, 3, 2], [4, 5, 6]])
+    warper = MeshWarper(100, 100, 1)
+    behind = rest.copy()
+    behind[4] = (50, 50)
+    np.testing.assert_array_equal(_unseen_at_rest(warper, rest, z, tris, behind), behind)  # hidden: kept
+    z_front = np.float32([5, 5, 5, 5, 0, 0, 0])  # now the small triangle is in front
+    np.testing.assert_array_equal(_unseen_at_rest(warper, rest, z_front, tris, behind), rest)  # shown: put back

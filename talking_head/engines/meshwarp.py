@@ -235,15 +235,45 @@ def _silhouette(layout: Layout, xy: np.ndarray, z: np.ndarray, centre: np.ndarra
     return outline, tex
 
 
+def _unseen_at_rest(warper: MeshWarper, rest: np.ndarray, rest_z: np.ndarray, tris: np.ndarray,
+                    tex: np.ndarray) -> np.ndarray:
+    """``tex`` with every point put back at ``rest`` whose triangles show in the still painting.
+
+    A hidden point's triangles lie behind the near skin at rest, so a still frame stays the painting
+    exactly; where a sliver of one wins the depth test anyway, its points keep their own pixels.
+    """
+    still = warper.table(rest, rest, rest_z, tris)
+    for _ in range(4):
+        moved = tex != rest
+        if not moved.any():
+            return tex
+        seen = np.argwhere(np.abs(warper.table(rest, tex, rest_z, tris) - still).max(axis=2) > 1e-3)[:, ::-1] + 0.5
+        if not len(seen):
+            return tex
+        suspects = tris[moved[tris].any(axis=(1, 2))]
+        a, b, c = (rest[suspects[:, k]][:, None, :] for k in range(3))
+        p = seen[None, :, :].astype(np.float32)
+        s1, s2, s3 = _turn(a, b, p), _turn(b, c, p), _turn(c, a, p)
+        inside = ((s1 >= 0) & (s2 >= 0) & (s3 >= 0)) | ((s1 <= 0) & (s2 <= 0) & (s3 <= 0))
+        shown = suspects[inside.any(axis=1)]
+        if not len(shown):
+            break
+        tex = tex.copy()
+        tex[shown.ravel()] = rest[shown.ravel()]
+    return rest  # not settled: the fold is left as it was
+
+
+def _turn(o: np.ndarray, u: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Twice the signed area of (o, u, p), broadcast: positive where p lies left of the line o -> u."""
+    return (u[..., 0] - o[..., 0]) * (p[..., 1] - o[..., 1]) - (u[..., 1] - o[..., 1]) * (p[..., 0] - o[..., 0])
+
+
 def _simple(poly: np.ndarray) -> bool:
     """Whether a closed polygon's edges cross nowhere but at shared corners."""
     a = np.asarray(poly, np.float64)
     b = np.roll(a, -1, axis=0)
-
-    def side(o, u, p):  # sign of the turn from edge o->u to point p, for every pair of edges
-        return (u[..., 0] - o[..., 0]) * (p[..., 1] - o[..., 1]) - (u[..., 1] - o[..., 1]) * (p[..., 0] - o[..., 0])
     ai, bi, aj, bj = a[:, None], b[:, None], a[None], b[None]
-    crossing = (side(ai, bi, aj) * side(ai, bi, bj) < 0) & (side(aj, bj, ai) * side(aj, bj, bi) < 0)
+    crossing = (_turn(ai, bi, aj) * _turn(ai, bi, bj) < 0) & (_turn(aj, bj, ai) * _turn(aj, bj, bi) < 0)
     n = len(a)
     i, j = np.triu_indices(n, 2)
     apart = ~((i == 0) & (j == n - 1))  # the closing edge and the first share a corner
@@ -300,7 +330,8 @@ class MeshWarpEngine(Engine):
         # v3: folds drawn at full resolution with softened edges, mouth colours matched in Lab; stored
         # gallery results of v2 showed a turning cheek's edge as a staircase and green teeth, so they
         # are rendered again rather than served. v4: the mouth interior comes from the driver's mouth view.
-        # v5: a turned face's rings start at its silhouette (v4 dragged the far cheek out past the face).
+        # v5: a turned face's rings start at its silhouette (v4 dragged the far cheek out past the face),
+        # and a turned portrait turns back toward the viewer only so far (motion._limit_turn_back).
         return (f"meshwarp-v5-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}")
 
@@ -363,10 +394,7 @@ class MeshWarpEngine(Engine):
 
         warper = MeshWarper(cw, ch, self.grid_step or _auto_step(cw, ch))
         rest, rest_z = rest.astype(np.float32), rest_z.astype(np.float32)
-        tex = np.concatenate([tex, anchors]).astype(np.float32)
-        if (tex != rest).any() and not np.array_equal(warper.table(rest, tex, rest_z, tris),
-                                                      warper.table(rest, rest, rest_z, tris)):
-            tex = rest  # a hidden point would show in the still painting: leave the fold as it was
+        tex = _unseen_at_rest(warper, rest, rest_z, tris, np.concatenate([tex, anchors]).astype(np.float32))
         state = _MeshState(layout, rest, rest_z, n, weights.astype(np.float32),
                            np.concatenate(follow).astype(np.float32), np.concatenate(follow_idx).astype(np.int64),
                            tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod, warper, tex)
