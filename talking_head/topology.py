@@ -229,23 +229,33 @@ def mediapipe_wound_triangles() -> np.ndarray:
     return np.array(kept, dtype=np.int32)
 
 
+def facing(xy: np.ndarray) -> np.ndarray:
+    """Twice the signed area of each of ``mediapipe_wound_triangles()`` on a face's points (N, 2+):
+    positive where the triangle faces the viewer, negative where its winding is reversed (it faces away).
+    Which winding faces the viewer is read from the face itself: most of any face does."""
+    tris = mediapipe_wound_triangles()
+    p = np.asarray(xy, np.float64)[:, :2]
+    d1, d2 = p[tris[:, 1]] - p[tris[:, 0]], p[tris[:, 2]] - p[tris[:, 0]]
+    area = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+    return area * np.sign(area.sum())
+
+
 def far_side(layout: Layout, xy: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """(hidden, source): where a turned face's mesh folds behind its own silhouette.
 
     On a face seen from the side, the mesh's far cheek runs past the visible edge and folds back
     behind the near skin: its triangles face away from the viewer (their winding is reversed), and the
     points whose every triangle faces away (``hidden``, a bool mask; those of the fold that reaches the
-    face's outline) project onto skin that belongs to other triangles. ``source[i]`` is, for a hidden point, the silhouette point nearest to it in 3-D
-    (a point with triangles on both sides of the fold), and ``i`` itself for every other point. None
-    for layouts without a 3-D mesh (their triangles are a flat Delaunay and never fold).
+    face's outline) project onto skin that belongs to other triangles. ``source[i]`` is, for a hidden
+    point, the silhouette point nearest to it in 3-D (a point with triangles on both sides of the fold),
+    and ``i`` itself for every other point. None for layouts without a 3-D mesh (their triangles are a
+    flat Delaunay and never fold).
     """
     if layout.name != MEDIAPIPE.name:
         return None
     tris = mediapipe_wound_triangles()
     p = np.asarray(xy, np.float64)
-    d1, d2 = p[tris[:, 1]] - p[tris[:, 0]], p[tris[:, 2]] - p[tris[:, 0]]
-    area = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
-    back = area * np.sign(area.sum()) < 0  # most of any portrait's face faces the viewer
+    back = facing(p) < 0
     n = len(p)
     on_back = np.bincount(tris[back].ravel(), minlength=n) > 0
     on_front = np.bincount(tris[~back].ravel(), minlength=n) > 0

@@ -11,18 +11,11 @@ from talking_head.pipeline import AnimateSettings, _find_clip, _stored_drive
 from talking_head.topology import (
     IBUG68,
     MEDIAPIPE,
+    facing,
     far_side,
     mediapipe_face_triangles,
     mediapipe_wound_triangles,
 )
-
-
-def _facing(xy: np.ndarray) -> np.ndarray:
-    """Signed doubled area of each wound triangle, positive where it faces the viewer."""
-    t = mediapipe_wound_triangles()
-    d1, d2 = xy[t[:, 1]] - xy[t[:, 0]], xy[t[:, 2]] - xy[t[:, 0]]
-    area = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
-    return area * np.sign(area.sum())
 
 
 def test_the_wound_triangles_walk_every_shared_edge_both_ways():
@@ -36,7 +29,7 @@ def test_the_wound_triangles_walk_every_shared_edge_both_ways():
     assert max(walked.values()) == 1, "an edge is walked the same way by two triangles"
     # A face seen from the front faces the viewer nearly everywhere.
     _, face = gallery_portrait("lady_agnew", 800)
-    assert (_facing(face.xy.astype(np.float64)) < 0).mean() < 0.01
+    assert (facing(face.xy) < 0).mean() < 0.01
 
 
 def test_the_far_side_is_found_on_a_turned_face_only():
@@ -48,11 +41,11 @@ def test_the_far_side_is_found_on_a_turned_face_only():
     assert set(np.flatnonzero(hidden)) & set(MEDIAPIPE.oval), "the fold reaches the face's outline"
     # Each hidden point takes its pixels from a point on the fold's edge: one with triangles facing
     # both ways, which is itself not hidden.
-    tris, facing = mediapipe_wound_triangles(), _facing(turned.xy.astype(np.float64))
+    tris, areas = mediapipe_wound_triangles(), facing(turned.xy)
     for h in np.flatnonzero(hidden):
         s = source[h]
         assert not hidden[s]
-        sides = facing[(tris == s).any(axis=1)]
+        sides = areas[(tris == s).any(axis=1)]
         assert (sides > 0).any() and (sides < 0).any()
     assert (source[~hidden] == np.flatnonzero(~hidden)).all()
 

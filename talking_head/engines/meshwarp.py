@@ -242,11 +242,13 @@ def _unseen_at_rest(warper: MeshWarper, rest: np.ndarray, rest_z: np.ndarray, tr
     A hidden point's triangles lie behind the near skin at rest, so a still frame stays the painting
     exactly; where a sliver of one wins the depth test anyway, its points keep their own pixels.
     """
-    still = warper.table(rest, rest, rest_z, tris)
+    still = None
     for _ in range(4):
         moved = tex != rest
         if not moved.any():
-            return tex
+            return tex  # nothing hidden (a face seen from the front): no table to compare
+        if still is None:
+            still = warper.table(rest, rest, rest_z, tris)
         seen = np.argwhere(np.abs(warper.table(rest, tex, rest_z, tris) - still).max(axis=2) > 1e-3)[:, ::-1] + 0.5
         if not len(seen):
             return tex
