@@ -233,41 +233,62 @@ def extract_motion(path: Path, info: video.ClipInfo, *, backend: str = "auto",
     return build_track(raw, be.layout, info.fps, size)
 
 
-def _probe(path: Path, settings: AnimateSettings, cache: DiskCache) -> tuple[video.ClipInfo, str | None]:
-    """(``video.probe``'s answer, the file's digest), remembered per file content: a probe decodes the clip."""
+def _clip_file(spec, gallery: Gallery) -> tuple[Path, str | None]:
+    """(the clip's path, its gallery id or None)."""
+    gid = _gallery_id(spec)
+    return (gallery.clip_path(gid) if gid is not None else Path(spec)), gid
+
+
+def _digest(path: Path) -> str | None:
     try:
-        digest = file_digest(path)
+        return file_digest(path)
     except OSError:
-        return video.probe(path, max_duration=settings.max_duration), None  # it says what is wrong
+        return None  # unreadable: the probe says what is wrong
+
+
+def _probe(path: Path, digest: str | None, settings: AnimateSettings, cache: DiskCache) -> video.ClipInfo:
+    """``video.probe``'s answer, remembered per file content: a probe decodes the clip."""
+    if digest is None:
+        return video.probe(path, max_duration=settings.max_duration)
     key = cache.key("probe", digest, repr(settings.max_duration))
     blob = cache.get("probe", key)
     if blob is not None:
         fields = json.loads(blob)
-        return video.ClipInfo(path=path, **{**fields, "fps": Fraction(fields["fps"])}), digest
+        return video.ClipInfo(path=path, **{**fields, "fps": Fraction(fields["fps"])})
     info = video.probe(path, max_duration=settings.max_duration)
     fields = {k: v for k, v in dataclasses.asdict(info).items() if k != "path"}
     cache.put("probe", key, json.dumps({**fields, "fps": str(info.fps)}).encode())
-    return info, digest
+    return info
+
+
+def _known_motion(path: Path, gid: str | None, digest: str | None, settings: AnimateSettings, gallery: Gallery,
+                  cache: DiskCache) -> tuple[MotionTrack | None, str | None]:
+    """(the clip's raw motion if the gallery ships it or the cache holds it, else None; the key it is cached
+    under once extracted, None for the gallery's own)."""
+    if gid is not None and gallery.motion_path(gid).is_file():
+        try:
+            track = MotionTrack.load(gallery.motion_path(gid))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            track = None  # damaged: the clip is tracked again, as an upload would be
+        if track is not None and (settings.landmarks in ("auto", track.layout)
+                                  or get_backend(settings.landmarks).layout == track.layout):
+            return track, None
+    if digest is None:
+        return None, None
+    key = cache.key("motion", digest, get_backend(settings.landmarks).name)
+    blob = cache.get("motion", key)
+    return None if blob is None else MotionTrack.from_bytes(blob), key
 
 
 def _find_clip(spec, settings: AnimateSettings, gallery: Gallery,
                cache: DiskCache) -> tuple[Path, video.ClipInfo, MotionTrack | None, str | None, str | None]:
     """(path, info, its stored raw motion or None when it must be extracted, the motion's cache key, the
     file's digest)."""
-    gid = _gallery_id(spec)
-    path = gallery.clip_path(gid) if gid is not None else Path(spec)
-    info, digest = _probe(path, settings, cache)
-    if gid is not None and gallery.motion_path(gid).is_file():
-        try:
-            track = MotionTrack.load(gallery.motion_path(gid))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            track = None  # damaged: the clip is tracked again below, as an upload would be
-        if track is not None and (settings.landmarks in ("auto", track.layout)
-                                  or get_backend(settings.landmarks).layout == track.layout):
-            return path, info, track, None, digest
-    key = cache.key("motion", digest, get_backend(settings.landmarks).name)
-    blob = cache.get("motion", key)
-    return path, info, None if blob is None else MotionTrack.from_bytes(blob), key, digest
+    path, gid = _clip_file(spec, gallery)
+    digest = _digest(path)
+    info = _probe(path, digest, settings, cache)
+    track, key = _known_motion(path, gid, digest, settings, gallery, cache)
+    return path, info, track, key, digest
 
 
 def resolve_clip(spec, settings: AnimateSettings, gallery: Gallery, cache: DiskCache,
@@ -277,7 +298,8 @@ def resolve_clip(spec, settings: AnimateSettings, gallery: Gallery, cache: DiskC
     if track is not None:
         return path, info, track, True
     track = extract_motion(path, info, backend=settings.landmarks, progress=progress, cancel=cancel)
-    cache.put("motion", key, track.to_bytes())
+    if key is not None:
+        cache.put("motion", key, track.to_bytes())
     return path, info, track, False
 
 
@@ -354,6 +376,12 @@ def _with_features(drive: Iterator[DrivingFrame], stored: np.ndarray) -> Iterato
         drive.close()
 
 
+def _tracking_ahead(fps: float, batch: int) -> int:
+    """How many frames tracking may run past rendering: the smoother's look-ahead and two blocks, so
+    tracking never waits on rendering."""
+    return math.ceil((FixedLagSmoother.LAG_S + 2 * FixedLagSmoother.BLOCK_S) * fps) + batch
+
+
 class _LiveTracking:
     """Tracks the driving face in a background thread while the caller renders the frames already tracked.
 
@@ -363,7 +391,7 @@ class _LiveTracking:
     tracker's native code and OpenCV release the GIL, so on two cores tracking and rendering overlap.
     """
 
-    def __init__(self, path: Path, info: video.ClipInfo, backend: LandmarkBackend, ahead: int):
+    def __init__(self, path: Path, info: video.ClipInfo | video.ClipHeader, backend: LandmarkBackend, ahead: int):
         self.ahead = ahead
         self.frames: list[np.ndarray | None] = []  # decoded frames; None once taken
         self.raw: list[np.ndarray | None] = []     # landmarks per tracked frame; None where no face was found
@@ -377,7 +405,7 @@ class _LiveTracking:
         self._thread = threading.Thread(target=self._run, args=(path, info, backend), name="motion-tracking", daemon=True)
         self._thread.start()
 
-    def _run(self, path: Path, info: video.ClipInfo, backend: LandmarkBackend) -> None:
+    def _run(self, path: Path, info: video.ClipInfo | video.ClipHeader, backend: LandmarkBackend) -> None:
         try:
             reader = video.read_frames(path, info, max_side=DRIVE_MAX_SIDE)
             try:
@@ -404,6 +432,12 @@ class _LiveTracking:
                 self.frames.append(f)
                 self.size = (f.shape[1], f.shape[0])
             yield f
+
+    def set_ahead(self, ahead: int) -> None:
+        """Once the clip's frame rate is known: how far tracking may run past rendering."""
+        with self._cond:
+            self.ahead = ahead
+            self._cond.notify_all()
 
     def wait(self, n: int, canceller: _Canceller) -> tuple[int, bool]:
         """Block until ``n`` frames are tracked or tracking has ended: (frames tracked, ended)."""
@@ -456,6 +490,9 @@ def _live_drive(live: _LiveTracking, backend: LandmarkBackend, face: FaceLandmar
         tracked = n
         if ended:
             _check_found(live.raw)
+            if len(live.raw) < info.n_frames:  # tracking read the frames before the probe had counted them
+                raise video.ClipDecodeError(f"Decoding {info.path.name} failed part-way; re-export the clip as an "
+                                            "H.264 MP4 and try again.")
             on_track(build_track(live.raw, backend.layout, info.fps, live.size))
             filled += filler.finish()
         for x in filled:
@@ -608,54 +645,66 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
     timings["portrait_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    clip_path, info, track, motion_key, clip_digest = _find_clip(clip, settings, gallery, cache)
+    clip_path, gid = _clip_file(clip, gallery)
+    clip_digest = _digest(clip_path)
+    track, motion_key = _known_motion(clip_path, gid, clip_digest, settings, gallery, cache)
     backend = get_backend(settings.landmarks) if track is None else None
     layout = track.layout if track is not None else backend.layout
-    timings["motion_s"] = time.perf_counter() - t
-    canceller.check()
-
-    eng = engine if isinstance(engine, Engine) else create_engine(engine)
-    t = time.perf_counter()
     if layout != face.layout:
         raise TalkingHeadError(f"The portrait's landmarks ({face.layout}) and the clip's motion ({layout}) "
                                "come from different landmark backends; choose the same --landmarks for both.")
-    eng.configure(settings)
-    eng.source_store = _CacheStore(cache, eng)
-    n_hint = len(track) if track is not None else info.n_frames
-    prepared = eng.prepare(image, face)
-    feats_key = _features_key(eng, clip_digest, settings, cache, track)  # None until live tracking has ended
-    stored = _stored_features(feats_key, cache)
-    need_pixels = settings.side_by_side or (eng.needs_driving_pixels and (stored is None or len(stored) < n_hint))
-    live = None
-    # Features made by this render, to be cached (not kept where there is no cache: 19 MB for a meshwarp clip).
-    new_features: list[np.ndarray] | None = [] if eng.driving_features and stored is None and cache.enabled else None
-
-    def keep_motion(tr: MotionTrack) -> None:
-        nonlocal feats_key
-        feats_key = _features_key(eng, clip_digest, settings, cache, tr)  # the motion the features follow
-        cache.put("motion", motion_key, tr.to_bytes())
-    if track is not None:
-        n = len(track)
-        drive = _stored_drive(track, face, settings, clip_path, info, need_pixels)
-    else:
-        n = info.n_frames
-        # Room for the smoother's look-ahead and two blocks, so tracking never waits on rendering.
-        ahead = math.ceil((FixedLagSmoother.LAG_S + 2 * FixedLagSmoother.BLOCK_S) * float(info.fps)) + eng.batch_size
-        live = _LiveTracking(clip_path, info, backend, ahead)
-        drive = _live_drive(live, backend, face, settings, info, need_pixels, keep_motion, canceller)
-        report(0.05, "Reading the driving clip's motion")
-    if stored is not None:
-        drive = _with_features(drive, stored)
-    timings["prepare_s"] = time.perf_counter() - t
-
-    sbs_w = 0
-    if settings.side_by_side:
-        base = prepared.crop if settings.crop_only else image
-        sbs_w = max(2, int(round(info.width * even_size(base.shape[1], base.shape[0])[1] / info.height)))
-        sbs_w += sbs_w % 2
-    t = time.perf_counter()
-    done = 0
+    live: _LiveTracking | None = None
+    drive: Iterator[DrivingFrame] | None = None
     try:
+        if track is None:
+            # The clip's frames are decoded and tracked from now on, in a background thread, while the
+            # probe decodes it beside them and the engine prepares the portrait: on two cores the probe
+            # (a whole decode) no longer holds everything up. The size comes from the header.
+            header = video.read_header(clip_path)
+            live = _LiveTracking(clip_path, header, backend, _tracking_ahead(30.0, 8))
+        info = _probe(clip_path, clip_digest, settings, cache)
+        if live is not None and (info.width, info.height) != (header.width, header.height):
+            live.close()  # the header misstated the size: start again at the decoded one
+            live = _LiveTracking(clip_path, info, backend, _tracking_ahead(float(info.fps), 8))
+        timings["motion_s"] = time.perf_counter() - t
+        canceller.check()
+
+        eng = engine if isinstance(engine, Engine) else create_engine(engine)
+        t = time.perf_counter()
+        eng.configure(settings)
+        eng.source_store = _CacheStore(cache, eng)
+        n_hint = len(track) if track is not None else info.n_frames
+        prepared = eng.prepare(image, face)
+        feats_key = _features_key(eng, clip_digest, settings, cache, track)  # None until live tracking has ended
+        stored = _stored_features(feats_key, cache)
+        need_pixels = settings.side_by_side or (eng.needs_driving_pixels and (stored is None or len(stored) < n_hint))
+        # Features made by this render, to be cached (not kept where there is no cache: 19 MB for a meshwarp clip).
+        new_features: list[np.ndarray] | None = [] if eng.driving_features and stored is None and cache.enabled else None
+
+        def keep_motion(tr: MotionTrack) -> None:
+            nonlocal feats_key
+            feats_key = _features_key(eng, clip_digest, settings, cache, tr)  # the motion the features follow
+            if motion_key is not None:
+                cache.put("motion", motion_key, tr.to_bytes())
+        if live is None:
+            n = len(track)
+            drive = _stored_drive(track, face, settings, clip_path, info, need_pixels)
+        else:
+            n = info.n_frames
+            live.set_ahead(_tracking_ahead(float(info.fps), eng.batch_size))
+            drive = _live_drive(live, backend, face, settings, info, need_pixels, keep_motion, canceller)
+            report(0.05, "Reading the driving clip's motion")
+        if stored is not None:
+            drive = _with_features(drive, stored)
+        timings["prepare_s"] = time.perf_counter() - t
+
+        sbs_w = 0
+        if settings.side_by_side:
+            base = prepared.crop if settings.crop_only else image
+            sbs_w = max(2, int(round(info.width * even_size(base.shape[1], base.shape[0])[1] / info.height)))
+            sbs_w += sbs_w % 2
+        t = time.perf_counter()
+        done = 0
         comp = _Compositor(image, prepared, settings, label or LABEL_TEXT, sbs_w, encode=out is not None)
         writer_cm = _NoWriter() if out is None else video.VideoWriter(
             out, info.fps, (comp.out_w + sbs_w, comp.out_h), audio_from=clip_path if info.has_audio else None,
@@ -689,9 +738,10 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
             if feats_key and new_features and all(f is not None for f in new_features):
                 cache.put("features", feats_key, _npy_bytes(np.stack(new_features)))
     finally:
-        # On any failure (cancel, engine, encoder) the decoder's ffmpeg and the tracking thread stop
-        # now, not whenever the exception and its traceback are garbage-collected.
-        drive.close()
+        # On any failure (a bad clip, cancel, engine, encoder) the decoder's ffmpeg and the tracking thread
+        # stop now, not whenever the exception and its traceback are garbage-collected.
+        if drive is not None:
+            drive.close()
         if live is not None:
             live.close()
     timings["render_encode_s"] = time.perf_counter() - t

@@ -10,6 +10,8 @@ therefore talks to the ffmpeg binary directly and counts frames instead of estim
   the exact number of frames ``read_frames`` will yield, an exact frame-rate fraction and a
   variable-frame-rate flag. The container header is used only for things it states exactly
   (codec, rotation, audio present).
+* :func:`read_header` reads only the container header (milliseconds): enough to start decoding
+  frames while :func:`probe` runs beside it, as a render of an uploaded clip does.
 * :func:`read_frames` decodes with ``-fps_mode passthrough`` so ffmpeg never drops or
   duplicates frames to hit a nominal rate.
 * :class:`VideoWriter` feeds raw RGB (or ready yuv420p) frames to libx264 at an exact fraction rate and only
@@ -42,6 +44,8 @@ from talking_head.errors import ClipError
 
 __all__ = [
     "ClipInfo",
+    "ClipHeader",
+    "read_header",
     "probe",
     "read_frames",
     "VideoWriter",
@@ -136,6 +140,21 @@ class ClipInfo:
     rotation: int
     codec: str
     variable_frame_rate: bool
+
+
+@dataclass(frozen=True)
+class ClipHeader:
+    """What a clip's header says before any frame is decoded (:func:`read_header`).
+
+    ``width``/``height`` are the upright display size the header states; :func:`probe` confirms it
+    by decoding. The number of frames is not known yet, so :func:`read_frames` given a header
+    cannot tell a clip that fails part-way from one whose damaged tail :func:`probe` leaves out:
+    the caller compares the frames it read with the probe's ``n_frames``.
+    """
+
+    path: Path
+    width: int
+    height: int
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,16 +407,8 @@ def _too_long(path: Path, found: float, limit: float, at_least: bool) -> ClipToo
     )
 
 
-def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) -> ClipInfo:
-    """Inspect a clip, decoding its video stream once to count frames exactly.
-
-    Raises a :class:`~talking_head.errors.ClipError` subclass for every way a clip can be
-    unusable: :class:`ClipNotFoundError`, :class:`NotAVideoError`,
-    :class:`NoVideoStreamError`, :class:`EmptyClipError`, :class:`ClipTooLongError`
-    (when the clip is longer than ``max_duration`` seconds by more than half a frame) and
-    :class:`ClipDecodeError`.
-    """
-    path = Path(path)
+def _video_header(path: Path) -> tuple[_Header, _Stream]:
+    """The header and its video stream; a clear error for a still image or a file with no video."""
     header = _read_header(path)
     fmt = header.format_name
     # ffmpeg happily opens a PNG/JPEG as a one-frame "video"; a still is not a driving clip.
@@ -412,6 +423,41 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         else:  # a container with no track at all: written from zero frames, or its index is damaged
             what = "the file is empty or its index is damaged"
         raise NoVideoStreamError(f"{path.name} has no video stream ({what}); choose a video clip instead.")
+    return header, vstream
+
+
+def _header_size(path: Path, vstream: _Stream) -> tuple[int, int]:
+    """The upright (width, height) the header states for ``vstream``."""
+    m = _SIZE_RE.search(vstream.desc)
+    if not m:
+        raise NotAVideoError(f"{path.name} has a video stream of unknown size; re-export it as an MP4 and try again.")
+    w, h = int(m[1]), int(m[2])
+    return (h, w) if _stream_rotation(vstream) in (90, 270) else (w, h)
+
+
+def read_header(path: str | os.PathLike[str]) -> ClipHeader:
+    """The clip's upright frame size from its header alone, without decoding a frame.
+
+    Raises the errors :func:`probe` raises before it decodes (:class:`ClipNotFoundError`,
+    :class:`NotAVideoError`, :class:`NoVideoStreamError`).
+    """
+    path = Path(path)
+    _, vstream = _video_header(path)
+    w, h = _header_size(path, vstream)
+    return ClipHeader(path=path, width=w, height=h)
+
+
+def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) -> ClipInfo:
+    """Inspect a clip, decoding its video stream once to count frames exactly.
+
+    Raises a :class:`~talking_head.errors.ClipError` subclass for every way a clip can be
+    unusable: :class:`ClipNotFoundError`, :class:`NotAVideoError`,
+    :class:`NoVideoStreamError`, :class:`EmptyClipError`, :class:`ClipTooLongError`
+    (when the clip is longer than ``max_duration`` seconds by more than half a frame) and
+    :class:`ClipDecodeError`.
+    """
+    path = Path(path)
+    header, vstream = _video_header(path)
 
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-max_error_rate", "1", "-noautorotate"]
     if max_duration is not None:
@@ -480,13 +526,9 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
 
     rotation = _stream_rotation(vstream)
     if dims is None:
-        m = _SIZE_RE.search(vstream.desc)
-        if not m:
-            raise NotAVideoError(f"{path.name} has a video stream of unknown size; re-export it as an MP4 and try again.")
-        dims = (int(m[1]), int(m[2]))
-    w, h = dims
-    if rotation in (90, 270):
-        w, h = h, w
+        w, h = _header_size(path, vstream)
+    else:
+        w, h = dims[::-1] if rotation in (90, 270) else dims
     codec = vstream.desc.split(None, 1)[0].rstrip(",")
     return ClipInfo(
         path=path,
@@ -517,7 +559,7 @@ def _fit(w: int, h: int, max_side: int | None) -> tuple[int, int]:
 
 
 def read_frames(
-    path: str | os.PathLike[str], info: ClipInfo | None = None, *, max_side: int | None = None
+    path: str | os.PathLike[str], info: ClipInfo | ClipHeader | None = None, *, max_side: int | None = None
 ) -> Iterator[np.ndarray]:
     """Yield every coded frame of ``path`` as an upright, C-contiguous RGB uint8 (H, W, 3) array.
 
@@ -525,13 +567,15 @@ def read_frames(
     (area filter, aspect kept) so the longer side is at most ``max_side``. The clip is probed
     now when ``info`` is not given, so bad paths fail here rather than on first iteration;
     ffmpeg itself starts on first iteration and is always reaped, even when the consumer stops
-    early.
+    early. Given a :class:`ClipHeader` (no count known yet), a decoder that stops early ends the
+    frames without an error; the caller compares their number with :func:`probe`'s.
     """
     path = Path(path)
     if info is None:
         info = probe(path)
     w, h = _fit(info.width, info.height, max_side)
-    return _frame_iter(path, w, h, resize=(w, h) != (info.width, info.height), expected=info.n_frames)
+    expected = info.n_frames if isinstance(info, ClipInfo) else 0
+    return _frame_iter(path, w, h, resize=(w, h) != (info.width, info.height), expected=expected)
 
 
 def _frame_iter(path: Path, w: int, h: int, resize: bool, expected: int) -> Iterator[np.ndarray]:

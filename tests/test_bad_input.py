@@ -376,6 +376,9 @@ def test_clip_longer_than_the_limit(out_dir, clip):
     msg = expect_error(PORTRAIT, clip, out_dir, ClipTooLongError, settings=AnimateSettings(max_side=480, max_duration=1.0))
     assert "trim" in msg.lower(), msg
     assert "1 s" in msg, msg
+    # An upload is tracked from its header on while the probe counts its frames: the probe's verdict
+    # stops that tracking too.
+    assert not [t for t in threading.enumerate() if t.name == "motion-tracking"]
 
 
 # ---------------------------------------------------------------------------------------------

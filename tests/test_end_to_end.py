@@ -306,6 +306,27 @@ def test_failing_or_cancelled_render_of_an_uploaded_clip_stops_tracking_and_leav
     assert _no_tracking_thread()
 
 
+def test_an_upload_that_decodes_fewer_frames_than_probed_fails_cleanly(tmp_path, monkeypatch):
+    """Tracking an upload starts from its header, before the probe has counted the frames: a decoder that
+    then stops early is caught when tracking ends, with nothing written, cached or left running."""
+    from talking_head.cache import DiskCache
+    from talking_head.pipeline import AnimateSettings, animate
+    read_frames = video.read_frames
+
+    def stops_early(*a, **k):
+        frames = read_frames(*a, **k)
+        return (f for i, f in zip(range(40), frames))
+    monkeypatch.setattr(video, "read_frames", stops_early)
+    cache = DiskCache(tmp_path / "cache")
+    upload = str(Gallery.default().clip_path("smile_eyes"))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(video.ClipDecodeError, match="failed part-way; re-export"):
+        animate("gallery:gogol", upload, tmp_path / "out" / "c.mp4", settings=AnimateSettings(max_side=320), cache=cache)
+    assert not list((tmp_path / "out").iterdir())
+    assert not list((tmp_path / "cache").glob("motion/*"))
+    assert _no_tracking_thread()
+
+
 def test_a_clip_rendered_before_is_not_decoded_again(tmp_path, monkeypatch):
     """meshwarp keeps the driver's mouth views with the clip: the next render of that clip (any portrait)
     reads no driving frames, and its frames are the same."""

@@ -250,6 +250,10 @@ def test_rotation_metadata(tmp_path, display_rotation, rotation, k):
     assert len(frames) == 3
     assert frames[0].shape == expected.shape
     assert np.abs(frames[0].astype(int) - expected).mean() < 6
+    # The header alone (what a render of an upload starts decoding with) gives the same upright size.
+    header = video.read_header(rotated)
+    assert (header.width, header.height) == (info.width, info.height)
+    assert all(np.array_equal(a, b) for a, b in zip(read_frames(rotated, header), frames, strict=True))
 
 
 # --------------------------------------------------------------------------------------------
