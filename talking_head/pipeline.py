@@ -656,15 +656,18 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
     live: _LiveTracking | None = None
     drive: Iterator[DrivingFrame] | None = None
     try:
+        header = None
         if track is None:
             # The clip's frames are decoded and tracked from now on, in a background thread, while the
             # probe decodes it beside them and the engine prepares the portrait: on two cores the probe
             # (a whole decode) no longer holds everything up. The size comes from the header.
             header = video.read_header(clip_path)
-            live = _LiveTracking(clip_path, header, backend, _tracking_ahead(30.0, 8))
+            if header is not None:
+                live = _LiveTracking(clip_path, header, backend, _tracking_ahead(30.0, 8))
         info = _probe(clip_path, clip_digest, settings, cache)
-        if live is not None and (info.width, info.height) != (header.width, header.height):
-            live.close()  # the header misstated the size: start again at the decoded one
+        if track is None and (header is None or (info.width, info.height) != (header.width, header.height)):
+            if live is not None:
+                live.close()  # the header misstated the size: start again at the decoded one
             live = _LiveTracking(clip_path, info, backend, _tracking_ahead(float(info.fps), 8))
         timings["motion_s"] = time.perf_counter() - t
         canceller.check()
@@ -686,7 +689,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
             feats_key = _features_key(eng, clip_digest, settings, cache, tr)  # the motion the features follow
             if motion_key is not None:
                 cache.put("motion", motion_key, tr.to_bytes())
-        if live is None:
+        if track is not None:
             n = len(track)
             drive = _stored_drive(track, face, settings, clip_path, info, need_pixels)
         else:

@@ -426,25 +426,26 @@ def _video_header(path: Path) -> tuple[_Header, _Stream]:
     return header, vstream
 
 
-def _header_size(path: Path, vstream: _Stream) -> tuple[int, int]:
-    """The upright (width, height) the header states for ``vstream``."""
+def _header_size(vstream: _Stream) -> tuple[int, int] | None:
+    """The upright (width, height) the header states for ``vstream``; None where it states none."""
     m = _SIZE_RE.search(vstream.desc)
     if not m:
-        raise NotAVideoError(f"{path.name} has a video stream of unknown size; re-export it as an MP4 and try again.")
+        return None
     w, h = int(m[1]), int(m[2])
     return (h, w) if _stream_rotation(vstream) in (90, 270) else (w, h)
 
 
-def read_header(path: str | os.PathLike[str]) -> ClipHeader:
-    """The clip's upright frame size from its header alone, without decoding a frame.
+def read_header(path: str | os.PathLike[str]) -> ClipHeader | None:
+    """The clip's upright frame size from its header alone, without decoding a frame (None where the
+    header does not state one: only :func:`probe` can tell then).
 
     Raises the errors :func:`probe` raises before it decodes (:class:`ClipNotFoundError`,
     :class:`NotAVideoError`, :class:`NoVideoStreamError`).
     """
     path = Path(path)
     _, vstream = _video_header(path)
-    w, h = _header_size(path, vstream)
-    return ClipHeader(path=path, width=w, height=h)
+    size = _header_size(vstream)
+    return None if size is None else ClipHeader(path=path, width=size[0], height=size[1])
 
 
 def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) -> ClipInfo:
@@ -526,7 +527,10 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
 
     rotation = _stream_rotation(vstream)
     if dims is None:
-        w, h = _header_size(path, vstream)
+        size = _header_size(vstream)
+        if size is None:
+            raise NotAVideoError(f"{path.name} has a video stream of unknown size; re-export it as an MP4 and try again.")
+        w, h = size
     else:
         w, h = dims[::-1] if rotation in (90, 270) else dims
     codec = vstream.desc.split(None, 1)[0].rstrip(",")

@@ -327,6 +327,30 @@ def test_an_upload_that_decodes_fewer_frames_than_probed_fails_cleanly(tmp_path,
     assert _no_tracking_thread()
 
 
+@pytest.mark.parametrize("header", ["silent", "wrong size"])
+def test_an_upload_whose_header_does_not_give_its_size_is_tracked_after_the_probe(tmp_path, monkeypatch, header):
+    """Tracking starts from the header's size; where the header states none, or one the decoder does not
+    confirm, it starts (again) at the probed size, and the render is the same."""
+    import hashlib
+
+    from talking_head.cache import DiskCache
+    from talking_head.pipeline import AnimateSettings, animate
+    upload = str(Gallery.default().clip_path("smile_eyes"))
+
+    def render():
+        digests = []
+        animate("gallery:gogol", upload, None, settings=AnimateSettings(max_side=320), cache=DiskCache(enabled=False),
+                on_frame=lambda i, frame, crop: digests.append(hashlib.sha256(frame).hexdigest()))
+        return digests
+
+    want = render()
+    read_header = video.read_header
+    fake = None if header == "silent" else video.ClipHeader(Path(upload), 100, 60)
+    monkeypatch.setattr(video, "read_header", lambda p: read_header(p) and fake)
+    assert render() == want and len(want) == 78
+    assert _no_tracking_thread()
+
+
 def test_a_clip_rendered_before_is_not_decoded_again(tmp_path, monkeypatch):
     """meshwarp keeps the driver's mouth views with the clip: the next render of that clip (any portrait)
     reads no driving frames, and its frames are the same."""
