@@ -399,6 +399,20 @@ def test_driving_features_belong_to_the_motion_they_were_cut_with(tmp_path):
     assert _features_key(create_engine("meshwarp", refine=True), "clip", settings, cache, track) is None
 
 
+def test_an_uploaded_clip_is_tracked_without_importing_torch(tmp_path):
+    """``auto`` takes mediapipe without asking after face-alignment, whose import pulls in torch: that cost
+    every CLI render of an uploaded clip ~1.5 s of start-up on 2 cores."""
+    clip = Gallery.default().clip_path("smile_eyes")
+    code = ("import sys; from talking_head.pipeline import animate, AnimateSettings; "
+            f"animate('gallery:mona_lisa', {str(clip)!r}, None, settings=AnimateSettings(max_side=320)); "
+            "print(sorted(m for m in ('torch', 'face_alignment', 'mediapipe') if m in sys.modules))")
+    env = {**os.environ, "LIVING_PORTRAITS_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf"),
+           "TORCH_HOME": str(tmp_path / "torch")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "['mediapipe']", r.stdout
+
+
 def test_a_seen_gallery_render_starts_without_torch_or_mediapipe(tmp_path):
     """Importing torch (engine availability) and mediapipe (mesh topology, segmenter) cost a CLI render
     ~2.5 s of start-up on 2 cores; with the portrait's landmarks and mask cached neither is needed."""

@@ -76,30 +76,36 @@ def register_backend(name: str):
     return deco
 
 
+def _registered() -> dict:
+    from . import fan_backend, mediapipe_backend  # noqa: F401  (registration)
+    return _BACKENDS
+
+
 def available_backends() -> dict[str, str | None]:
     """Backend name -> None if usable here, else the reason it is not."""
-    from . import fan_backend, mediapipe_backend  # noqa: F401  (registration)
-    out = {}
-    for name, factory in _BACKENDS.items():
-        out[name] = factory.unavailable_reason()
-    return out
+    return {name: factory.unavailable_reason() for name, factory in _registered().items()}
 
 
 @functools.lru_cache(maxsize=None)
 def get_backend(name: str = "auto") -> LandmarkBackend:
-    """A ready backend by name; ``auto`` prefers the offline mediapipe mesh, then face-alignment."""
-    status = available_backends()
+    """A ready backend by name; ``auto`` prefers the offline mediapipe mesh, then face-alignment.
+
+    Backends are checked in that order and no further than needed: asking after face-alignment
+    imports torch (over a second), which an uploaded clip tracked by mediapipe has no use for.
+    """
+    backends = _registered()
     if name == "auto":
         for candidate in ("mediapipe", "face_alignment"):
-            if status.get(candidate) is None:
-                return _BACKENDS[candidate]()
+            if backends[candidate].unavailable_reason() is None:
+                return backends[candidate]()
         raise TalkingHeadError("No face landmark backend can run here: " + "; ".join(
-            f"{k}: {v}" for k, v in status.items()))
-    if name not in status:
-        raise TalkingHeadError(f"Unknown landmark backend {name!r}; choose one of: auto, {', '.join(status)}.")
-    if status[name] is not None:
-        raise TalkingHeadError(f"The {name} landmark backend cannot run here: {status[name]}")
-    return _BACKENDS[name]()
+            f"{k}: {v}" for k, v in available_backends().items()))
+    if name not in backends:
+        raise TalkingHeadError(f"Unknown landmark backend {name!r}; choose one of: auto, {', '.join(backends)}.")
+    reason = backends[name].unavailable_reason()
+    if reason is not None:
+        raise TalkingHeadError(f"The {name} landmark backend cannot run here: {reason}")
+    return backends[name]()
 
 
 def detect_face(rgb: np.ndarray, *, backend: str = "auto", face_index: int | None = None,

@@ -16,8 +16,8 @@ WEIGHT_FILES = ("s3fd-619a316812.pth", "2DFAN4-11f355bf06.pth.tar")
 
 
 def weights_dir() -> Path:
-    import torch
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    from ..checkpoints import torch_checkpoints_dir
+    return torch_checkpoints_dir()
 
 
 def missing_weights() -> list[str]:
