@@ -662,12 +662,13 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
             # probe decodes it beside them and the engine prepares the portrait: on two cores the probe
             # (a whole decode) no longer holds everything up. The size comes from the header.
             header = video.read_header(clip_path)
-            if header is not None:
+            if header is not None:  # room for a 30-fps clip until the probe gives the rate (set_ahead below)
                 live = _LiveTracking(clip_path, header, backend, _tracking_ahead(30.0, 8))
         info = _probe(clip_path, clip_digest, settings, cache)
         if track is None and (header is None or (info.width, info.height) != (header.width, header.height)):
+            # The header stated no size, or one the decoder does not confirm: track at the probed size.
             if live is not None:
-                live.close()  # the header misstated the size: start again at the decoded one
+                live.close()
             live = _LiveTracking(clip_path, info, backend, _tracking_ahead(float(info.fps), 8))
         timings["motion_s"] = time.perf_counter() - t
         canceller.check()
