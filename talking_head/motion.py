@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .smoothing import fill_gaps, smooth_track
-from .topology import Layout, get_layout
+from .topology import Layout, eye_centres, get_layout
 
 
 @dataclass
@@ -70,7 +70,6 @@ def build_track(raw: list[np.ndarray | None], layout: str, fps: Fraction, frame_
 
 def face_size(points: np.ndarray, layout: Layout) -> float:
     """Face scale: distance between the eye centres (stable under expressions)."""
-    from .topology import eye_centres
     c = eye_centres(layout, points[:, :2])
     return float(np.linalg.norm(c[1] - c[0]))
 
@@ -146,7 +145,7 @@ def facing_yaw(layout_name: str, points: np.ndarray) -> float:
     p = np.asarray(points, np.float64)
     if p.shape[1] < 3:
         return 0.0
-    left, right = (p[list(ix)].mean(axis=0) for ix in layout.eye_centres_for_iod)
+    left, right = eye_centres(layout, p)
     d = right - left
     return float(np.degrees(np.arctan2(d[2], d[0])))
 

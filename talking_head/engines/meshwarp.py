@@ -23,6 +23,7 @@ from ..motion import umeyama
 from ..segmentation import background_plate, person_mask
 from ..topology import (
     Layout,
+    eye_centres,
     face_triangles,
     far_side,
     get_layout,
@@ -155,7 +156,7 @@ class _DriverFlow:
         self.warper = MeshWarper(_FLOW_SIDE, _FLOW_SIDE, 2)
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self.dis.setFinestScale(_FLOW_FINEST)
-        iod = np.linalg.norm(np.subtract(*[self.ref_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod]))
+        iod = np.linalg.norm(np.subtract(*eye_centres(layout, self.ref_xy)))
         self.ramp, self.mouth_ramp, self.limit = _FLOW_RAMP * iod, _FLOW_MOUTH_RAMP * iod, _FLOW_LIMIT * iod
         self.smooth = _FLOW_SMOOTH * iod
         self.eye_loops = [list(upper) + list(reversed(lower[1:-1])) for upper, lower in layout.eyes] if _FLOW_EYES else []
@@ -352,7 +353,7 @@ class MeshWarpEngine(Engine):
         centre = oval.mean(axis=0)
         chin_y = face_xy[layout.chin, 1]
         face_h = float(oval[:, 1].max() - oval[:, 1].min())
-        iod = float(np.linalg.norm(np.subtract(*[face_xy[list(ix)].mean(0) for ix in layout.eye_centres_for_iod])))
+        iod = float(np.linalg.norm(np.subtract(*eye_centres(layout, face_xy))))
         outline, tex = _silhouette(layout, face_xy, face_z, centre, iod)
         edge = face_xy[outline]
 
@@ -535,7 +536,7 @@ def _mouth_view(layout: Layout, landmarks: np.ndarray) -> np.ndarray:
     the frames were decoded at.
     """
     xy = landmarks[:, :2].astype(np.float64)
-    left, right = (xy[list(ix)].mean(axis=0) for ix in layout.eye_centres_for_iod)
+    left, right = eye_centres(layout, xy)
     iod = max(float(np.hypot(*(right - left))), 1e-6)
     ux, uy = (right - left) / iod
     rot = _MOUTH_VIEW_PX / iod * np.array([[ux, uy], [-uy, ux]])  # x along the eye line, y down the face
