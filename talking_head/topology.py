@@ -229,14 +229,19 @@ def mediapipe_wound_triangles() -> np.ndarray:
     return np.array(kept, dtype=np.int32)
 
 
+def turn(o: np.ndarray, u: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Twice the signed area of (o, u, p), broadcast over leading axes: positive where p lies left of
+    the line o -> u."""
+    return (u[..., 0] - o[..., 0]) * (p[..., 1] - o[..., 1]) - (u[..., 1] - o[..., 1]) * (p[..., 0] - o[..., 0])
+
+
 def facing(xy: np.ndarray) -> np.ndarray:
     """Twice the signed area of each of ``mediapipe_wound_triangles()`` on a face's points (N, 2+):
     positive where the triangle faces the viewer, negative where its winding is reversed (it faces away).
     Which winding faces the viewer is read from the face itself: most of any face does."""
     tris = mediapipe_wound_triangles()
     p = np.asarray(xy, np.float64)[:, :2]
-    d1, d2 = p[tris[:, 1]] - p[tris[:, 0]], p[tris[:, 2]] - p[tris[:, 0]]
-    area = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+    area = turn(p[tris[:, 0]], p[tris[:, 1]], p[tris[:, 2]])
     return area * np.sign(area.sum())
 
 

@@ -29,6 +29,7 @@ from ..topology import (
     get_layout,
     hole_triangles,
     mouth_opening,
+    turn,
 )
 from ..warp import MeshWarper, coverage_mask, soften_edges
 from .base import DrivingFrame, Engine, Prepared, SourceStore, register_engine
@@ -256,7 +257,7 @@ def _unseen_at_rest(warper: MeshWarper, rest: np.ndarray, rest_z: np.ndarray, tr
         suspects = tris[moved[tris].any(axis=(1, 2))]
         a, b, c = (rest[suspects[:, k]][:, None, :] for k in range(3))
         p = seen[None, :, :].astype(np.float32)
-        s1, s2, s3 = _turn(a, b, p), _turn(b, c, p), _turn(c, a, p)
+        s1, s2, s3 = turn(a, b, p), turn(b, c, p), turn(c, a, p)
         inside = ((s1 >= 0) & (s2 >= 0) & (s3 >= 0)) | ((s1 <= 0) & (s2 <= 0) & (s3 <= 0))
         shown = suspects[inside.any(axis=1)]
         if not len(shown):
@@ -266,17 +267,12 @@ def _unseen_at_rest(warper: MeshWarper, rest: np.ndarray, rest_z: np.ndarray, tr
     return rest  # not settled: the fold is left as it was
 
 
-def _turn(o: np.ndarray, u: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Twice the signed area of (o, u, p), broadcast: positive where p lies left of the line o -> u."""
-    return (u[..., 0] - o[..., 0]) * (p[..., 1] - o[..., 1]) - (u[..., 1] - o[..., 1]) * (p[..., 0] - o[..., 0])
-
-
 def _simple(poly: np.ndarray) -> bool:
     """Whether a closed polygon's edges cross nowhere but at shared corners."""
     a = np.asarray(poly, np.float64)
     b = np.roll(a, -1, axis=0)
     ai, bi, aj, bj = a[:, None], b[:, None], a[None], b[None]
-    crossing = (_turn(ai, bi, aj) * _turn(ai, bi, bj) < 0) & (_turn(aj, bj, ai) * _turn(aj, bj, bi) < 0)
+    crossing = (turn(ai, bi, aj) * turn(ai, bi, bj) < 0) & (turn(aj, bj, ai) * turn(aj, bj, bi) < 0)
     n = len(a)
     i, j = np.triu_indices(n, 2)
     apart = ~((i == 0) & (j == n - 1))  # the closing edge and the first share a corner
