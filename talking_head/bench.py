@@ -151,13 +151,14 @@ def self_reenactment(clip_ids: list[str] | None = None, stride: int = 2, engine_
 def tracker_ceiling(clip_ids: list[str] | None = None, stride: int = 2) -> list[dict]:
     """Per clip: how well the landmark tracker's own motion predicts where dlib sees the face.
 
-    dlib's 68 points on the real frame 0, moved by the smoothed track's motion (mediapipe -> 68 points),
-    against dlib on real frame t, in inter-ocular distances; no image is rendered. An engine that warps
-    exactly as the tracker says cannot be expected to score much below this.
+    dlib's 68 points on the real frame 0, moved by the smoothed track's motion (mediapipe -> 68 points)
+    as the engine gets it (pose and expression, the jaw corrected), against dlib on real frame t, in
+    inter-ocular distances; no image is rendered. An engine that warps exactly as the tracker says cannot
+    be expected to score much below this.
     """
     from . import video
     from .metrics import Dlib68, inter_ocular
-    from .motion import MotionTrack
+    from .motion import MotionTrack, decompose
     from .topology import MEDIAPIPE_TO_IBUG68
     g = Gallery.default()
     det = Dlib68()
@@ -169,7 +170,7 @@ def tracker_ceiling(clip_ids: list[str] | None = None, stride: int = 2) -> list[
         if track.layout != "mediapipe478":
             continue
         k = real[0].shape[1] / track.frame_size[0]
-        moved = track.smoothed(1.0).landmarks[:, MEDIAPIPE_TO_IBUG68, :2] * k
+        moved = decompose(track.smoothed(1.0)).rebuilt()[:, MEDIAPIPE_TO_IBUG68, :2] * k
         d0 = det(real[0])
         if d0 is None:
             continue

@@ -94,6 +94,9 @@ class PoseExpression:
     """A track split into rigid head motion and expression, relative to the neutral (first) frame.
 
     frame t = scale[t] * rotation[t] @ (neutral + expression[t]) + translation[t]
+
+    (``decompose`` corrects the expression's jaw for its tracker, so for MediaPipe tracks this rebuilds
+    the track except below the lower lip while the mouth is open.)
     """
 
     neutral: np.ndarray      # (N, 3)
@@ -102,8 +105,44 @@ class PoseExpression:
     translation: np.ndarray  # (T, 3)
     expression: np.ndarray   # (T, N, 3), in the neutral frame's coordinates
 
+    def rebuilt(self) -> np.ndarray:
+        """(T, N, 3) the frames as pose and expression say, in the clip's pixels."""
+        moved = np.einsum("tnj,tij->tni", self.neutral[None] + self.expression, self.rotation)
+        return self.scale[:, None, None] * moved + self.translation[:, None, :]
+
+
+# How much further the chin goes down than the tracker says, per unit of the lower lip's drop. Against
+# dlib's 68 points on the seven gallery clips, MediaPipe's chin dropped 0.26-0.68 of what the lower lip
+# dropped where dlib's dropped 0.54-0.89 (median difference 0.24), and the shortfall grew with the mouth's
+# opening (BENCHMARKS.md): its mesh keeps the jaw too closed. Face-alignment's 68 points follow dlib's.
+JAW_SHORTFALL = {"mediapipe478": 0.25}
+
+
+def _jaw_weights(layout: Layout, neutral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) weights, 0 down to the lower lip and rising smoothly to 1 at the chin, and the face's downward
+    unit vector (eyes to chin) in the neutral face."""
+    down = neutral[layout.chin] - eye_centres(layout, neutral).mean(axis=0)
+    down = down / max(float(np.linalg.norm(down)), 1e-9)
+    depth = (neutral - neutral[layout.chin]) @ down
+    lip = depth[list(layout.outer_lip_lower)].max()
+    u = np.clip((depth - lip) / max(-lip, 1e-9), 0.0, 1.0)
+    return u * u * (3 - 2 * u), down
+
+
+def follow_jaw(layout: Layout, neutral: np.ndarray, expression: np.ndarray, share: float) -> np.ndarray:
+    """``expression`` (T, N, D) with the chin and the jaw below the lower lip carried down by ``share`` of
+    how far the lower lip dropped in each frame (only while it is below its neutral place: a jaw closes
+    no further than shut)."""
+    if share == 0.0:
+        return expression
+    w, down = _jaw_weights(layout, neutral)
+    drop = np.maximum(expression[:, list(layout.outer_lip_lower)] @ down, 0.0).mean(axis=1)
+    return expression + (share * drop)[:, None, None] * w[None, :, None] * down[None, None, :]
+
 
 def decompose(track: MotionTrack, neutral_index: int = 0) -> PoseExpression:
+    """Head pose and expression per frame, the expression's jaw corrected for the tracker's known
+    shortfall (``JAW_SHORTFALL``)."""
     layout = get_layout(track.layout)
     rigid = list(layout.rigid)
     lm = track.landmarks.astype(np.float64)
@@ -117,6 +156,7 @@ def decompose(track: MotionTrack, neutral_index: int = 0) -> PoseExpression:
         r, s, tr = umeyama(neutral[rigid], lm[t][rigid])
         rot[t], scale[t], trans[t] = r, s, tr
         expr[t] = ((lm[t] - tr) @ r) / s - neutral
+    expr = follow_jaw(layout, neutral, expr, JAW_SHORTFALL.get(layout.name, 0.0))
     return PoseExpression(neutral, rot, scale, trans, expr)
 
 

@@ -34,6 +34,12 @@ class Layout:
         """The inner-lip loop: upper lip left to right, then the lower lip back."""
         return self.inner_lip_upper + tuple(reversed(self.inner_lip_lower[1:-1]))
 
+    @property
+    def outer_lip_lower(self) -> tuple[int, ...]:
+        """The lower half of ``outer_lip`` without the corners (the loop runs from the left corner along the
+        upper lip to the right corner, then back along the lower lip)."""
+        return self.outer_lip[len(self.outer_lip) // 2 + 1:]
+
 
 MEDIAPIPE = Layout(
     name="mediapipe478",

@@ -12,7 +12,9 @@ from talking_head.compose import (
     paste_back,
     side_by_side,
 )
+from talking_head.gallery import Gallery
 from talking_head.motion import (
+    JAW_SHORTFALL,
     MotionTrack,
     build_track,
     decompose,
@@ -102,6 +104,50 @@ def test_decompose_separates_head_pose_from_expression():
     # The lip motion shows up as expression, the rigid points barely move.
     assert pe.expression[1][62:68, 1].mean() > 4.0
     assert np.abs(pe.expression[1][list(IBUG68.rigid)]).mean() < 0.5
+
+
+def _mediapipe_neutral() -> np.ndarray:
+    """A real MediaPipe face at rest: the first frame of a gallery clip's stored motion."""
+    return MotionTrack.load(Gallery.default().motion_path("mouth_open")).landmarks[0].astype(np.float64)
+
+
+def test_the_chin_follows_an_opening_mouth_further_than_mediapipe_reads_it():
+    """MediaPipe's mesh keeps the jaw too closed: the chin is carried down by a share of the lower lip's
+    drop, the more the nearer the chin; nothing above the lower lip moves, and a lip that rises moves
+    no chin."""
+    neutral = _mediapipe_neutral()
+    lay = MEDIAPIPE
+    down = neutral[lay.chin] - (neutral[33] + neutral[263]) / 2
+    down /= np.linalg.norm(down)
+    opened, raised = neutral.copy(), neutral.copy()
+    lower = list(lay.outer_lip_lower) + list(lay.inner_lip_lower[1:-1])
+    opened[lower] += 20.0 * down  # the lower lip drops 20 px; the tracker's chin stays put
+    raised[lower] -= 5.0 * down
+    r = Rotation.from_euler("z", 8, degrees=True).as_matrix()
+    frames = [neutral, (opened - 300) @ r.T + 300, raised]
+    pe = decompose(MotionTrack(np.array(frames, np.float32), np.ones(3, bool), lay.name, 25, (600, 600)))
+    rebuilt = pe.rebuilt()
+    np.testing.assert_allclose(rebuilt[2], frames[2], atol=1e-6)  # no jaw correction: the frame itself
+    assert (rebuilt[1][lay.chin] - frames[1][lay.chin]) @ (r @ down) > 4.0  # the chin, lower than tracked
+    share = JAW_SHORTFALL[lay.name]
+    assert 0.1 < share < 0.5
+    chin_drop = pe.expression[1][lay.chin] @ down
+    assert chin_drop == pytest.approx(share * 20.0, abs=0.3)
+    # The lower lip itself is where the tracker put it; eyes, nose and upper lip do not move.
+    assert (pe.expression[1][list(lay.outer_lip_lower)] @ down).mean() == pytest.approx(20.0, abs=0.5)
+    above = [33, 133, 263, 362, 1, 4, 0, 13, *lay.inner_lip_upper]
+    assert np.abs(pe.expression[1][above]).max() < 0.3
+    # Points between the lip and the chin go part of the way.
+    depth = (neutral - neutral[lay.chin]) @ down
+    lip = depth[list(lay.outer_lip_lower)].max()
+    between = np.flatnonzero((depth > 0.6 * lip) & (depth < 0.3 * lip))
+    assert len(between) > 3
+    part = pe.expression[1][between] @ down
+    assert (part > 0.2).all() and (part < share * 20.0).all()
+    # A lip pushed up (a pout) is a lip, not a jaw closing past shut.
+    assert np.abs(pe.expression[2][lay.chin]).max() < 1e-6
+    # 68-point tracks (face-alignment, trained like dlib) are left exactly as tracked.
+    assert JAW_SHORTFALL.get(IBUG68.name, 0.0) == 0.0
 
 
 def test_retarget_is_identity_for_self_reenactment_and_scales_to_a_bigger_face():
