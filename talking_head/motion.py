@@ -209,7 +209,10 @@ class Retargeted:
     """The driving motion expressed on the portrait: per-frame target landmarks and head transform."""
 
     targets: np.ndarray  # (T, N, 3) where each portrait landmark should be, portrait pixels
-    head: np.ndarray     # (T, 2, 3) affine moving points rigidly attached to the head (hair, ears)
+    # (T, 2, 4) where a point rigidly attached to the head (hair, ears) at (x, y) and depth z (the
+    # landmarks' z, portrait pixels) goes: head[t] @ (x, y, z, 1). A head turning or nodding moves what
+    # lies behind the face less than the face, or the other way.
+    head: np.ndarray
 
 
 def retarget(pe: PoseExpression, portrait: np.ndarray, layout_name: str, *, expression_strength: float = 1.0,
@@ -231,7 +234,7 @@ def retarget(pe: PoseExpression, portrait: np.ndarray, layout_name: str, *, expr
     centre = q0[rigid].mean(axis=0)
     T = len(pe.scale)
     targets = np.empty((T,) + q0.shape)
-    head = np.empty((T, 2, 3))
+    head = np.empty((T, 2, 4))
     c_drv = pe.neutral[rigid].mean(axis=0)
     yaw = facing_yaw(layout_name, q0)
     for t in range(T):
@@ -245,7 +248,7 @@ def retarget(pe: PoseExpression, portrait: np.ndarray, layout_name: str, *, expr
         else:
             r, s, shift = np.eye(3), 1.0, np.zeros(3)
         targets[t] = centre + s * (q0 + e - centre) @ r.T + shift
-        a = s * r[:2, :2]
-        head[t, :, :2] = a
-        head[t, :, 2] = centre[:2] + shift[:2] - a @ centre[:2]
+        a = s * r[:2]
+        head[t, :, :3] = a
+        head[t, :, 3] = centre[:2] + shift[:2] - a @ centre
     return Retargeted(targets.astype(np.float32), head.astype(np.float32))

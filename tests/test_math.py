@@ -173,6 +173,26 @@ def _turned(points, degrees):
     return (points - c) @ Rotation.from_euler("y", degrees, degrees=True).as_matrix().T + c
 
 
+def test_the_head_motion_moves_points_at_their_depth():
+    """``head`` is the head's rigid motion as an affine camera on (x, y, z, 1): the portrait's own rigid
+    points go exactly where the targets put them, and a point behind the face moves the other way from
+    the nose when the head turns."""
+    face = _synthetic_face()
+    face[30, 2] = -40.0  # the nose tip, in front
+    frames = [face, _turned(face, 20)]
+    pe = decompose(MotionTrack(np.array(frames, np.float32), np.ones(2, bool), "ibug68", 25, (400, 400)))
+    out = retarget(pe, face, "ibug68")
+    assert out.head.shape == (2, 2, 4)
+    h = out.head[1].astype(np.float64)
+    rigid = list(IBUG68.rigid)
+    moved = np.c_[face[rigid], np.ones(len(rigid))] @ h.T
+    np.testing.assert_allclose(moved, out.targets[1][rigid, :2], atol=0.05)
+    centre = face[rigid].mean(axis=0)
+    nose = h @ np.r_[face[30], 1] - face[30, :2]
+    behind = h @ np.r_[centre[:2], centre[2] + 150, 1] - centre[:2]
+    assert abs(nose[0]) > 5 and np.sign(behind[0]) == -np.sign(nose[0])
+
+
 def test_a_turned_portrait_turns_back_toward_the_viewer_only_so_far():
     """Its far side was barely painted: a driver turning 20° turns a 30°-turned portrait back by at most
     ~8°, but away from the viewer by the full 20°; a portrait facing the viewer turns freely."""

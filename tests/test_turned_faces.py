@@ -3,10 +3,12 @@ import cv2
 import numpy as np
 import pytest
 from conftest import gallery_portrait
+from scipy.spatial.transform import Rotation
 
 from talking_head.cache import DiskCache
-from talking_head.engines import create_engine
+from talking_head.engines import DrivingFrame, create_engine
 from talking_head.gallery import Gallery
+from talking_head.motion import MotionTrack, decompose, retarget
 from talking_head.pipeline import AnimateSettings, _find_clip, _stored_drive
 from talking_head.topology import (
     IBUG68,
@@ -102,3 +104,29 @@ def test_pixels_are_taken_elsewhere_only_for_points_the_still_painting_does_not_
     np.testing.assert_array_equal(_unseen_at_rest(warper, rest, z, tris, behind), behind)  # hidden: kept
     z_front = np.float32([5, 5, 5, 5, 0, 0, 0])  # now the small triangle is in front
     np.testing.assert_array_equal(_unseen_at_rest(warper, rest, z_front, tris, behind), rest)  # shown: put back
+
+
+def test_hair_and_ears_behind_the_face_move_less_than_it_when_the_head_turns():
+    """Rings of anchors around the face carry hair, ears and neck. They lie behind the face's outline,
+    so when the head turns the face crosses in front of them: flat rings (the head's motion in the
+    picture's plane) dragged hair, ears and neck further than real clips move them (BENCHMARKS.md)."""
+    img, face = gallery_portrait("mona_lisa", 700)
+    pts = face.points.astype(np.float64)
+    c = pts.mean(axis=0)
+    turn = Rotation.from_euler("y", 20, degrees=True).as_matrix()
+    track = MotionTrack(np.array([pts, (pts - c) @ turn.T + c], np.float32), np.ones(2, bool), face.layout, 25,
+                        (img.shape[1], img.shape[0]))
+    mot = retarget(decompose(track), face.points, face.layout)
+    eng = create_engine("meshwarp", fill_mouth=False)
+    prepared = eng.prepare(img, face)
+    s = prepared.state
+    v, _ = eng.vertices(prepared, DrivingFrame(1, None, face.points, mot.targets[1], mot.head[1]))
+    flat, _ = eng.vertices(prepared, DrivingFrame(1, None, face.points, mot.targets[1], mot.head[1][:, [0, 1, 3]]))
+    nose = (v[4] - s.rest[4])[0]  # mediapipe 4: the tip of the nose
+    first_ring = s.n_face + np.flatnonzero(s.anchor_weight > 0.8)
+    ring = (v[first_ring] - s.rest[first_ring])[:, 0]
+    ring_flat = (flat[first_ring] - s.rest[first_ring])[:, 0]
+    assert abs(nose) > 5
+    # Behind the face: the hair beside it moves less than the nose, and less than a flat ring did.
+    assert np.median(ring * np.sign(nose)) < 0.5 * abs(nose)
+    assert np.median(ring * np.sign(nose)) < np.median(ring_flat * np.sign(nose)) - 2

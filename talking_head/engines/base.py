@@ -33,7 +33,9 @@ class DrivingFrame:
     image: np.ndarray | None   # the driving clip's frame (RGB) when the engine needs pixels
     landmarks: np.ndarray      # (N, 3) driving landmarks, driving pixels (smoothed)
     target: np.ndarray         # (N, 3) where the portrait's landmarks go, portrait pixels
-    head: np.ndarray           # (2, 3) affine for points rigidly attached to the head, portrait pixels
+    # Where points rigidly attached to the head go, portrait pixels: a (2, 4) affine camera acting on
+    # (x, y, z, 1), z in the target's units (see motion.Retargeted.head), or a (2, 3) affine on (x, y, 1).
+    head: np.ndarray
     features: np.ndarray | None = None  # the engine's own per-frame driving features (see Engine.driving_features)
 
 

@@ -40,6 +40,13 @@ _RINGS = ((1.22, 1.0), (1.6, 0.55), (2.1, 0.18))
 # How much of the face outline's own (non-rigid) motion each ring takes: a dropping jaw pulls the
 # skin just outside it along, instead of squeezing it against a ring that only follows the skull.
 _RING_FOLLOW = (0.4, 0.1, 0.0)
+# How far behind the face's outline (its mean depth) a ring lies, in face heights per unit of ring scale
+# beyond 1: hair and ears sit behind the face, so a nodding or turning head moves them less than the
+# face, or the other way. (In self-reenactment flat rings dragged hair, ears and neck further than the
+# real clips moved them; BENCHMARKS.md.) One depth for the whole ring: on a turned portrait its far
+# silhouette is deep already, and a ring deeper still behind it stretched the cheek's rim out past the
+# face as the head turned back (test_turned_faces).
+_RING_DEPTH = 1.0
 # Below the chin is neck and collar: a ring point there loses up to _NECK_DROP of its share of the
 # head's motion, reached _NECK_SPAN face heights below the chin.
 _NECK_DROP = 0.6
@@ -100,6 +107,7 @@ class _MeshState:
     anchor_weight: np.ndarray  # (V - n_face,) share of the head's rigid motion
     anchor_follow: np.ndarray  # (V - n_face,) share of their outline point's non-rigid motion
     anchor_source: np.ndarray  # (V - n_face,) index of that outline point
+    anchor_z: np.ndarray       # (V - n_face,) depth at which the head's rigid motion moves them
     tris: np.ndarray
     mouth_tris: np.ndarray
     rest_opening: float
@@ -331,7 +339,9 @@ class MeshWarpEngine(Engine):
         # are rendered again rather than served. v4: the mouth interior comes from the driver's mouth view.
         # v5: a turned face's rings start at its silhouette (v4 dragged the far cheek out past the face),
         # and a turned portrait turns back toward the viewer only so far (motion._limit_turn_back).
-        return (f"meshwarp-v5-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        # v6: rings move with the head in depth (_RING_DEPTH), and the chin follows an opening mouth
+        # further (motion.JAW_SHORTFALL).
+        return (f"meshwarp-v6-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}")
 
     # -- preparation --------------------------------------------------------------------------
@@ -353,7 +363,8 @@ class MeshWarpEngine(Engine):
         outline, tex = _silhouette(layout, face_xy, face_z, centre, iod)
         edge = face_xy[outline]
 
-        anchors, weights, follow, follow_idx = [], [], [], []
+        anchors, weights, follow, follow_idx, depth = [], [], [], [], []
+        outline_z = float(np.mean(face_z[outline]))
         for (scale, weight), fol in zip(_RINGS, _RING_FOLLOW):
             ring = centre + scale * (edge - centre)
             # Below the chin is neck and collar: it follows the head less than hair does.
@@ -364,6 +375,7 @@ class MeshWarpEngine(Engine):
             weights.append(wts[keep])
             follow.append(np.full(int(keep.sum()), fol))
             follow_idx.append(outline[keep])
+            depth.append(np.full(int(keep.sum()), outline_z + _RING_DEPTH * (scale - 1) * face_h))
         t = np.linspace(0, 1, _BORDER_POINTS + 1)[:-1]
         border = np.concatenate([
             np.stack([t * (cw - 1), np.zeros_like(t)], 1), np.stack([np.full_like(t, cw - 1), t * (ch - 1)], 1),
@@ -372,6 +384,7 @@ class MeshWarpEngine(Engine):
         weights.append(np.zeros(len(border)))
         follow.append(np.zeros(len(border)))
         follow_idx.append(np.zeros(len(border), dtype=int))
+        depth.append(np.zeros(len(border)))  # (the border does not move)
         anchors = np.concatenate(anchors)
         weights = np.concatenate(weights)
 
@@ -396,7 +409,7 @@ class MeshWarpEngine(Engine):
         tex = _unseen_at_rest(warper, rest, rest_z, tris, np.concatenate([tex, anchors]).astype(np.float32))
         state = _MeshState(layout, rest, rest_z, n, weights.astype(np.float32),
                            np.concatenate(follow).astype(np.float32), np.concatenate(follow_idx).astype(np.int64),
-                           tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod, warper, tex)
+                           np.concatenate(depth).astype(np.float32), tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod, warper, tex)
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
         if self.layered:
             state.sitter, state.plate = _layers(crop, oval, self.source_store)
@@ -411,13 +424,13 @@ class MeshWarpEngine(Engine):
         s: _MeshState = prepared.state
         x0, y0 = prepared.crop_box[:2]
         face = frame.target[:, :2] - (x0, y0)
-        a = frame.head[:, :2]
-        b = frame.head[:, 2] + a @ (x0, y0) - (x0, y0)  # the head affine, moved into crop pixels
+        a, per_z = frame.head[:, :2], (frame.head[:, 2] if frame.head.shape[1] == 4 else np.zeros(2))
+        b = frame.head[:, -1] + a @ (x0, y0) - (x0, y0)  # the head's motion, moved into crop pixels
         anchors = s.rest[s.n_face:]
-        moved = anchors @ a.T + b
-        # The outline's motion beyond what the head's rigid transform explains (jaw, cheeks).
-        src = s.rest[s.anchor_source]
-        own = face[s.anchor_source] - (src @ a.T + b)
+        moved = anchors @ a.T + s.anchor_z[:, None] * per_z + b
+        # The outline's motion beyond what the head's rigid motion explains (jaw, cheeks).
+        src = s.anchor_source
+        own = face[src] - (s.rest[src] @ a.T + s.rest_z[src, None] * per_z + b)
         anchors = anchors + s.anchor_weight[:, None] * (moved - anchors) + s.anchor_follow[:, None] * own
         z = np.concatenate([frame.target[:, 2], s.rest_z[s.n_face:]])
         return np.concatenate([face, anchors]).astype(np.float32), z.astype(np.float32)
