@@ -47,6 +47,11 @@ _RING_FOLLOW = (0.4, 0.1, 0.0)
 # silhouette is deep already, and a ring deeper still behind it stretched the cheek's rim out past the
 # face as the head turned back (test_turned_faces).
 _RING_DEPTH = 1.0
+# A ring point's motion shorter than this (in face heights) is dropped, and a longer one shortened by it:
+# that small, the head's pose is mostly the tracker's noise (MediaPipe reads a smile as the head
+# shrinking by 1 %), and hair, ears and collar trembling with it scored worse than standing still
+# (self-reenactment, SSIM outside the face; BENCHMARKS.md). The soft threshold starts motion smoothly.
+_RING_STILL = 0.01
 # Below the chin is neck and collar: a ring point there loses up to _NECK_DROP of its share of the
 # head's motion, reached _NECK_SPAN face heights below the chin.
 _NECK_DROP = 0.6
@@ -112,6 +117,7 @@ class _MeshState:
     mouth_tris: np.ndarray
     rest_opening: float
     iod: float
+    ring_still: float          # crop pixels (see _RING_STILL)
     warper: MeshWarper
     # (V, 2) where each vertex takes its pixels from: ``rest``, except where a turned face's far cheek
     # folds behind its silhouette; those hidden points take the silhouette's skin (see ``_silhouette``).
@@ -339,8 +345,8 @@ class MeshWarpEngine(Engine):
         # are rendered again rather than served. v4: the mouth interior comes from the driver's mouth view.
         # v5: a turned face's rings start at its silhouette (v4 dragged the far cheek out past the face),
         # and a turned portrait turns back toward the viewer only so far (motion._limit_turn_back).
-        # v6: rings move with the head in depth (_RING_DEPTH), and the chin follows an opening mouth
-        # further (motion.JAW_SHORTFALL).
+        # v6: rings move with the head in depth (_RING_DEPTH) and stand still under the tracker's noise
+        # (_RING_STILL), and the chin follows an opening mouth further (motion.JAW_SHORTFALL).
         return (f"meshwarp-v6-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}")
 
@@ -409,7 +415,8 @@ class MeshWarpEngine(Engine):
         tex = _unseen_at_rest(warper, rest, rest_z, tris, np.concatenate([tex, anchors]).astype(np.float32))
         state = _MeshState(layout, rest, rest_z, n, weights.astype(np.float32),
                            np.concatenate(follow).astype(np.float32), np.concatenate(follow_idx).astype(np.int64),
-                           np.concatenate(depth).astype(np.float32), tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod, warper, tex)
+                           np.concatenate(depth).astype(np.float32), tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod,
+                           _RING_STILL * face_h, warper, tex)
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
         if self.layered:
             state.sitter, state.plate = _layers(crop, oval, self.source_store)
@@ -431,7 +438,9 @@ class MeshWarpEngine(Engine):
         # The outline's motion beyond what the head's rigid motion explains (jaw, cheeks).
         src = s.anchor_source
         own = face[src] - (s.rest[src] @ a.T + s.rest_z[src, None] * per_z + b)
-        anchors = anchors + s.anchor_weight[:, None] * (moved - anchors) + s.anchor_follow[:, None] * own
+        step = s.anchor_weight[:, None] * (moved - anchors) + s.anchor_follow[:, None] * own
+        length = np.sqrt((step ** 2).sum(axis=1, keepdims=True))
+        anchors = anchors + step * np.clip(1 - s.ring_still / np.maximum(length, 1e-6), 0, 1)
         z = np.concatenate([frame.target[:, 2], s.rest_z[s.n_face:]])
         return np.concatenate([face, anchors]).astype(np.float32), z.astype(np.float32)
 
