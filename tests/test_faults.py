@@ -146,14 +146,15 @@ def _limit_file_size(limit: int, signal_too: bool):
 
 
 def test_disk_full_while_encoding_cli(tmp_path):
-    """The whole CLI under a 200 kB file-size limit (RLIMIT_FSIZE): ffmpeg is stopped by the kernel
-    part-way through the mp4; the user reads one line saying the disk is full, and nothing is left."""
+    """The whole CLI under a 100 kB file-size limit (RLIMIT_FSIZE; the finished mp4 is ~200 kB): ffmpeg is
+    stopped by the kernel part-way through the mp4; the user reads one line saying the disk is full, and
+    nothing is left."""
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     r = subprocess.run([sys.executable, "-m", "talking_head", "animate", "--portrait", "gallery:mona_lisa",
                         "--clip", f"gallery:{CLIP}", "--out", str(out_dir / "mona.mp4"), "--max-side", "480"],
                        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-                       preexec_fn=_limit_file_size(200_000, signal_too=True),
+                       preexec_fn=_limit_file_size(100_000, signal_too=True),
                        env={**os.environ, "TMPDIR": str(tmp_path)})
     lines = _our_stderr(r.stderr)
     assert r.returncode == 2, r.stderr
