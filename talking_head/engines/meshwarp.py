@@ -415,8 +415,8 @@ class MeshWarpEngine(Engine):
         tex = _unseen_at_rest(warper, rest, rest_z, tris, np.concatenate([tex, anchors]).astype(np.float32))
         state = _MeshState(layout, rest, rest_z, n, weights.astype(np.float32),
                            np.concatenate(follow).astype(np.float32), np.concatenate(follow_idx).astype(np.int64),
-                           np.concatenate(depth).astype(np.float32), tris, mouth_tris.astype(np.int32), float(mouth_opening(layout, face_xy)), iod,
-                           _RING_STILL * face_h, warper, tex)
+                           np.concatenate(depth).astype(np.float32), tris, mouth_tris.astype(np.int32),
+                           float(mouth_opening(layout, face_xy)), iod, _RING_STILL * face_h, warper, tex)
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
         if self.layered:
             state.sitter, state.plate = _layers(crop, oval, self.source_store)
