@@ -433,11 +433,16 @@ class MeshWarpEngine(Engine):
         face = frame.target[:, :2] - (x0, y0)
         a, per_z = frame.head[:, :2], (frame.head[:, 2] if frame.head.shape[1] == 4 else np.zeros(2))
         b = frame.head[:, -1] + a @ (x0, y0) - (x0, y0)  # the head's motion, moved into crop pixels
+
+        def rigid(xy: np.ndarray, depth: np.ndarray) -> np.ndarray:
+            """Where the head's rigid motion takes points at ``xy`` and ``depth``."""
+            return xy @ a.T + depth[:, None] * per_z + b
+
         anchors = s.rest[s.n_face:]
-        moved = anchors @ a.T + s.anchor_z[:, None] * per_z + b
+        moved = rigid(anchors, s.anchor_z)
         # The outline's motion beyond what the head's rigid motion explains (jaw, cheeks).
         src = s.anchor_source
-        own = face[src] - (s.rest[src] @ a.T + s.rest_z[src, None] * per_z + b)
+        own = face[src] - rigid(s.rest[src], s.rest_z[src])
         step = s.anchor_weight[:, None] * (moved - anchors) + s.anchor_follow[:, None] * own
         length = np.sqrt((step ** 2).sum(axis=1, keepdims=True))
         anchors = anchors + step * np.clip(1 - s.ring_still / np.maximum(length, 1e-6), 0, 1)
