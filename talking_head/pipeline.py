@@ -45,6 +45,7 @@ from .engines import (
 )
 from .errors import Cancelled, ClipError, FaceNotFoundError, TalkingHeadError
 from .faces import FaceLandmarks, LandmarkBackend, choose_face, get_backend
+from .faces.patches import track_on_skin
 from .gallery import Gallery
 from .images import load_image
 from .motion import MotionTrack, Retargeted, build_track, decompose, face_size, retarget
@@ -56,6 +57,9 @@ DEFAULT_MAX_DURATION = 30.0
 # Driving frames are tracked and used (mouth interior, side-by-side) at this size at most:
 # enough for landmarks, and it keeps a 4K phone clip from costing 4K decoding.
 DRIVE_MAX_SIDE = 720
+# How extracted motion is made (tracked, then corrected on the skin: faces.patches); a new value keeps
+# motion cached by an older way from being used.
+MOTION_VERSION = "skin-patches-1"
 # x264 'superfast' at CRF 18 looks the same as 'veryfast' on painted textures here and encodes in
 # about half the time, which is most of a render on a 2-core laptop.
 ENCODER_PRESET = "superfast"
@@ -225,8 +229,7 @@ def extract_motion(path: Path, info: video.ClipInfo, *, backend: str = "auto",
             yield f
 
     try:
-        for face in be.track(frames()):
-            raw.append(None if face is None else face.points)
+        raw.extend(track_on_skin(be, frames()))
     finally:
         reader.close()  # stop ffmpeg now if tracking failed or was cancelled
     _check_found(raw)
@@ -275,7 +278,7 @@ def _known_motion(path: Path, gid: str | None, digest: str | None, settings: Ani
             return track, None
     if digest is None:
         return None, None
-    key = cache.key("motion", digest, get_backend(settings.landmarks).name)
+    key = cache.key("motion", digest, get_backend(settings.landmarks).name, MOTION_VERSION)
     blob = cache.get("motion", key)
     return None if blob is None else MotionTrack.from_bytes(blob), key
 
@@ -409,9 +412,9 @@ class _LiveTracking:
         try:
             reader = video.read_frames(path, info, max_side=DRIVE_MAX_SIDE)
             try:
-                for face in backend.track(self._feed(reader)):
+                for points in track_on_skin(backend, self._feed(reader)):
                     with self._cond:
-                        self.raw.append(None if face is None else face.points)
+                        self.raw.append(points)
                         self._cond.notify_all()
             finally:
                 reader.close()  # stop ffmpeg now if tracking failed or was stopped

@@ -48,3 +48,82 @@ def test_no_face_is_a_clear_error():
     noise = rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)
     with pytest.raises(FaceNotFoundError, match="No face was found"):
         detect_face(noise)
+
+
+def _driver_frame0():
+    """The first frame of a gallery driving clip (a real face photographed), as the tracker reads it."""
+    from talking_head import video
+    from talking_head.gallery import Gallery
+    path = Gallery.default().clip_path("subtle_smile")
+    return next(video.read_frames(path, video.probe(path), max_side=720))
+
+
+def test_patches_put_points_back_on_the_skin_the_tracker_missed():
+    """A cheek rises 7 px more than the tracker says (as MediaPipe's cheeks lag a smile): the corrected
+    points follow the skin there, and nowhere else do they move away from where the skin went."""
+    import cv2
+    from talking_head.faces.patches import PatchCorrector, patch_points
+    from talking_head.topology import get_layout
+
+    img = _driver_frame0()
+    pts = get_backend("mediapipe").detect(img)[0].points
+    xy = pts[:, :2]
+    gap = float(np.linalg.norm(xy[33] - xy[263]))
+    cheek = xy[205]  # on the left cheek, beside the nostril
+    h, w = img.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    def motion(x, y):
+        """Where the skin at (x, y) goes: the whole head 3 px right and 2 px down, and the cheek 7 px up."""
+        bump = np.exp(-0.5 * ((x - cheek[0]) ** 2 + (y - cheek[1]) ** 2) / (0.3 * gap) ** 2)
+        return 3.0 + 0 * bump, 2.0 - 7.0 * bump
+
+    dx, dy = motion(gx, gy)
+    moved = cv2.remap(img, gx - dx, gy - dy, cv2.INTER_LINEAR)  # skin at p is drawn at p + motion(p)
+    truth = xy + np.stack(motion(xy[:, 0], xy[:, 1]), axis=1)
+    tracked = pts.copy()
+    tracked[:, :2] += [3.0, 2.0]  # the tracker has the head's motion but not the cheek's
+
+    corrector = PatchCorrector("mediapipe478")
+    assert np.array_equal(corrector(img, pts), pts)  # the first frame is the reference, unchanged
+    out = corrector(moved, tracked)
+    assert np.array_equal(out[:, 2], tracked[:, 2])
+
+    before = np.linalg.norm(tracked[:, :2] - truth, axis=1)
+    after = np.linalg.norm(out[:, :2] - truth, axis=1)
+    followed = np.zeros(len(pts), bool)
+    followed[patch_points(get_layout("mediapipe478"), xy)] = True
+    on_cheek = followed & (before > 5.0)
+    assert on_cheek.sum() >= 5
+    assert after[on_cheek].mean() < 0.4 * before[on_cheek].mean()
+    still = before < 0.3
+    assert still.sum() > 100 and after[still].mean() < 0.5
+
+
+def test_patches_never_move_a_point_far_on_a_frame_that_shows_no_face():
+    from talking_head.faces.patches import MAX_SHIFT, PatchCorrector
+
+    img = _driver_frame0()
+    pts = get_backend("mediapipe").detect(img)[0].points
+    gap = float(np.linalg.norm(pts[33, :2] - pts[263, :2]))
+    corrector = PatchCorrector("mediapipe478")
+    corrector(img, pts)
+    rng = np.random.default_rng(0)
+    for other in (np.full_like(img, 90), rng.integers(0, 255, img.shape, dtype=np.uint8), img[:, ::-1].copy()):
+        out = corrector(other, pts)
+        assert np.linalg.norm(out[:, :2] - pts[:, :2], axis=1).max() <= MAX_SHIFT * gap
+
+
+def test_tracking_on_skin_gives_one_result_per_frame_and_keeps_lost_faces_lost():
+    from talking_head.faces.patches import track_on_skin
+
+    img = _driver_frame0()
+    shifted = np.roll(img, (4, -6), axis=(0, 1))
+    blank = np.full_like(img, 128)
+    out = list(track_on_skin(get_backend("mediapipe"), iter([img, blank, shifted, img])))
+    assert len(out) == 4 and out[1] is None
+    assert all(o is not None and o.shape == (478, 3) for o in (out[0], out[2], out[3]))
+    # The face shifted 6 px left and 4 down is found there; the first frame's face again where it was.
+    centre = lambda p: p[:, :2].mean(axis=0)  # noqa: E731
+    assert np.allclose(centre(out[2]) - centre(out[0]), [-6, 4], atol=1.0)
+    assert np.allclose(centre(out[3]), centre(out[0]), atol=1.0)
