@@ -62,6 +62,7 @@ def test_patches_put_points_back_on_the_skin_the_tracker_missed():
     """A cheek rises 7 px more than the tracker says (as MediaPipe's cheeks lag a smile): the corrected
     points follow the skin there, and nowhere else do they move away from where the skin went."""
     import cv2
+
     from talking_head.faces.patches import PatchCorrector, patch_points
     from talking_head.topology import get_layout
 
@@ -124,6 +125,6 @@ def test_tracking_on_skin_gives_one_result_per_frame_and_keeps_lost_faces_lost()
     assert len(out) == 4 and out[1] is None
     assert all(o is not None and o.shape == (478, 3) for o in (out[0], out[2], out[3]))
     # The face shifted 6 px left and 4 down is found there; the first frame's face again where it was.
-    centre = lambda p: p[:, :2].mean(axis=0)  # noqa: E731
+    centre = lambda p: p[:, :2].mean(axis=0)
     assert np.allclose(centre(out[2]) - centre(out[0]), [-6, 4], atol=1.0)
     assert np.allclose(centre(out[3]), centre(out[0]), atol=1.0)

@@ -12,7 +12,7 @@ Only the driving clip is corrected, so the better motion transfers to any portra
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
