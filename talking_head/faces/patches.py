@@ -78,7 +78,7 @@ class PatchCorrector:
             crop, origin = self._crop(gray, xy, scale, size, margin)
             idx = patch_points(self.layout, xy)
             dist = np.linalg.norm(xy[:, None] - xy[None, idx], axis=2) / gap
-            weights = np.exp(-0.5 * (dist / SMOOTH) ** 2)
+            weights = np.exp(-0.5 * (dist / SMOOTH) ** 2).astype(np.float32)
             full = float(np.median(weights[idx].sum(axis=1)))  # a followed point's neighbourhood, all kept
             self._ref = (crop, ((xy[idx] - origin) * scale).astype(np.float32), idx, scale, size, gap, weights, full)
             return points
@@ -89,7 +89,7 @@ class PatchCorrector:
             ref, crop, ref_pts, guess.copy(), winSize=(WINDOW, WINDOW), maxLevel=LEVELS,
             criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, ITERATIONS, 0.03),
             flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
-        shift = (found.reshape(-1, 2) - guess) / scale
+        shift = (found.reshape(-1, 2) - guess) / np.float32(scale)
         keep = (status.ravel() > 0) & (np.linalg.norm(shift, axis=1) < MAX_SHIFT * gap)
         field = _smoothed(weights, shift, keep, full)
         keep &= np.linalg.norm(shift - field[idx], axis=1) < OUTLIER * gap
@@ -100,9 +100,10 @@ class PatchCorrector:
 
 def _smoothed(weights: np.ndarray, shift: np.ndarray, keep: np.ndarray, full: float) -> np.ndarray:
     """Every point's weighted mean of the kept shifts, faded towards 0 where few are near."""
-    w = weights[:, keep]
-    total = w.sum(axis=1, keepdims=True)
-    return (w @ shift[keep]) / np.maximum(total, 1e-9) * np.minimum(total / full, 1.0)
+    kept = keep.astype(weights.dtype)
+    total = weights @ kept
+    mean = (weights @ (shift * kept[:, None])) / np.maximum(total, 1e-9)[:, None]
+    return mean * np.minimum(total / full, 1.0)[:, None]
 
 
 def track_on_skin(backend: LandmarkBackend, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray | None]:
