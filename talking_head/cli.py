@@ -101,6 +101,8 @@ def _add_gallery(sub) -> None:
     ac.add_argument("--licence", required=True)
     ac.add_argument("--consent", required=True, help="how the performer's consent was recorded")
     ac.add_argument("--max-duration", type=float, default=30.0)
+    rt = gs.add_parser("retrack", help="extract the clips' motion again (after the tracking has changed)")
+    rt.add_argument("ids", nargs="*", help="clip ids (default: every clip)")
 
 
 def _run_gallery(a) -> int:
@@ -125,6 +127,11 @@ def _run_gallery(a) -> int:
                      if getattr(a, f"{k}_fr")})
         e = g.add_portrait(Path(a.path), a.id, info, face_index=a.face)
         print(f"Added portrait {a.id!r} ({e['size'][0]}x{e['size'][1]}, face at {e['face']['box']})")
+        return 0
+    if a.gallery_cmd == "retrack":
+        for cid in a.ids or sorted(g.manifest().get("clips", {})):
+            e = g.retrack_clip(cid)
+            print(f"Tracked clip {cid!r} again (face in {e['faces_found']} frames)")
         return 0
     info = {k: getattr(a, k) for k in ("title", "shows", "provenance", "licence", "consent")}
     info["title_fr"] = a.title_fr

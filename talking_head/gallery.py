@@ -133,3 +133,20 @@ class Gallery:
         m.setdefault("clips", {})[item_id] = entry
         self._write(m)
         return entry
+
+    def retrack_clip(self, item_id: str, *, backend: str = "auto") -> dict:
+        """Extract a shipped clip's motion again (after the tracking has changed) and record it."""
+        from .pipeline import extract_motion
+        from .video import probe
+        entry = self.clip(item_id)
+        path = self.clip_path(item_id)
+        track = extract_motion(path, probe(path), backend=backend)
+        fd, tmp = tempfile.mkstemp(dir=self.motion_path(item_id).parent, prefix=".motion.", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            f.write(track.to_bytes())
+        os.replace(tmp, self.motion_path(item_id))
+        entry = {**entry, "faces_found": f"{int(track.found.sum())}/{len(track)}"}
+        m = copy.deepcopy(self.manifest())
+        m["clips"][item_id] = entry
+        self._write(m)
+        return entry

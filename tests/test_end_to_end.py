@@ -13,6 +13,7 @@ from talking_head import video
 from talking_head.compose import label_box
 from talking_head.gallery import Gallery
 from talking_head.images import load_image
+from talking_head.motion import MotionTrack
 
 REPO = Path(__file__).resolve().parent.parent
 NATIVE_NOISE = ("W0000", "I0000", "INFO:", "WARNING: All log messages")
@@ -152,6 +153,13 @@ def test_a_museum_adds_its_own_painting_and_clip_and_renders_them(tmp_path, shar
     clip = Gallery(root).clip("our_greeting")
     assert clip["n_frames"] == 78 and clip["fps"] == "25/1" and clip["faces_found"] == "78/78"
     assert Gallery(root).motion_path("our_greeting").is_file()
+    # After a tracker change the shipped motion is extracted again, in place, by one command.
+    Gallery(root).motion_path("our_greeting").unlink()
+    r = run_cli("gallery", "retrack", "our_greeting", env=env)
+    assert r.returncode == 0 and "our_greeting" in r.stdout, r.stderr
+    assert len(MotionTrack.load(Gallery(root).motion_path("our_greeting"))) == 78
+    assert Gallery(root).clip("our_greeting")["faces_found"] == "78/78"
+    assert not [p for p in (root / "motion").iterdir() if p.name.startswith(".")]
 
     r = run_cli("gallery", "list", env=env)
     assert "newton_copy" in r.stdout and "our_greeting" in r.stdout and "mona_lisa" not in r.stdout
