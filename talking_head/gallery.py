@@ -138,15 +138,14 @@ class Gallery:
         """Extract a shipped clip's motion again (after the tracking has changed) and record it."""
         from .pipeline import extract_motion
         from .video import probe
-        entry = self.clip(item_id)
+        self.clip(item_id)  # a clear error for an unknown id
         path = self.clip_path(item_id)
         track = extract_motion(path, probe(path), backend=backend)
         fd, tmp = tempfile.mkstemp(dir=self.motion_path(item_id).parent, prefix=".motion.", suffix=".npz")
         with os.fdopen(fd, "wb") as f:
             f.write(track.to_bytes())
         os.replace(tmp, self.motion_path(item_id))
-        entry = {**entry, "faces_found": f"{int(track.found.sum())}/{len(track)}"}
         m = copy.deepcopy(self.manifest())
-        m["clips"][item_id] = entry
+        entry = m["clips"][item_id] = {**m["clips"][item_id], "faces_found": f"{int(track.found.sum())}/{len(track)}"}
         self._write(m)
         return entry
