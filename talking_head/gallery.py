@@ -58,11 +58,8 @@ class Gallery:
         return cached
 
     def _write(self, manifest: dict) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".manifest.", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, self.manifest_path)
+        text = json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
+        _replace_file(self.manifest_path, text.encode("utf-8"), ".manifest.")
 
     # -- lookups --------------------------------------------------------------------------------
     def portrait(self, item_id: str) -> dict:
@@ -138,14 +135,22 @@ class Gallery:
         """Extract a shipped clip's motion again (after the tracking has changed) and record it."""
         from .pipeline import extract_motion
         from .video import probe
-        self.clip(item_id)  # a clear error for an unknown id
-        path = self.clip_path(item_id)
+        path = self.clip_path(item_id)  # an unknown id is a clear error here
         track = extract_motion(path, probe(path), backend=backend)
-        fd, tmp = tempfile.mkstemp(dir=self.motion_path(item_id).parent, prefix=".motion.", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            f.write(track.to_bytes())
-        os.replace(tmp, self.motion_path(item_id))
+        _replace_file(self.motion_path(item_id), track.to_bytes(), ".motion.")
         m = copy.deepcopy(self.manifest())
         entry = m["clips"][item_id] = {**m["clips"][item_id], "faces_found": f"{int(track.found.sum())}/{len(track)}"}
         self._write(m)
         return entry
+
+
+def _replace_file(path: Path, data: bytes, prefix: str) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, so readers see the old file or the
+    whole new one, and a failed write leaves neither a torn file nor the temporary one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -238,7 +238,7 @@ def _smooth_online(track, strength, size):
 
 @pytest.mark.parametrize("clip", ["expressive", "talking_02"])  # 30 and 25 fps
 def test_fixed_lag_smoothing_matches_the_whole_track_smoothing(clip):
-    from talking_head.motion import MotionTrack, face_size
+    from talking_head.motion import face_size
     from talking_head.smoothing import smooth_track
     from talking_head.topology import get_layout
     track = MotionTrack.load(Gallery.default().motion_path(clip))
@@ -396,7 +396,6 @@ def test_driving_features_belong_to_the_motion_they_were_cut_with(tmp_path):
     file replaced) must not get the old ones."""
     from talking_head.cache import DiskCache
     from talking_head.engines import create_engine
-    from talking_head.motion import MotionTrack
     from talking_head.pipeline import AnimateSettings, _features_key
     track = MotionTrack.load(Gallery.default().motion_path("mouth_open"))
     moved = MotionTrack(track.landmarks + 1.0, track.found, track.layout, track.fps, track.frame_size)

@@ -19,7 +19,7 @@ from scipy.spatial import Delaunay
 
 from ..faces import FaceLandmarks
 from ..flow import face_weight, residual_flow, smooth_flow, transfer
-from ..motion import umeyama
+from ..motion import face_size, umeyama
 from ..segmentation import background_plate, person_mask
 from ..topology import (
     Layout,
@@ -171,7 +171,7 @@ class _DriverFlow:
         self.warper = MeshWarper(_FLOW_SIDE, _FLOW_SIDE, 2)
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self.dis.setFinestScale(_FLOW_FINEST)
-        iod = np.linalg.norm(np.subtract(*eye_centres(layout, self.ref_xy)))
+        iod = face_size(self.ref_xy, layout)
         self.ramp, self.mouth_ramp, self.limit = _FLOW_RAMP * iod, _FLOW_MOUTH_RAMP * iod, _FLOW_LIMIT * iod
         self.smooth = _FLOW_SMOOTH * iod
         self.eye_loops = [list(upper) + list(reversed(lower[1:-1])) for upper, lower in layout.eyes] if _FLOW_EYES else []
@@ -365,7 +365,7 @@ class MeshWarpEngine(Engine):
         centre = oval.mean(axis=0)
         chin_y = face_xy[layout.chin, 1]
         face_h = float(oval[:, 1].max() - oval[:, 1].min())
-        iod = float(np.linalg.norm(np.subtract(*eye_centres(layout, face_xy))))
+        iod = face_size(face_xy, layout)
         outline, tex = _silhouette(layout, face_xy, face_z, centre, iod)
         edge = face_xy[outline]
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from ..topology import Layout, eye_centres, get_layout
-from .base import FaceLandmarks, LandmarkBackend
+from ..motion import face_size
+from ..topology import Layout, get_layout
+from .base import LandmarkBackend
 
 # Patches are compared at this many pixels between the eye centres (a 60-120 px range scored the same).
 EYE_GAP_PX = 70.0
@@ -52,49 +54,64 @@ def patch_points(layout: Layout, xy: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~skip)
 
 
+def _crop(gray: np.ndarray, xy: np.ndarray, scale: float, size: tuple[int, int], margin: float):
+    """``size`` pixels around the landmarks' box at ``scale``: (crop, its top-left in frame pixels)."""
+    lo, hi = xy.min(axis=0) - margin, xy.max(axis=0) + margin
+    origin = (lo + hi) / 2 - np.array(size) / (2 * scale)
+    m = np.float32([[scale, 0, -scale * origin[0]], [0, scale, -scale * origin[1]]])
+    return cv2.warpAffine(gray, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), origin
+
+
+@dataclass
+class _Reference:
+    """What the first frame leaves for the later ones."""
+
+    crop: np.ndarray     # its grey crop
+    points: np.ndarray   # (M, 2) the followed points in the crop
+    followed: np.ndarray  # (M,) their indices
+    scale: float         # crop pixels per frame pixel
+    size: tuple[int, int]
+    gap: float           # inter-ocular distance, frame pixels
+    weights: np.ndarray  # (N, M) how much each followed point's shift counts for each point
+    full: float          # a followed point's total weight with every neighbour kept
+
+
 class PatchCorrector:
     """Corrects one clip's landmarks frame by frame against the first frame it is given (its reference)."""
 
     def __init__(self, layout: str):
         self.layout = get_layout(layout)
-        self._ref = None  # (gray crop, points in it, indices, scale, crop size, inter-ocular distance)
-
-    def _crop(self, gray: np.ndarray, xy: np.ndarray, scale: float, size: tuple[int, int], margin: float):
-        """``size`` pixels around the landmarks' box at ``scale``: (crop, its top-left in frame pixels)."""
-        lo, hi = xy.min(axis=0) - margin, xy.max(axis=0) + margin
-        origin = (lo + hi) / 2 - np.array(size) / (2 * scale)
-        m = np.float32([[scale, 0, -scale * origin[0]], [0, scale, -scale * origin[1]]])
-        return cv2.warpAffine(gray, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), origin
+        self._ref: _Reference | None = None
 
     def __call__(self, rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
         """``points`` (N, 3) of the face in ``rgb``, with the followed points moved onto their skin."""
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         xy = points[:, :2]
         if self._ref is None:
-            gap = float(np.linalg.norm(np.subtract(*eye_centres(self.layout, xy))))
+            gap = face_size(points, self.layout)
             scale, margin = EYE_GAP_PX / max(gap, 1.0), MARGIN * gap
             w, h = (xy.max(axis=0) - xy.min(axis=0) + 2 * margin) * scale
             size = (int(np.ceil(w)), int(np.ceil(h)))
-            crop, origin = self._crop(gray, xy, scale, size, margin)
+            crop, origin = _crop(gray, xy, scale, size, margin)
             idx = patch_points(self.layout, xy)
             dist = np.linalg.norm(xy[:, None] - xy[None, idx], axis=2) / gap
             weights = np.exp(-0.5 * (dist / SMOOTH) ** 2).astype(np.float32)
-            full = float(np.median(weights[idx].sum(axis=1)))  # a followed point's neighbourhood, all kept
-            self._ref = (crop, ((xy[idx] - origin) * scale).astype(np.float32), idx, scale, size, gap, weights, full)
+            self._ref = _Reference(crop, ((xy[idx] - origin) * scale).astype(np.float32), idx, scale, size, gap,
+                                   weights, float(np.median(weights[idx].sum(axis=1))))
             return points
-        ref, ref_pts, idx, scale, size, gap, weights, full = self._ref
-        crop, origin = self._crop(gray, xy, scale, size, MARGIN * gap)
-        guess = ((xy[idx] - origin) * scale).astype(np.float32)
+        ref = self._ref
+        crop, origin = _crop(gray, xy, ref.scale, ref.size, MARGIN * ref.gap)
+        guess = ((xy[ref.followed] - origin) * ref.scale).astype(np.float32)
         found, status, _ = cv2.calcOpticalFlowPyrLK(
-            ref, crop, ref_pts, guess.copy(), winSize=(WINDOW, WINDOW), maxLevel=LEVELS,
+            ref.crop, crop, ref.points, guess.copy(), winSize=(WINDOW, WINDOW), maxLevel=LEVELS,
             criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, ITERATIONS, 0.03),
             flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
-        shift = (found.reshape(-1, 2) - guess) / np.float32(scale)
-        keep = (status.ravel() > 0) & (np.linalg.norm(shift, axis=1) < MAX_SHIFT * gap)
-        field = _smoothed(weights, shift, keep, full)
-        keep &= np.linalg.norm(shift - field[idx], axis=1) < OUTLIER * gap
+        shift = (found.reshape(-1, 2) - guess) / np.float32(ref.scale)
+        keep = (status.ravel() > 0) & (np.linalg.norm(shift, axis=1) < MAX_SHIFT * ref.gap)
+        field = _smoothed(ref.weights, shift, keep, ref.full)
+        keep &= np.linalg.norm(shift - field[ref.followed], axis=1) < OUTLIER * ref.gap
         out = points.copy()
-        out[:, :2] += _smoothed(weights, shift, keep, full)
+        out[:, :2] += _smoothed(ref.weights, shift, keep, ref.full)
         return out
 
 
@@ -117,7 +134,6 @@ def track_on_skin(backend: LandmarkBackend, frames: Iterable[np.ndarray]) -> Ite
             yield frame
 
     corrector = PatchCorrector(backend.layout)
-    face: FaceLandmarks | None
     for face in backend.track(feed()):
         frame = pending.popleft()
         yield None if face is None else corrector(frame, face.points)
