@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from . import __version__
+from .files import replace_file
 
 _MAGIC = b"LPC1"
 
@@ -69,13 +69,6 @@ class DiskCache:
         p = self._path(kind, key)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(_MAGIC + hashlib.sha256(data).digest() + data)
-            os.replace(tmp, p)
+            replace_file(p, _MAGIC + hashlib.sha256(data).digest() + data, ".")
         except OSError:
-            # A full or read-only disk must not fail a render: the cache is an optimisation.
-            try:
-                os.unlink(tmp)  # noqa: F821 - defined when mkstemp succeeded
-            except (OSError, NameError):
-                pass
+            pass  # a full or read-only disk must not fail a render: the cache is an optimisation

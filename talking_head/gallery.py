@@ -9,14 +9,14 @@ import copy
 import json
 import os
 import re
-import shutil
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import GalleryError
+from .files import copy_file, replace_file
 
 GALLERY_DIR = Path(os.environ.get("LIVING_PORTRAITS_GALLERY", Path(__file__).resolve().parent.parent / "gallery"))
 _MANIFESTS: dict[tuple, dict] = {}
@@ -59,7 +59,7 @@ class Gallery:
 
     def _write(self, manifest: dict) -> None:
         text = json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
-        _replace_file(self.manifest_path, text.encode("utf-8"), ".manifest.")
+        replace_file(self.manifest_path, text, ".manifest.")
 
     # -- lookups --------------------------------------------------------------------------------
     def portrait(self, item_id: str) -> dict:
@@ -97,18 +97,11 @@ class Gallery:
         check_id(item_id)
         img = load_image(src)
         face = detect_face(img, backend=backend, face_index=face_index)
-        dest_dir = self.root / "portraits"
-        dest_dir.mkdir(parents=True, exist_ok=True)
         name = f"{item_id}{Path(src).suffix.lower()}"
-        if Path(src).resolve() != (dest_dir / name).resolve():
-            shutil.copyfile(src, dest_dir / name)
         entry = {**info, "file": name, "size": [int(img.shape[1]), int(img.shape[0])],
                  "face": {"layout": face.layout, "box": [round(v, 1) for v in face.box],
                           "points": np.round(face.points.astype(np.float64), 2).tolist()}}
-        m = copy.deepcopy(self.manifest())  # the cached copy stays untouched until the write lands
-        m.setdefault("portraits", {})[item_id] = entry
-        self._write(m)
-        return entry
+        return self._record("portraits", item_id, entry, [(self.root / "portraits" / name, _copy_from(src))])
 
     def add_clip(self, src: Path, item_id: str, info: dict, *, backend: str = "auto", max_duration: float | None = None) -> dict:
         """Copy a clip in, extract its motion once, and record it in the manifest."""
@@ -117,19 +110,12 @@ class Gallery:
         check_id(item_id)
         clip = probe(src, max_duration=max_duration)
         track = extract_motion(Path(src), clip, backend=backend)
-        for sub in ("clips", "motion"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
         name = f"{item_id}{Path(src).suffix.lower()}"
-        if Path(src).resolve() != (self.root / "clips" / name).resolve():
-            shutil.copyfile(src, self.root / "clips" / name)
-        track.save(self.motion_path(item_id))
         entry = {**info, "file": name, "duration": round(clip.duration, 3), "fps": f"{clip.fps.numerator}/{clip.fps.denominator}",
                  "n_frames": clip.n_frames, "size": [clip.width, clip.height], "has_audio": clip.has_audio,
                  "motion": f"motion/{item_id}.npz", "faces_found": f"{int(track.found.sum())}/{len(track)}"}
-        m = copy.deepcopy(self.manifest())  # the cached copy stays untouched until the write lands
-        m.setdefault("clips", {})[item_id] = entry
-        self._write(m)
-        return entry
+        return self._record("clips", item_id, entry, [(self.root / "clips" / name, _copy_from(src)),
+                                                      (self.motion_path(item_id), track.save)])
 
     def retrack_clip(self, item_id: str, *, backend: str = "auto") -> dict:
         """Extract a shipped clip's motion again (after the tracking has changed) and record it."""
@@ -137,20 +123,39 @@ class Gallery:
         from .video import probe
         path = self.clip_path(item_id)  # an unknown id is a clear error here
         track = extract_motion(path, probe(path), backend=backend)
-        _replace_file(self.motion_path(item_id), track.to_bytes(), ".motion.")
-        m = copy.deepcopy(self.manifest())
-        entry = m["clips"][item_id] = {**m["clips"][item_id], "faces_found": f"{int(track.found.sum())}/{len(track)}"}
-        self._write(m)
+        entry = {**self.manifest()["clips"][item_id], "faces_found": f"{int(track.found.sum())}/{len(track)}"}
+        return self._record("clips", item_id, entry, [(self.motion_path(item_id), track.save)])
+
+    def _record(self, kind: str, item_id: str, entry: dict, files: list[tuple[Path, Callable[[Path], None]]]) -> dict:
+        """Write a work's files (each through its writer) and then its manifest entry.
+
+        Each file and the manifest are replaced whole. If a write fails (a full disk, a read-only
+        folder), the files this call created are removed again and the manifest is left as it was,
+        so the gallery lists nothing it does not hold; the error says what to do.
+        """
+        created: list[Path] = []
+        try:
+            for dest, write in files:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                existed = dest.exists()
+                write(dest)
+                if not existed:
+                    created.append(dest)
+            m = copy.deepcopy(self.manifest())  # the cached copy stays untouched until the write lands
+            m.setdefault(kind, {})[item_id] = entry
+            self._write(m)
+        except OSError as e:
+            for p in created:
+                p.unlink(missing_ok=True)
+            raise GalleryError(f"Could not write to the gallery in {self.root} ({e.strerror or e}), so {item_id!r} was "
+                               "not added or updated. Free some disk space, or check that the folder is writable, "
+                               "and run the command again.") from None
         return entry
 
 
-def _replace_file(path: Path, data: bytes, prefix: str) -> None:
-    """Write ``data`` to ``path`` through a temporary file beside it, so readers see the old file or the
-    whole new one, and a failed write leaves neither a torn file nor the temporary one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+def _copy_from(src: Path) -> Callable[[Path], None]:
+    """A writer that copies ``src`` to its destination, or leaves it be when it is ``src`` itself."""
+    def write(dest: Path) -> None:
+        if Path(src).resolve() != dest.resolve():
+            copy_file(src, dest)
+    return write

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import replace_file
 from .smoothing import fill_gaps, smooth_track
 from .topology import Layout, eye_centres, get_layout
 
@@ -45,7 +46,8 @@ class MotionTrack:
                        Fraction(int(z["fps"][0]), int(z["fps"][1])), tuple(int(v) for v in z["frame_size"]))
 
     def save(self, path: Path) -> None:
-        Path(path).write_bytes(self.to_bytes())
+        """Write the track (replacing any old file whole: see ``files.replace_file``)."""
+        replace_file(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: Path) -> "MotionTrack":

@@ -21,6 +21,7 @@ from . import __version__
 from .cache import DiskCache, default_dir, file_digest
 from .engines import Engine, create_engine
 from .errors import TalkingHeadError
+from .files import replace_file
 from .gallery import Gallery
 from .pipeline import AnimateSettings, ProgressFn, animate
 
@@ -120,7 +121,7 @@ class ResultStore:
                         "bytes": os.path.getsize(tmp), "sha256": file_digest(tmp), "version": __version__,
                         "created": time.time()}
                 os.replace(tmp, self.root / f"{key}.mp4")
-                _write_atomic(self.root / f"{key}.json", json.dumps(meta, indent=1))
+                replace_file(self.root / f"{key}.json", json.dumps(meta, indent=1))
             except OSError as e:
                 # Rendered but not storable (disk full, read-only): keep nothing half-stored, and say so.
                 self._discard(key)
@@ -156,12 +157,3 @@ class ResultStore:
                 report(i + 1, len(jobs), result)
         return done
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

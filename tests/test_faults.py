@@ -8,6 +8,7 @@ then on the CPU engine, belongs to the engines and is tested there.)
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import resource
@@ -28,6 +29,7 @@ from demo.ui import AppConfig
 from talking_head import animate
 from talking_head.cache import DiskCache
 from talking_head.engines.meshwarp import MeshWarpEngine
+from talking_head.errors import GalleryError
 from talking_head.gallery import Gallery
 from talking_head.pipeline import AnimateSettings
 from talking_head.video import VideoEncodeError, probe
@@ -271,6 +273,67 @@ def test_corrupt_gallery_motion_file_is_detected_and_recomputed(tmp_path):
                   gallery=Gallery(root), cache=DiskCache(tmp_path / "cache"))
     assert res.n_frames == probe(tmp_path / "r.mp4").n_frames
     assert not res.motion_cached
+
+
+# ---------------------------------------------------------------------------------------------
+# the disk filling while a museum adds to its gallery
+# ---------------------------------------------------------------------------------------------
+
+def _small_gallery(root: Path) -> None:
+    """A gallery of one portrait and one clip (copies of the shipped ones)."""
+    shipped = Gallery.default()
+    for sub, keep in (("portraits", "mona_lisa"), ("clips", SHORT_CLIP), ("motion", SHORT_CLIP)):
+        (root / sub).mkdir(parents=True)
+        for p in (shipped.root / sub).glob(f"{keep}.*"):
+            shutil.copyfile(p, root / sub / p.name)
+    m = shipped.manifest()
+    (root / "manifest.json").write_text(json.dumps(
+        {"portraits": {"mona_lisa": m["portraits"]["mona_lisa"]}, "clips": {SHORT_CLIP: m["clips"][SHORT_CLIP]}}))
+
+
+def _listing(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_disk_full_while_adding_a_clip_cli(tmp_path, shared_dir):
+    """`gallery add-clip` under a 100 kB file-size limit (the clip is 187 kB): the copy fails part-way; one line
+    says to free disk space, and the gallery is exactly as it was (no part of the clip, no motion, no
+    temporary file, the same manifest)."""
+    root = tmp_path / "gallery"
+    _small_gallery(root)
+    before = _listing(root)
+    r = subprocess.run([sys.executable, "-m", "talking_head", "gallery", "add-clip",
+                        str(shared_dir / "gallery-src/clips/clip_mouth_open_01.mp4"), "--id", "our_greeting",
+                        "--title", "A greeting", "--shows", "an open mouth", "--provenance", "test copy",
+                        "--licence", "test", "--consent", "test footage"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+                       preexec_fn=_limit_file_size(100_000, signal_too=False),
+                       env={**os.environ, "LIVING_PORTRAITS_GALLERY": str(root)})
+    lines = _our_stderr(r.stderr)
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "free some disk space" in lines[0].lower(), r.stderr
+    assert _listing(root) == before
+    assert Gallery(root).manifest()["clips"].keys() == {SHORT_CLIP}
+
+
+def test_a_failed_manifest_write_takes_the_new_files_back_out(tmp_path, monkeypatch, shared_dir):
+    """The files are written, then the manifest: when the manifest cannot be written, the portrait copied
+    in a moment ago is removed again, so the gallery holds no file its manifest does not list."""
+    root = tmp_path / "gallery"
+    _small_gallery(root)
+    before = _listing(root)
+    g = Gallery(root)
+
+    def disk_full(manifest):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(g, "_write", disk_full)
+    with pytest.raises(GalleryError) as e:
+        g.add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "newton_copy",
+                       {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
+                        "licence": "-"})
+    assert "No space left on device" in str(e.value) and "free some disk space" in str(e.value).lower()
+    assert _listing(root) == before
 
 
 # ---------------------------------------------------------------------------------------------
