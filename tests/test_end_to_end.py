@@ -434,3 +434,52 @@ def test_a_seen_gallery_render_starts_without_torch_or_mediapipe(tmp_path):
     for r in runs:
         assert r.returncode == 0, r.stderr
     assert runs[1].stdout.strip().splitlines()[-1] == "[]", runs[1].stdout
+
+
+def _process_state() -> dict:
+    """What a long-running process could leak, render after render."""
+    import gc
+    import threading
+    import tracemalloc
+    gc.collect()
+    rss = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+               if line.startswith("VmRSS")) / 1024
+    return {"fds": len(os.listdir("/proc/self/fd")), "threads": threading.active_count(),
+            "os_threads": len(os.listdir("/proc/self/task")), "python_mb": tracemalloc.get_traced_memory()[0] / 1e6,
+            "rss_mb": rss}
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_a_kiosk_process_renders_all_day_without_growing(tmp_path):
+    """A kiosk serves renders all day from one process: gallery works (motion and results cached) and
+    uploads (motion tracked fresh each time), taking turns. After the first renders have filled the
+    process's bounded memos, later renders leave open files, threads, Python memory and resident
+    memory where they were (a frame kept per render would add megabytes, an ffmpeg pipe a descriptor)."""
+    import tracemalloc
+
+    from talking_head import animate
+    from talking_head.cache import DiskCache
+    from talking_head.pipeline import AnimateSettings
+    g = Gallery.default()
+    cache = DiskCache(tmp_path / "cache")
+    settings = AnimateSettings(max_side=360)
+    jobs = [("voltaire", "gallery:smile_eyes", cache), ("mona_lisa", g.clip_path("smile_eyes"), DiskCache(enabled=False))]
+    tracemalloc.start()
+    try:
+        states = []
+        for k in range(10):
+            portrait, clip, c = jobs[k % 2]
+            res = animate(f"gallery:{portrait}", clip, tmp_path / "out.mp4", settings=settings, cache=c)
+            assert res.n_frames == 78
+            states.append(_process_state())
+    finally:
+        tracemalloc.stop()
+    warm, late = states[2:5], states[-3:]  # one of each kind at least, in both
+    most = {k: max(s[k] for s in warm) for k in warm[0]}
+    assert all(s["fds"] == warm[0]["fds"] and s["threads"] == 1 for s in warm + late), states
+    # Native pools start and end a thread or two of their own; a leaked tracker or pipe would add more.
+    assert max(s["os_threads"] for s in late) <= most["os_threads"] + 2, states
+    assert late[-1]["python_mb"] - most["python_mb"] < 2.0, states
+    # Resident memory swings by tens of megabytes with the allocator; a leak raises its floor.
+    assert min(s["rss_mb"] for s in late) - most["rss_mb"] < 100, states
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out.mp4"]
