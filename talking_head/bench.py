@@ -72,7 +72,7 @@ def engine_speed(repeats: int = 5, clip_id: str = "talking_01", engine_name: str
     out = {"crop": prepared.crop.shape[:2], "frames": len(drv)}
     # The variants take turns within each repeat, so a busy moment on a shared machine hits them alike.
     variants = {"fps_full": {}, "fps_one_layer": {"layered": False}, "fps_refine": {"refine": True},
-                "fps_warp_only": {"fill_mouth": False, "layered": False}}
+                "fps_detail": {"detail": True}, "fps_warp_only": {"fill_mouth": False, "layered": False}}
     engines = {}
     for key, options in variants.items():
         e = create_engine(engine_name, **options) if engine_name == "meshwarp" else eng
@@ -195,6 +195,7 @@ def main(args) -> int:
     print(f"| warp + mouth fill (default) | {es['fps_full']:.0f} |\n"
           f"| one layer (layered=False: the background moves with the head) | {es['fps_one_layer']:.0f} |\n"
           f"| warp + mouth fill + residual flow (refine=True) | {es['fps_refine']:.0f} |\n"
+          f"| warp + mouth fill + expression detail (detail=True) | {es['fps_detail']:.0f} |\n"
           f"| warp only (one layer, no mouth fill) | {es['fps_warp_only']:.0f} |\n")
     rows = end_to_end(max(1, args.repeats // 2 + 1))
     print("End to end (decode, motion, render, paste-back, label, H.264 + audio), median wall time:")
@@ -220,9 +221,10 @@ def main(args) -> int:
         if args.no_refine:
             return 0
         from .engines import create_engine
-        qr = self_reenactment(ids, stride=stride, engine_name=create_engine("meshwarp", refine=True))
-        print("\nThe same with the residual-flow refinement on (refine=True), per clip AKD ratio / SSIM gain:")
-        print(" ".join(f"{r['clip']} {r['akd_ratio']:.3f}/{r['ssim_gain']:+.4f}" for r in qr))
-        print(f"mean AKD ratio {np.mean([r['akd_ratio'] for r in qr]):.3f}, "
-              f"mean SSIM gain {np.mean([r['ssim_gain'] for r in qr]):+.4f}")
+        for option, what in (("refine", "the residual-flow refinement"), ("detail", "the expression detail")):
+            qr = self_reenactment(ids, stride=stride, engine_name=create_engine("meshwarp", **{option: True}))
+            print(f"\nThe same with {what} on ({option}=True), per clip AKD ratio / SSIM gain:")
+            print(" ".join(f"{r['clip']} {r['akd_ratio']:.3f}/{r['ssim_gain']:+.4f}" for r in qr))
+            print(f"mean AKD ratio {np.mean([r['akd_ratio'] for r in qr]):.3f}, "
+                  f"mean SSIM gain {np.mean([r['ssim_gain'] for r in qr]):+.4f}")
     return 0

@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     bp.add_argument("--repeats", type=int, default=5)
     bp.add_argument("--clips", default="all", help="comma-separated gallery clip ids for --quality")
     bp.add_argument("--stride", type=int, default=2, help="--quality scores every STRIDE-th frame")
-    bp.add_argument("--no-refine", action="store_true", help="--quality without the second table (refine=True)")
+    bp.add_argument("--no-refine", action="store_true", help="--quality without the tables for the optional steps (refine=True, detail=True)")
     sub.add_parser("bench-liveportrait", help="speed of the liveportrait engine (its own --help lists the options)",
                    add_help=False)
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -78,6 +78,18 @@ _FLOW_SMOOTH = 0.1      # Gaussian low-pass of the residual, in inter-ocular dis
 _FLOW_EYES = True       # leave the eyes out of the residual (an iris rolling is not skin motion)
 _FLOW_EYE_SCALE = 1.3   # eye opening scaled about its centre to make the hole
 _FLOW_TEMPORAL = 0.5    # weight of the newest frame in a running mean of the residual (1: none)
+# Expression detail (``detail=True``): the driver's own shading change, frame t over its frame 0 moved to
+# frame t's shape by the mesh, multiplies the portrait's skin (an expression ratio image: creases, folds,
+# a lid's shadow that a warp cannot make). Measured on the same driver crop as the residual flow; its
+# median over the face is divided out (a camera's exposure drifting is not expression) and it is
+# clamped, so a glint or a shadow crossing the driver cannot blot the painting.
+_DETAIL_SIGMA = 1.0       # Gaussian blur of both crops before the ratio, in crop pixels (DIS crop: _FLOW_SIDE)
+_DETAIL_RANGE = (0.7, 1.4)
+_DETAIL_OFFSET = 10.0     # added to both grey levels, so near-black pixels do not make huge ratios
+# Where the driver's skin has texture (stubble, brows, hair), a pixel's misalignment reads as shading: a
+# bearded driver (`expressive`) drew a grey moustache and chin on Lady Agnew. The ratio counts half where
+# frame 0's gradient (grey levels per crop pixel) is this steep, less where steeper.
+_DETAIL_TEXTURE = 2.0
 # Two layers: the sitter (person mask) is warped, the background stays still and is shown, filled in,
 # where the head moves away from it. The face itself always counts as sitter, whatever the mask says.
 _LAYER_FACE_GROW = 1.08  # face outline scaled about its centre before it is forced into the mask
@@ -176,8 +188,9 @@ class _DriverFlow:
         self.smooth = _FLOW_SMOOTH * iod
         self.eye_loops = [list(upper) + list(reversed(lower[1:-1])) for upper, lower in layout.eyes] if _FLOW_EYES else []
 
-    def residual(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(flow, weight, xy): residual flow on the crop, where to keep it, the landmarks in crop pixels."""
+    def _aligned(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(real, predicted, xy): frame t's crop, frame 0's crop moved to frame t's shape by the mesh, and
+        the landmarks in crop pixels."""
         lay = self.layout
         centre = landmarks[list(lay.oval), :2].mean(axis=0)
         x0, y0 = np.round(centre - self.side / 2).astype(int)
@@ -188,8 +201,28 @@ class _DriverFlow:
         table = self.warper.table(xy, self.ref_xy, landmarks[:, 2].astype(np.float32), self.tris,
                                   outside=_similarity(xy[rigid], self.ref_xy[rigid]))
         predicted = cv2.remap(self.ref, table, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return real, predicted, xy
+
+    def residual(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(flow, weight, xy): residual flow on the crop, where to keep it, the landmarks in crop pixels."""
+        real, predicted, xy = self._aligned(image, landmarks)
         weight = self.weight(xy)
         return smooth_flow(residual_flow(self.dis, predicted, real), weight, self.smooth), weight, xy
+
+    def shading(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ratio, weight, xy): the driver's shading at frame t over frame 0's at the same skin, on the crop."""
+        real, predicted, xy = self._aligned(image, landmarks)
+        real, predicted = (cv2.GaussianBlur(c.astype(np.float32), (0, 0), _DETAIL_SIGMA) + _DETAIL_OFFSET
+                           for c in (real, predicted))
+        ratio = real / predicted
+        weight = self.weight(xy)
+        gx, gy = (cv2.Sobel(predicted, cv2.CV_32F, *d, ksize=3) / 8 for d in ((1, 0), (0, 1)))
+        texture = cv2.GaussianBlur(cv2.magnitude(gx, gy), (0, 0), 1.5)
+        weight = weight / (1 + (texture / _DETAIL_TEXTURE) ** 2)
+        face = weight > 0.5
+        if face.any():
+            ratio /= max(float(np.median(ratio[face])), 1e-3)
+        return np.clip(ratio, *_DETAIL_RANGE), weight, xy
 
     def weight(self, xy: np.ndarray) -> np.ndarray:
         """Where on the crop a residual is kept, for a face whose landmarks sit at ``xy`` (crop pixels)."""
@@ -322,12 +355,12 @@ class MeshWarpEngine(Engine):
     batch_size = 1
 
     def __init__(self, grid_step: int | None = None, fill_mouth: bool = True, sharp: bool = False, refine: bool = False,
-                 layered: bool = True):
+                 layered: bool = True, detail: bool = False):
         self.grid_step = grid_step
         # Driving pixels: the mouth interior (kept as the driver's mouth view, so a clip's second render
         # decodes nothing) and the residual flow (whole frames, every time).
-        self.needs_driving_pixels = fill_mouth or refine
-        self.driving_features = _MOUTH_VIEW if fill_mouth and not refine else None
+        self.needs_driving_pixels = fill_mouth or refine or detail
+        self.driving_features = _MOUTH_VIEW if fill_mouth and not (refine or detail) else None
         # The background stays still behind the moving sitter (see segmentation.py).
         self.layered = layered
         self.fill_mouth = fill_mouth
@@ -336,6 +369,10 @@ class MeshWarpEngine(Engine):
         # largest difference look alike), a little more frame-to-frame texture change, and it costs
         # ~1.3 s of CPU per 12-s render; it scores better in self-reenactment (BENCHMARKS.md).
         self.refine = refine
+        # The driver's expression detail (shading ratio, see _DETAIL_*; needs driving pixels every frame).
+        # Off by default until it has been looked at on every painting: in self-reenactment it brings the
+        # AKD ratio down from 0.215 to 0.185 (BENCHMARKS.md).
+        self.detail = detail
         # Bicubic resampling: bilinear blurs every sub-pixel shift, which is most of a subtle motion.
         self.interpolation = cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR
 
@@ -348,7 +385,7 @@ class MeshWarpEngine(Engine):
         # v6: rings move with the head in depth (_RING_DEPTH) and stand still under the tracker's noise
         # (_RING_STILL), and the chin follows an opening mouth further (motion.JAW_SHORTFALL).
         return (f"meshwarp-v6-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
-                f"-refine{int(self.refine)}-layered{int(self.layered)}")
+                f"-refine{int(self.refine)}-layered{int(self.layered)}" + ("-detail1" if self.detail else ""))
 
     # -- preparation --------------------------------------------------------------------------
     def prepare(self, portrait: np.ndarray, face: FaceLandmarks) -> Prepared:
@@ -457,6 +494,8 @@ class MeshWarpEngine(Engine):
                 fr.features = cv2.warpAffine(fr.image, _mouth_view(s.layout, fr.landmarks), _MOUTH_VIEW_SIZE,
                                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             dst, z = self.vertices(prepared, fr)
+            if (self.refine or self.detail) and fr.image is not None and fr.index == 0:
+                s.driver, s.prev_disp = _DriverFlow(s.layout, fr.image, fr.landmarks), None
             table = s.warper.table(dst, s.tex, z, s.tris, displace=self._displacement(s, dst, fr))
             if s.sitter is None:
                 img = cv2.cvtColor(cv2.remap(s.flat, table, None, interpolation=self.interpolation,
@@ -464,6 +503,8 @@ class MeshWarpEngine(Engine):
             else:
                 img = _over_background(s, table, self.interpolation)
             soften_edges(img, s.warper.fold_edges())
+            if self.detail:
+                self._apply_detail(img, s, dst, fr)
             if self.fill_mouth:
                 self._fill_mouth(img, s, dst, fr, prepared.crop_box)
             out.append(img)
@@ -471,13 +512,7 @@ class MeshWarpEngine(Engine):
 
     def _displacement(self, s: _MeshState, dst: np.ndarray, fr: DrivingFrame) -> np.ndarray | None:
         """The driver's residual flow at frame ``fr``, on the portrait's remap grid; None without one."""
-        if not self.refine or fr.image is None:
-            return None
-        if fr.index == 0:
-            s.driver = _DriverFlow(s.layout, fr.image, fr.landmarks)
-            s.prev_disp = None
-            return None
-        if s.driver is None:
+        if not self.refine or fr.image is None or fr.index == 0 or s.driver is None:
             return None
         flow, weight, xy = s.driver.residual(fr.image, fr.landmarks)
         rigid = list(s.layout.rigid)
@@ -495,6 +530,28 @@ class MeshWarpEngine(Engine):
             disp = _FLOW_TEMPORAL * disp + (1 - _FLOW_TEMPORAL) * s.prev_disp
         s.prev_disp = disp
         return disp
+
+    @staticmethod
+    def _apply_detail(img: np.ndarray, s: _MeshState, dst: np.ndarray, fr: DrivingFrame) -> None:
+        """Multiply the rendered skin by the driver's shading ratio at frame ``fr`` (in place)."""
+        if fr.image is None or fr.index == 0 or s.driver is None:
+            return
+        ratio, weight, xy = s.driver.shading(fr.image, fr.landmarks)
+        rigid = list(s.layout.rigid)
+        to_crop = _similarity(dst[rigid], xy[rigid])[:2].astype(np.float32)  # output pixel -> driver crop pixel
+        h, w = img.shape[:2]
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        weight = cv2.warpAffine(weight, to_crop, (w, h), flags=flags, borderValue=0.0)
+        ys, xs = np.nonzero(weight > 0)
+        if not len(ys):
+            return
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        shift = np.float32([[1, 0, 0], [0, 1, 0]]) @ np.vstack([to_crop, [0, 0, 1]]) @ np.float32(
+            [[1, 0, x0], [0, 1, y0], [0, 0, 1]])  # the same map for the face's box only
+        gain = cv2.warpAffine(ratio, shift.astype(np.float32), (x1 - x0, y1 - y0), flags=flags, borderValue=1.0)
+        gain = 1 + weight[y0:y1, x0:x1] * (gain - 1)
+        region = img[y0:y1, x0:x1]
+        region[:] = np.clip(region * gain[..., None], 0, 255).astype(np.uint8)
 
     def _fill_mouth(self, img: np.ndarray, s: _MeshState, dst: np.ndarray, fr: DrivingFrame, box) -> None:
         """Replace stretched lip texture in an opened mouth with a mouth interior.
