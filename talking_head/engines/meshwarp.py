@@ -358,7 +358,7 @@ class MeshWarpEngine(Engine):
                  layered: bool = True, detail: bool = False):
         self.grid_step = grid_step
         # Driving pixels: the mouth interior (kept as the driver's mouth view, so a clip's second render
-        # decodes nothing) and the residual flow (whole frames, every time).
+        # decodes nothing), the residual flow and the expression detail (whole frames, every time).
         self.needs_driving_pixels = fill_mouth or refine or detail
         self.driving_features = _MOUTH_VIEW if fill_mouth and not (refine or detail) else None
         # The background stays still behind the moving sitter (see segmentation.py).
@@ -370,8 +370,9 @@ class MeshWarpEngine(Engine):
         # ~1.3 s of CPU per 12-s render; it scores better in self-reenactment (BENCHMARKS.md).
         self.refine = refine
         # The driver's expression detail (shading ratio, see _DETAIL_*; needs driving pixels every frame).
-        # Off by default until it has been looked at on every painting: in self-reenactment it brings the
-        # AKD ratio down from 0.215 to 0.185 (BENCHMARKS.md).
+        # Off by default until it has been looked at on every painting and made cheaper (2.8 ms a frame): in
+        # self-reenactment it brings the AKD ratio from 0.215 to 0.207, and to 0.187 without the texture
+        # weight (_DETAIL_TEXTURE), which left a bearded driver's stubble on Lady Agnew (BENCHMARKS.md).
         self.detail = detail
         # Bicubic resampling: bilinear blurs every sub-pixel shift, which is most of a subtle motion.
         self.interpolation = cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR
