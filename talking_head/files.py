@@ -9,12 +9,23 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
-def _temporary(path: Path, prefix: str) -> tuple[int, Path]:
+@contextmanager
+def _replacing(path: Path, prefix: str) -> Iterator[BinaryIO]:
+    """A binary file to write ``path``'s new content into; renamed over ``path`` when the block ends, and
+    removed instead if the block (or the rename) fails."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix or f".{path.stem}.", suffix=path.suffix + ".tmp")
-    return fd, Path(tmp)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def replace_file(path: str | os.PathLike, data: bytes | str, prefix: str = "") -> None:
@@ -23,25 +34,11 @@ def replace_file(path: str | os.PathLike, data: bytes | str, prefix: str = "") -
     ``prefix`` names the temporary file (default: a dot and the destination's stem), so a stray one
     can be told apart in a listing.
     """
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd, tmp = _temporary(path, prefix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _replacing(Path(path), prefix) as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def copy_file(src: str | os.PathLike, dest: str | os.PathLike) -> None:
     """Copy ``src`` to ``dest`` through a temporary file beside ``dest``."""
-    dest = Path(dest)
-    fd, tmp = _temporary(dest, "")
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-            shutil.copyfileobj(f, out)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _replacing(Path(dest), "") as out, open(src, "rb") as f:
+        shutil.copyfileobj(f, out)
