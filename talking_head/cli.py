@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     bp = sub.add_parser("bench", help="measure speed (and with --quality, self-reenactment quality)")
     bp.add_argument("--quality", action="store_true", help="also run the self-reenactment quality table")
     bp.add_argument("--repeats", type=int, default=5)
+    bp.add_argument("--all-portraits", action="store_true", help="also time a cached render of every gallery portrait")
     bp.add_argument("--clips", default="all", help="comma-separated gallery clip ids for --quality")
     bp.add_argument("--stride", type=int, default=2, help="--quality scores every STRIDE-th frame")
     bp.add_argument("--no-refine", action="store_true", help="--quality without the tables for the optional steps (refine=True, detail=True)")
