@@ -348,3 +348,35 @@ def test_expression_detail_darkens_the_portrait_where_the_driver_creased_and_now
     fx1, fy1 = np.ceil(oval.max(0) - (x0, y0)).astype(int) + 4
     face_box[max(fy0, 0):fy1, max(fx0, 0):fx1] = True
     np.testing.assert_array_equal(outs[True][1][~face_box], outs[False][1][~face_box])  # nothing outside the face
+
+
+def test_refine_and_detail_align_each_driver_frame_once_and_render_the_same(portrait, monkeypatch):
+    """With both options on, the residual flow and the shading ratio share frame t's aligned crops: the
+    driver's frame is cropped once per frame, and the frames equal those rendered with nothing shared."""
+    from talking_head.engines import meshwarp
+
+    img, face = portrait
+    head = np.float32([[1, 0, 0], [0, 1, 0]])
+    frames = [DrivingFrame(i, cv2.warpAffine(img, np.float32([[1, 0, d], [0, 1, 0.5 * d]]), img.shape[1::-1],
+                                             borderMode=cv2.BORDER_REFLECT), face.points, face.points, head)
+              for i, d in enumerate([0, 1.5, -1.0, 2.0])]
+    crops = []
+    crop_square = meshwarp._crop_square
+    monkeypatch.setattr(meshwarp, "_crop_square", lambda *a: crops.append(1) or crop_square(*a))
+
+    def render():
+        eng = create_engine("meshwarp", fill_mouth=False, refine=True, detail=True)
+        return eng.render(eng.prepare(img, face), frames)
+
+    shared = render()
+    assert len(crops) == len(frames) - 1  # frame 0 is the reference, cropped when the flow is made
+    aligned = meshwarp._DriverFlow._aligned
+
+    def unshared(self, *a):
+        self._last = None
+        return aligned(self, *a)
+
+    monkeypatch.setattr(meshwarp._DriverFlow, "_aligned", unshared)
+    for a, b in zip(shared, render()):
+        np.testing.assert_array_equal(a, b)
+    assert len(crops) == 3 * (len(frames) - 1)

@@ -187,10 +187,14 @@ class _DriverFlow:
         self.ramp, self.mouth_ramp, self.limit = _FLOW_RAMP * iod, _FLOW_MOUTH_RAMP * iod, _FLOW_LIMIT * iod
         self.smooth = _FLOW_SMOOTH * iod
         self.eye_loops = [list(upper) + list(reversed(lower[1:-1])) for upper, lower in layout.eyes] if _FLOW_EYES else []
+        # The last frame aligned, and its crops: residual() and shading() of one frame share them.
+        self._last: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     def _aligned(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(real, predicted, xy): frame t's crop, frame 0's crop moved to frame t's shape by the mesh, and
         the landmarks in crop pixels."""
+        if self._last is not None and self._last[0] is image and self._last[1] is landmarks:
+            return self._last[2]
         lay = self.layout
         centre = landmarks[list(lay.oval), :2].mean(axis=0)
         x0, y0 = np.round(centre - self.side / 2).astype(int)
@@ -201,6 +205,7 @@ class _DriverFlow:
         table = self.warper.table(xy, self.ref_xy, landmarks[:, 2].astype(np.float32), self.tris,
                                   outside=_similarity(xy[rigid], self.ref_xy[rigid]))
         predicted = cv2.remap(self.ref, table, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self._last = image, landmarks, (real, predicted, xy)
         return real, predicted, xy
 
     def residual(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
