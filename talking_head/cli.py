@@ -253,4 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written.", file=sys.stderr)
         return 130
+    except Exception as e:
+        # A bug, not something the user can fix: one line that says so; the traceback on request.
+        if os.environ.get("LIVING_PORTRAITS_DEBUG"):
+            raise
+        print(f"error: an internal error stopped this command ({type(e).__name__}: {e}); this is a bug, please "
+              "report it with the command you ran (LIVING_PORTRAITS_DEBUG=1 shows the traceback).", file=sys.stderr)
+        return 1
     return 1

@@ -159,11 +159,15 @@ class I420Frame:
         return self.data
 
 
-def side_by_side(driving: np.ndarray, result: np.ndarray) -> np.ndarray:
-    """Driving clip scaled to the result's height on the left, the result on the right."""
+def side_by_side(driving: np.ndarray, result: np.ndarray, width: int | None = None) -> np.ndarray:
+    """Driving clip scaled to the result's height on the left, the result on the right.
+
+    ``width``: the left panel's width; by default the driving frame's width at the result's height.
+    A video's frames must all be one size, so a caller that has settled the panel's width passes it.
+    """
     h = result.shape[0]
     dh, dw = driving.shape[:2]
-    w = max(2, int(round(dw * h / dh)))
+    w = width if width is not None else max(2, round(dw * h / dh))
     left = cv2.resize(driving, (w, h), interpolation=cv2.INTER_AREA if dh > h else cv2.INTER_LINEAR)
     return np.concatenate([left, result], axis=1)
 

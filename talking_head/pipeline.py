@@ -591,7 +591,7 @@ class _Compositor:
         if self.crop_only:
             dirty = None
         if self.sbs_w:
-            frame = side_by_side(driving, frame)[:, : self.out_w + self.sbs_w]
+            frame = side_by_side(driving, frame, self.sbs_w)
             dirty = None
         return frame, None if self.yuv is None else self.yuv.update(frame, dirty)
 

@@ -118,6 +118,28 @@ def test_side_by_side_and_gallery_listing(tmp_path):
     assert r.returncode == 0 and "mona_lisa" in r.stdout and "talking_01" in r.stdout
 
 
+def test_side_by_side_with_a_clip_whose_panel_width_rounds_odd(tmp_path):
+    """`expressive` is 512x480: beside a 368-px-high Mona Lisa its panel is 392.5 px wide, which the
+    encoder's even sides round to 394; every frame's panel must be drawn at that width (a panel one pixel
+    narrower stopped the render). The panel shows the driver's frame, undistorted."""
+    import cv2
+
+    out = tmp_path / "sbs.mp4"
+    r = run_cli("animate", "--portrait", "gallery:mona_lisa", "--clip", "gallery:expressive", "--out", str(out),
+                "--side-by-side", "--max-side", "368")
+    assert r.returncode == 0, r.stderr
+    info = video.probe(out)
+    portrait = load_image(Gallery.default().portrait_path("mona_lisa"), max_side=368)
+    assert (info.height, info.n_frames) == (368, 362)
+    panel = info.width - (portrait.shape[1] - portrait.shape[1] % 2)
+    assert panel in (392, 394)
+    clip = Gallery.default().clip_path("expressive")
+    driver = next(video.read_frames(clip, video.probe(clip)))
+    first = next(video.read_frames(out, info))
+    expected = cv2.resize(driver, (panel, 368), interpolation=cv2.INTER_AREA)
+    assert np.abs(first[:, :panel].astype(int) - expected).mean() < 6
+
+
 def test_a_museum_adds_its_own_painting_and_clip_and_renders_them(tmp_path, shared_dir):
     """The README's two `gallery add-*` commands on a gallery of the museum's own (LIVING_PORTRAITS_GALLERY)."""
     from PIL import Image
@@ -483,3 +505,26 @@ def test_a_kiosk_process_renders_all_day_without_growing(tmp_path):
     # Resident memory swings by tens of megabytes with the allocator; a leak raises its floor.
     assert min(s["rss_mb"] for s in late) - most["rss_mb"] < 100, states
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out.mp4"]
+
+
+def test_an_internal_error_is_one_line_that_says_it_is_a_bug(tmp_path, monkeypatch, capsys):
+    """A bug (here: the compositor failing) is not the user's to fix: one line saying so and how to get the
+    details, exit status 1, and no output file; LIVING_PORTRAITS_DEBUG=1 shows the traceback instead."""
+    from talking_head import cli, pipeline
+
+    def broken(*a, **k):
+        raise ValueError("could not broadcast input array")
+
+    monkeypatch.setattr(pipeline, "paste_back", broken)
+    monkeypatch.delenv("LIVING_PORTRAITS_DEBUG", raising=False)
+    out = tmp_path / "out.mp4"
+    args = ["animate", "--portrait", "gallery:voltaire", "--clip", "gallery:smile_eyes", "--out", str(out),
+            "--max-side", "240"]
+    assert cli.main(args) == 1
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and lines[0].startswith("error: an internal error") and "ValueError" in lines[0]
+    assert "report it" in lines[0] and "LIVING_PORTRAITS_DEBUG=1" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("LIVING_PORTRAITS_DEBUG", "1")
+    with pytest.raises(ValueError):
+        cli.main(args)
