@@ -253,7 +253,7 @@ def _probe(path: Path, digest: str | None, settings: AnimateSettings, cache: Dis
     """``video.probe``'s answer, remembered per file content: a probe decodes the clip."""
     if digest is None:
         return video.probe(path, max_duration=settings.max_duration)
-    key = cache.key("probe", digest, repr(settings.max_duration))
+    key = cache.key("probe", digest, repr(settings.max_duration), "with-start")  # (entries before ClipInfo.start)
     blob = cache.get("probe", key)
     if blob is not None:
         fields = json.loads(blob)
@@ -715,6 +715,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
         comp = _Compositor(image, prepared, settings, label or LABEL_TEXT, sbs_w, encode=out is not None)
         writer_cm = _NoWriter() if out is None else video.VideoWriter(
             out, info.fps, (comp.out_w + sbs_w, comp.out_h), audio_from=clip_path if info.has_audio else None,
+            audio_start=info.start,
             preset=ENCODER_PRESET, x264_params=encoder_params(), duration_hint=n / info.fps, pix_fmt="yuv420p",
             metadata={"comment": "AI-generated animation of a portrait (Living Portraits)", "description": f"engine={eng.name}"})
         with writer_cm as writer, renderer_threads(out is not None):

@@ -127,7 +127,10 @@ class ClipInfo:
     convention of the legacy mp4 ``rotate`` tag that phones write: a portrait phone clip is
     stored landscape with ``rotation == 90``). ``n_frames`` is exactly the number of frames
     :func:`read_frames` yields. ``fps`` is exact for constant-rate clips and the average rate,
-    snapped to a conventional value when close, for variable-rate ones.
+    snapped to a conventional value when close, for variable-rate ones. ``start`` is where the first
+    frame sits on the file's timeline, in seconds from its earliest stream: a clip trimmed without
+    re-encoding starts its video at a keyframe, after its audio, and the sound of frame 0 is the
+    audio ``start`` seconds in.
     """
 
     path: Path
@@ -140,6 +143,7 @@ class ClipInfo:
     rotation: int
     codec: str
     variable_frame_rate: bool
+    start: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -515,7 +519,8 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
             err,
         )
 
-    fps, vfr = _fps_from_timestamps(pts, tb or Fraction(1, 90000), _header_fps(vstream))
+    tb = tb or Fraction(1, 90000)
+    fps, vfr = _fps_from_timestamps(pts, tb, _header_fps(vstream))
     duration = float(n / fps)
     if max_duration is not None and duration > max_duration + 0.5 / float(fps):
         # Decoding may have stopped at the -t bound; then only the header knows the full length
@@ -545,6 +550,8 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         rotation=rotation,
         codec=codec,
         variable_frame_rate=vfr,
+        # ffmpeg counts timestamps from the file's earliest stream, so this is the first frame's offset.
+        start=max(0.0, float(pts[0] * tb)),
     )
 
 
@@ -670,9 +677,11 @@ class VideoWriter:
     pipe and saves ffmpeg a full-frame colour conversion. ``x264_params`` are passed on as
     ``-x264-params`` (e.g. ``"cabac=0"``). The output
     rate is exactly ``fps`` and each :meth:`write` is exactly one output frame. When
-    ``audio_from`` has an audio stream it is re-encoded to AAC, starts at t=0 together with
-    frame 0 (keeping its original offset to that clip's video) and is padded with silence or
-    cut so that it ends with the video.
+    ``audio_from`` has an audio stream it is re-encoded to AAC (AAC is copied when
+    ``duration_hint`` is given) and is padded with silence or cut so that it ends with the video.
+    ``audio_start`` is where frame 0 sits on ``audio_from``'s timeline (:attr:`ClipInfo.start`):
+    the audio before it is left out, so the sound keeps the clip's sync; audio that starts after
+    the clip's first frame keeps its delay.
 
     Frames go to ``.<name>.<random>.partial.mp4`` next to ``path``; only a clean close renames
     it onto ``path``. An exception in the ``with`` block, :meth:`abort`, or an encoder failure
@@ -692,6 +701,7 @@ class VideoWriter:
         duration_hint: float | None = None,
         pix_fmt: str = "rgb24",
         x264_params: str | None = None,
+        audio_start: float = 0.0,
     ):
         self.path = Path(path)
         if not self.path.parent.is_dir():
@@ -761,6 +771,8 @@ class VideoWriter:
             "-i", "pipe:0",
         ]  # fmt: skip
         if audio is not None:
+            if audio_start > 0.0005:
+                cmd += ["-ss", f"{float(audio_start):.6f}"]  # an input option: the audio from frame 0's moment on
             if copy_audio:
                 cmd += ["-t", f"{float(duration_hint):.6f}"]
             cmd += ["-i", _url(audio)]

@@ -140,6 +140,31 @@ def test_side_by_side_with_a_clip_whose_panel_width_rounds_odd(tmp_path):
     assert np.abs(first[:, :panel].astype(int) - expected).mean() < 6
 
 
+def test_a_clip_whose_video_starts_after_its_sound_keeps_its_sync(tmp_path):
+    """`wink` with its video track starting 0.5 s into the file (as a trimmed or edited clip's can): the
+    first frame's sound is the audio half a second in, so the render's audio is the clip's from there."""
+    from talking_head import animate
+    from talking_head.pipeline import AnimateSettings
+
+    ffmpeg = video.ffmpeg_exe()
+    src, clip, out = Gallery.default().clip_path("wink"), tmp_path / "late.mp4", tmp_path / "out.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-t", "3", "-i", str(src), "-itsoffset", "0.5", "-t", "3", "-i", str(src),
+                    "-map", "1:v", "-map", "0:a", "-c", "copy", str(clip)], check=True)
+    assert video.probe(clip).start == pytest.approx(0.5, abs=0.01)
+    animate("gallery:voltaire", str(clip), out, settings=AnimateSettings(max_side=240))
+
+    def pcm(path):
+        raw = subprocess.run([ffmpeg, "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", "8000", "-f", "s16le",
+                              "-"], capture_output=True, check=True).stdout
+        return np.frombuffer(raw, np.int16).astype(np.float64)
+
+    rendered, clip_audio = pcm(out), pcm(clip)
+    head = rendered[:8000]  # the render's first second of sound, found in the clip's
+    scores = [np.dot(head, clip_audio[lag:lag + 8000]) / (np.linalg.norm(clip_audio[lag:lag + 8000]) + 1e-9)
+              for lag in range(0, 8000, 8)]
+    assert int(np.argmax(scores)) * 8 / 8000 == pytest.approx(0.5, abs=0.03)
+
+
 def test_a_museum_adds_its_own_painting_and_clip_and_renders_them(tmp_path, shared_dir):
     """The README's two `gallery add-*` commands on a gallery of the museum's own (LIVING_PORTRAITS_GALLERY)."""
     from PIL import Image
@@ -204,6 +229,7 @@ def test_cli_errors_are_one_line_and_non_zero(tmp_path):
 
 def test_cancel_stops_and_leaves_nothing(tmp_path):
     from talking_head import animate
+    from talking_head.pipeline import AnimateSettings
     from talking_head.errors import Cancelled
     from talking_head.pipeline import AnimateSettings
     calls = []
@@ -220,6 +246,7 @@ def test_cancel_stops_and_leaves_nothing(tmp_path):
 
 def test_progress_is_reported_monotonically(tmp_path):
     from talking_head import animate
+    from talking_head.pipeline import AnimateSettings
     from talking_head.pipeline import AnimateSettings
     seen = []
     res = animate("gallery:gogol", "gallery:smile_eyes", tmp_path / "p.mp4", settings=AnimateSettings(max_side=320),
@@ -293,6 +320,7 @@ def _no_tracking_thread() -> bool:
 
 def test_uploaded_clip_renders_like_its_stored_motion_and_is_then_cached(tmp_path):
     from talking_head import animate
+    from talking_head.pipeline import AnimateSettings
     from talking_head.cache import DiskCache
     from talking_head.pipeline import AnimateSettings
 
@@ -316,6 +344,7 @@ def test_uploaded_clip_renders_like_its_stored_motion_and_is_then_cached(tmp_pat
 
 def test_failing_or_cancelled_render_of_an_uploaded_clip_stops_tracking_and_leaves_nothing(tmp_path):
     from talking_head import animate
+    from talking_head.pipeline import AnimateSettings
     from talking_head.cache import DiskCache
     from talking_head.errors import Cancelled
     from talking_head.pipeline import AnimateSettings
@@ -480,6 +509,7 @@ def test_a_kiosk_process_renders_all_day_without_growing(tmp_path):
     import tracemalloc
 
     from talking_head import animate
+    from talking_head.pipeline import AnimateSettings
     from talking_head.cache import DiskCache
     from talking_head.pipeline import AnimateSettings
     g = Gallery.default()

@@ -394,6 +394,31 @@ def test_round_trip_with_audio_in_sync_and_cut(tmp_path, audio_src):
     assert onset == pytest.approx(0.5, abs=0.02)
 
 
+def _tone_onset(path: Path) -> float:
+    pcm = ff("-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-").stdout
+    return float(np.argmax(np.abs(np.frombuffer(pcm, np.int16)) > 3000) / 48000)
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_a_clip_trimmed_without_re_encoding_keeps_its_sound_on_its_frames(tmp_path, copy):
+    """A clip cut with ``-ss -c copy`` starts its audio at the cut and its video at the next keyframe,
+    0.3 s later; the sound of the first frame is the audio 0.3 s in. The tone starts 0.8 s after the
+    first frame in the clip, and must do so in the render too (copied or re-encoded audio)."""
+    src, cut = tmp_path / "src.mp4", tmp_path / "cut.mp4"
+    ff("-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=4", "-f", "lavfi", "-i", "sine=f=1000:d=4:sample_rate=48000",
+       "-af", "volume='if(lt(t,2),0,1)':eval=frame", "-c:v", "libx264", "-preset", "ultrafast", "-g", "10",
+       "-c:a", "aac", "-shortest", str(src))  # fmt: skip
+    ff("-i", str(src), "-ss", "0.9", "-c", "copy", str(cut))  # keyframes every 0.4 s: the video from 1.2 s on
+    info = probe(cut)
+    assert info.start == pytest.approx(0.3, abs=0.03)  # (the audio is cut at an AAC packet: 21 ms)
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, info.fps, (64, 48), audio_from=cut, audio_start=info.start,
+                     duration_hint=info.n_frames / info.fps if copy else None) as wr:
+        for f in read_frames(cut, info):
+            wr.write(f)
+    assert _tone_onset(out) == pytest.approx(2.0 - 1.2, abs=0.03)
+
+
 def test_audio_shorter_than_video_is_padded_not_truncating_video(tmp_path):
     short_audio = tmp_path / "short.m4a"
     ff("-f", "lavfi", "-i", "sine=d=0.4", "-c:a", "aac", str(short_audio))
