@@ -249,15 +249,24 @@ def _digest(path: Path) -> str | None:
         return None  # unreadable: the probe says what is wrong
 
 
+def _duration(info: video.ClipInfo, n: int) -> float:
+    """Seconds that ``n`` frames of the clip last in the render."""
+    if info.frame_times is None or n > len(info.frame_times):
+        return n / info.fps
+    return info.frame_times[n - 1] + 1 / float(info.fps)
+
+
 def _probe(path: Path, digest: str | None, settings: AnimateSettings, cache: DiskCache) -> video.ClipInfo:
     """``video.probe``'s answer, remembered per file content: a probe decodes the clip."""
     if digest is None:
         return video.probe(path, max_duration=settings.max_duration)
-    key = cache.key("probe", digest, repr(settings.max_duration), "with-start")  # (entries before ClipInfo.start)
+    key = cache.key("probe", digest, repr(settings.max_duration), "v2")  # v2: with ClipInfo.start and frame_times
     blob = cache.get("probe", key)
     if blob is not None:
         fields = json.loads(blob)
-        return video.ClipInfo(path=path, **{**fields, "fps": Fraction(fields["fps"])})
+        times = fields.get("frame_times")
+        return video.ClipInfo(path=path, **{**fields, "fps": Fraction(fields["fps"]),
+                                            "frame_times": None if times is None else tuple(times)})
     info = video.probe(path, max_duration=settings.max_duration)
     fields = {k: v for k, v in dataclasses.asdict(info).items() if k != "path"}
     cache.put("probe", key, json.dumps({**fields, "fps": str(info.fps)}).encode())
@@ -715,8 +724,8 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
         comp = _Compositor(image, prepared, settings, label or LABEL_TEXT, sbs_w, encode=out is not None)
         writer_cm = _NoWriter() if out is None else video.VideoWriter(
             out, info.fps, (comp.out_w + sbs_w, comp.out_h), audio_from=clip_path if info.has_audio else None,
-            audio_start=info.start,
-            preset=ENCODER_PRESET, x264_params=encoder_params(), duration_hint=n / info.fps, pix_fmt="yuv420p",
+            audio_start=info.start, frame_times=info.frame_times,
+            preset=ENCODER_PRESET, x264_params=encoder_params(), duration_hint=_duration(info, n), pix_fmt="yuv420p",
             metadata={"comment": "AI-generated animation of a portrait (Living Portraits)", "description": f"engine={eng.name}"})
         with writer_cm as writer, renderer_threads(out is not None):
             batch: list[DrivingFrame] = []

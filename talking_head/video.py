@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import itertools
 import os
 import re
 import secrets
@@ -130,7 +131,10 @@ class ClipInfo:
     snapped to a conventional value when close, for variable-rate ones. ``start`` is where the first
     frame sits on the file's timeline, in seconds from its earliest stream: a clip trimmed without
     re-encoding starts its video at a keyframe, after its audio, and the sound of frame 0 is the
-    audio ``start`` seconds in.
+    audio ``start`` seconds in. ``frame_times`` (seconds from the first frame, one per frame) is
+    given only where playing the frames at ``fps`` would put one more than ``SYNC_SLACK`` from its
+    moment in the clip (a phone clip that slows down in dim light): the render then keeps each frame's
+    own time, and so its sound.
     """
 
     path: Path
@@ -144,6 +148,7 @@ class ClipInfo:
     codec: str
     variable_frame_rate: bool
     start: float = 0.0
+    frame_times: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -362,6 +367,59 @@ def _simplest_fraction(value: Fraction, rel_tol: float) -> Fraction:
     return value.limit_denominator(1001)
 
 
+# How far from its own moment a frame may be shown: viewers notice sound ahead of the picture from
+# about 45 ms (ITU-R BT.1359).
+SYNC_SLACK = 0.045
+# A rendered clip's own frame times are written as a piecewise-linear function of the frame index, to
+# within this many seconds, in at most this many pieces (ffmpeg's setpts takes an expression, not a list).
+_TIMELINE_TOLERANCE = 0.001
+_TIMELINE_PIECES = 300
+# Frames that share a timestamp (or go back in time) are shown at least this far apart.
+_TIMELINE_MIN_GAP = 0.001
+_TIMELINE_TIMESCALE = 90000
+
+
+def _frame_times(pts: list[int], tb: Fraction, fps: Fraction) -> tuple[float, ...] | None:
+    """Each frame's time from the first, where playing the frames at ``fps`` would stray from them by
+    more than ``SYNC_SLACK``; None where the constant rate keeps every frame close enough."""
+    times = [float((p - pts[0]) * tb) for p in pts]
+    if max(abs(t - i / float(fps)) for i, t in enumerate(times)) <= SYNC_SLACK:
+        return None
+    return tuple(times)
+
+
+def timeline_expression(times: list[float] | tuple[float, ...]) -> str:
+    """An ffmpeg expression of the frame index ``N`` that gives frame N's time in seconds, as in ``times``
+    (strictly increasing from the first, and within ``_TIMELINE_TOLERANCE`` of each time, or more where
+    that would take more than ``_TIMELINE_PIECES`` straight pieces). Past the last frame the last piece
+    goes on."""
+    t = np.asarray(times, np.float64) - float(times[0])
+    for i in range(1, len(t)):
+        t[i] = max(t[i], t[i - 1] + _TIMELINE_MIN_GAP)
+    if len(t) == 1:
+        return "0"
+    tolerance = _TIMELINE_TOLERANCE
+    while True:
+        knots = [0]
+        while knots[-1] < len(t) - 1:
+            a, b = knots[-1], knots[-1] + 1
+            while b + 1 < len(t):
+                k = np.arange(a, b + 2)
+                line = t[a] + (k - a) * (t[b + 1] - t[a]) / (b + 1 - a)
+                if np.abs(line - t[k]).max() > tolerance:
+                    break
+                b += 1
+            knots.append(b)
+        if len(knots) - 1 <= _TIMELINE_PIECES:
+            break
+        tolerance *= 2
+    terms = []
+    for i, (a, b) in enumerate(itertools.pairwise(knots)):
+        where = f"gte(N,{a})" + ("" if i == len(knots) - 2 else f"*lt(N,{b})")
+        terms.append(f"{where}*({t[a]:.6f}+(N-{a})*{(t[b] - t[a]) / (b - a):.9f})")
+    return "+".join(terms)
+
+
 def _fps_from_timestamps(pts: list[int], tb: Fraction, fallback: Fraction | None) -> tuple[Fraction, bool]:
     """(fps, variable_frame_rate) from decoded frame timestamps in time base ``tb``."""
     ts = sorted(pts)
@@ -552,6 +610,7 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         variable_frame_rate=vfr,
         # ffmpeg counts timestamps from the file's earliest stream, so this is the first frame's offset.
         start=max(0.0, float(pts[0] * tb)),
+        frame_times=_frame_times(pts, tb, fps) if vfr else None,
     )
 
 
@@ -681,7 +740,9 @@ class VideoWriter:
     ``duration_hint`` is given) and is padded with silence or cut so that it ends with the video.
     ``audio_start`` is where frame 0 sits on ``audio_from``'s timeline (:attr:`ClipInfo.start`):
     the audio before it is left out, so the sound keeps the clip's sync; audio that starts after
-    the clip's first frame keeps its delay.
+    the clip's first frame keeps its delay. ``frame_times`` (seconds from the first frame, e.g.
+    :attr:`ClipInfo.frame_times`) shows frame i at its own time instead of at i / ``fps``, for a
+    clip whose rate varies: one output frame per write still, and the sound stays on the picture.
 
     Frames go to ``.<name>.<random>.partial.mp4`` next to ``path``; only a clean close renames
     it onto ``path``. An exception in the ``with`` block, :meth:`abort`, or an encoder failure
@@ -702,6 +763,7 @@ class VideoWriter:
         pix_fmt: str = "rgb24",
         x264_params: str | None = None,
         audio_start: float = 0.0,
+        frame_times: list[float] | tuple[float, ...] | None = None,
     ):
         self.path = Path(path)
         if not self.path.parent.is_dir():
@@ -751,6 +813,9 @@ class VideoWriter:
         self._tmp = self.path.with_name(f".{self.path.stem}.{secrets.token_hex(4)}.partial.mp4")
 
         filters = []
+        if frame_times is not None:
+            # A fine time base first: setpts' times would otherwise be rounded to the input's 1/fps.
+            filters += [f"settb=1/{_TIMELINE_TIMESCALE}", f"setpts='({timeline_expression(frame_times)})/TB'"]
         if w % 2 or h % 2:
             filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2")
         if pix_fmt == "rgb24":
@@ -783,6 +848,8 @@ class VideoWriter:
             cmd += ["-vf", ",".join(filters)]
         cmd += [
             "-fps_mode", "passthrough",  # one output frame per written frame, whatever happens
+            # The encoder keeps the filters' fine time base for a varying rate (by default: 1/fps).
+            *(["-enc_time_base:v", "filter", "-video_track_timescale", str(_TIMELINE_TIMESCALE)] if frame_times else []),
             "-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
             *(["-x264-params", x264_params] if x264_params else []),
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",

@@ -165,6 +165,32 @@ def test_a_clip_whose_video_starts_after_its_sound_keeps_its_sync(tmp_path):
     assert int(np.argmax(scores)) * 8 / 8000 == pytest.approx(0.5, abs=0.03)
 
 
+def test_a_clip_that_slows_down_is_rendered_with_each_frame_at_its_own_time(tmp_path):
+    """`wink` as a phone records it in dim light: 30 fps for a second, then 15. The render has one frame
+    per frame of the clip, each shown when the clip shows it, so the lips stay on the sound."""
+    from talking_head import animate
+    from talking_head.pipeline import AnimateSettings
+
+    ffmpeg = video.ffmpeg_exe()
+    src, clip, out = Gallery.default().clip_path("wink"), tmp_path / "dim.mp4", tmp_path / "out.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(src), "-t", "3", "-vf", "select='lt(t,1)+eq(mod(n,2),0)'",
+                    "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(clip)],
+                   check=True)
+    info = video.probe(clip)
+    assert info.frame_times is not None and info.n_frames == 30 + 30
+    result = animate("gallery:voltaire", str(clip), out, settings=AnimateSettings(max_side=240))
+    assert result.n_frames == info.n_frames
+    shown = sorted(float(t) for t in _packet_times(out))
+    assert np.abs(np.array(shown) - shown[0] - np.array(info.frame_times)).max() < 0.002
+
+
+def _packet_times(path):
+    out = subprocess.run([video.ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                          "-f", "framecrc", "-"], capture_output=True, text=True, check=True).stdout
+    tb = Fraction(next(ln for ln in out.splitlines() if ln.startswith("#tb 0:")).split(":", 1)[1].strip())
+    return [int(ln.split(",")[2]) * tb for ln in out.splitlines() if ln.startswith("0,")]
+
+
 def test_a_museum_adds_its_own_painting_and_clip_and_renders_them(tmp_path, shared_dir):
     """The README's two `gallery add-*` commands on a gallery of the museum's own (LIVING_PORTRAITS_GALLERY)."""
     from PIL import Image

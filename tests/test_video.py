@@ -8,6 +8,7 @@ from a stream copy, or frames we wrote ourselves), never against the code under 
 from __future__ import annotations
 
 import gc
+import itertools
 import re
 import subprocess
 import time
@@ -193,6 +194,67 @@ def test_variable_frame_rate(tmp_path):
     assert float(info.fps) == pytest.approx(39 / span, rel=2e-3)
     assert info.fps.denominator <= 1001
     assert sum(1 for _ in read_frames(clip, info)) == 40
+
+
+def _frame_pts(path: Path) -> list[float]:
+    """Each frame's presentation time in seconds from the first, from the packets (no decoding)."""
+    out = subprocess.run([FF, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"],
+                         capture_output=True, text=True, check=True).stdout
+    tb = Fraction(re.search(r"#tb 0: (\S+)", out)[1])
+    pts = sorted(int(ln.split(",")[2]) for ln in out.splitlines() if ln.startswith("0,"))
+    return [float((p - pts[0]) * tb) for p in pts]
+
+
+def test_a_clip_that_slows_down_keeps_each_frames_time_and_its_sound(tmp_path):
+    """A phone clip in dim light: 30 fps for 2 s, then 15 fps; a tone starts at 3 s. Played at its
+    average rate its frames would drift half a second from their sound; the writer shows each frame at
+    its own time, one output frame per frame still, and the tone stays where it was."""
+    clip = tmp_path / "dim.mp4"
+    ff("-f", "lavfi", "-i", "testsrc2=s=64x48:r=30:d=4", "-f", "lavfi", "-i", "sine=f=1000:d=4:sample_rate=48000",
+       "-vf", "select='lt(t,2)+eq(mod(n,2),0)'", "-fps_mode", "passthrough",
+       "-af", "volume='if(lt(t,3),0,1)':eval=frame", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(clip))  # fmt: skip
+    info = probe(clip)
+    assert info.variable_frame_rate and info.n_frames == 60 + 30 == packet_count(clip)
+    assert info.frame_times is not None and len(info.frame_times) == 90
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, info.fps, (64, 48), audio_from=clip, duration_hint=4.0, frame_times=info.frame_times) as wr:
+        for f in read_frames(clip, info):
+            wr.write(f)
+    assert packet_count(out) == 90
+    assert np.abs(np.array(_frame_pts(out)) - _frame_pts(clip)).max() < 0.002
+    assert _tone_onset(out) == pytest.approx(3.0, abs=0.03)
+    assert probe(out).frame_times is not None  # the render varies its rate as the clip did
+
+
+def test_a_constant_rate_clip_with_one_late_frame_stays_constant_rate():
+    """The gallery's `wink` has one doubled gap: shown at 30 fps its frames are at most one frame (33 ms)
+    from their own times, inside the slack, so it is rendered at a constant rate."""
+    info = probe(Path(__file__).resolve().parent.parent / "gallery" / "clips" / "wink.mp4")
+    assert info.variable_frame_rate and info.frame_times is None and info.fps == 30
+
+
+def _evaluate(expression: str, n: int) -> float:
+    """ffmpeg's gte/lt expression of N, evaluated here."""
+    python = re.sub(r"gte\(N,(\d+)\)", r"(N>=\1)", expression)
+    python = re.sub(r"lt\(N,(\d+)\)", r"(N<\1)", python)
+    return eval(python, {"N": n})  # our own expression: numbers and N only
+
+
+def test_the_timeline_expression_follows_the_frame_times():
+    rng = np.random.default_rng(1)
+    # Three rates, then 1800 frames of phone jitter (+-2 ms), then two frames sharing a time.
+    steady = list(np.arange(15) * 0.04) + list(0.6 + np.arange(7) * 0.08) + list(1.16 + np.arange(8) * 0.02)
+    expression = video.timeline_expression(steady)
+    assert expression.count("gte") == 3
+    assert all(abs(_evaluate(expression, i) - t) < 1e-6 for i, t in enumerate(steady))
+    jitter = list(np.arange(1800) / 30 + rng.uniform(-0.002, 0.002, 1800))
+    expression = video.timeline_expression(jitter)
+    assert expression.count("gte") <= 300 and len(expression) < 30000
+    got = [_evaluate(expression, i) for i in range(1800)]
+    assert np.abs(np.array(got) - (np.array(jitter) - jitter[0])).max() < 0.01
+    assert all(b > a for a, b in itertools.pairwise(got))
+    tied = video.timeline_expression([0.0, 0.5, 0.5, 1.0])
+    assert [_evaluate(tied, i) for i in range(4)] == pytest.approx([0, 0.5, 0.501, 1.0], abs=1e-6)
 
 
 @pytest.mark.parametrize(
