@@ -111,19 +111,19 @@ class Gallery:
         clip = probe(src, max_duration=max_duration)
         track = extract_motion(Path(src), clip, backend=backend)
         name = f"{item_id}{Path(src).suffix.lower()}"
-        entry = {**info, "file": name, "duration": round(clip.duration, 3), "fps": f"{clip.fps.numerator}/{clip.fps.denominator}",
-                 "n_frames": clip.n_frames, "size": [clip.width, clip.height], "has_audio": clip.has_audio,
-                 "motion": f"motion/{item_id}.npz", "faces_found": f"{int(track.found.sum())}/{len(track)}"}
+        entry = {**info, "file": name, **_clip_fields(clip, track), "motion": f"motion/{item_id}.npz"}
         return self._record("clips", item_id, entry, [(self.root / "clips" / name, _copy_from(src)),
                                                       (self.motion_path(item_id), track.save)])
 
     def retrack_clip(self, item_id: str, *, backend: str = "auto") -> dict:
-        """Extract a shipped clip's motion again (after the tracking has changed) and record it."""
+        """Extract a shipped clip's motion again (after the tracking or the decoding has changed) and record
+        it with what the clip's probe says now."""
         from .pipeline import extract_motion
         from .video import probe
         path = self.clip_path(item_id)  # an unknown id is a clear error here
-        track = extract_motion(path, probe(path), backend=backend)
-        entry = {**self.manifest()["clips"][item_id], "faces_found": f"{int(track.found.sum())}/{len(track)}"}
+        clip = probe(path)
+        track = extract_motion(path, clip, backend=backend)
+        entry = {**self.manifest()["clips"][item_id], **_clip_fields(clip, track)}
         return self._record("clips", item_id, entry, [(self.motion_path(item_id), track.save)])
 
     def _record(self, kind: str, item_id: str, entry: dict, files: list[tuple[Path, Callable[[Path], None]]]) -> dict:
@@ -151,6 +151,13 @@ class Gallery:
                                "not added or updated. Free some disk space, or check that the folder is writable, "
                                "and run the command again.") from None
         return entry
+
+
+def _clip_fields(clip, track) -> dict:
+    """A clip's manifest fields from its probe (:class:`~talking_head.video.ClipInfo`) and its motion."""
+    return {"duration": round(clip.duration, 3), "fps": f"{clip.fps.numerator}/{clip.fps.denominator}",
+            "n_frames": clip.n_frames, "size": [clip.width, clip.height], "has_audio": clip.has_audio,
+            "faces_found": f"{int(track.found.sum())}/{len(track)}"}
 
 
 def _copy_from(src: Path) -> Callable[[Path], None]:

@@ -59,7 +59,7 @@ DEFAULT_MAX_DURATION = 30.0
 DRIVE_MAX_SIDE = 720
 # How extracted motion is made (tracked, then corrected on the skin: faces.patches); a new value keeps
 # motion cached by an older way from being used.
-MOTION_VERSION = "skin-patches-1"
+MOTION_VERSION = "skin-patches-2"  # 2: frames of non-square pixels are tracked at their display shape
 # x264 'superfast' at CRF 18 looks the same as 'veryfast' on painted textures here and encodes in
 # about half the time, which is most of a render on a 2-core laptop.
 ENCODER_PRESET = "superfast"

@@ -123,8 +123,8 @@ class FrameFormatError(ClipError, ValueError):
 class ClipInfo:
     """What :func:`probe` found out about a clip.
 
-    ``width``/``height`` are the upright display size, i.e. the size of the frames
-    :func:`read_frames` yields without ``max_side``. ``rotation`` is clockwise degrees (the
+    ``width``/``height`` are the upright display size (non-square pixels made square), i.e. the
+    size of the frames :func:`read_frames` yields without ``max_side``. ``rotation`` is clockwise degrees (the
     convention of the legacy mp4 ``rotate`` tag that phones write: a portrait phone clip is
     stored landscape with ``rotation == 90``). ``n_frames`` is exactly the number of frames
     :func:`read_frames` yields. ``fps`` is exact for constant-rate clips and the average rate,
@@ -251,6 +251,8 @@ _HDR_FPS_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)\b")
 # ffmpeg 9 prints "Display Matrix: rotation of -90.00 degrees", older builds
 # "displaymatrix: rotation of -90.00 degrees". The angle is counter-clockwise.
 _ROTATION_RE = re.compile(r"display ?matrix: rotation of (-?\d+(?:\.\d+)?) degrees", re.I)
+# "512x480 [SAR 15:16 DAR 1:1]": pixels 15/16 as wide as they are high (anamorphic camcorders, some edits).
+_SAR_RE = re.compile(r"\[SAR (\d+):(\d+) DAR")
 
 
 def _check_readable(path: Path) -> None:
@@ -488,13 +490,22 @@ def _video_header(path: Path) -> tuple[_Header, _Stream]:
     return header, vstream
 
 
+def _display_size(vstream: _Stream, coded: tuple[int, int]) -> tuple[int, int]:
+    """The upright (width, height) a player shows frames of ``coded`` size in: pixels made square (the
+    stream's sample aspect ratio), then turned by its rotation."""
+    w, h = coded
+    m = _SAR_RE.search(vstream.desc)
+    if m and int(m[1]) and int(m[2]) and m[1] != m[2]:
+        w = max(1, round(w * int(m[1]) / int(m[2])))
+    return (h, w) if _stream_rotation(vstream) in (90, 270) else (w, h)
+
+
 def _header_size(vstream: _Stream) -> tuple[int, int] | None:
     """The upright (width, height) the header states for ``vstream``; None where it states none."""
     m = _SIZE_RE.search(vstream.desc)
     if not m:
         return None
-    w, h = int(m[1]), int(m[2])
-    return (h, w) if _stream_rotation(vstream) in (90, 270) else (w, h)
+    return _display_size(vstream, (int(m[1]), int(m[2])))
 
 
 def read_header(path: str | os.PathLike[str]) -> ClipHeader | None:
@@ -595,7 +606,7 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
             raise NotAVideoError(f"{path.name} has a video stream of unknown size; re-export it as an MP4 and try again.")
         w, h = size
     else:
-        w, h = dims[::-1] if rotation in (90, 270) else dims
+        w, h = _display_size(vstream, dims)
     codec = vstream.desc.split(None, 1)[0].rstrip(",")
     return ClipInfo(
         path=path,

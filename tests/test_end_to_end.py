@@ -119,21 +119,22 @@ def test_side_by_side_and_gallery_listing(tmp_path):
 
 
 def test_side_by_side_with_a_clip_whose_panel_width_rounds_odd(tmp_path):
-    """`expressive` is 512x480: beside a 368-px-high Mona Lisa its panel is 392.5 px wide, which the
-    encoder's even sides round to 394; every frame's panel must be drawn at that width (a panel one pixel
-    narrower stopped the render). The panel shows the driver's frame, undistorted."""
+    """A 512x480 clip beside a 368-px-high Mona Lisa: its panel is 392.5 px wide, which the encoder's even
+    sides round to 394; every frame's panel must be drawn at that width (a panel one pixel narrower
+    stopped the render). The panel shows the driver's frame, undistorted."""
     import cv2
 
-    out = tmp_path / "sbs.mp4"
-    r = run_cli("animate", "--portrait", "gallery:mona_lisa", "--clip", "gallery:expressive", "--out", str(out),
+    clip, out = tmp_path / "wide.mp4", tmp_path / "sbs.mp4"
+    subprocess.run([video.ffmpeg_exe(), "-v", "error", "-y", "-i", str(Gallery.default().clip_path("wink")), "-t", "2",
+                    "-vf", "crop=512:480", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(clip)], check=True)
+    r = run_cli("animate", "--portrait", "gallery:mona_lisa", "--clip", str(clip), "--out", str(out),
                 "--side-by-side", "--max-side", "368")
     assert r.returncode == 0, r.stderr
     info = video.probe(out)
     portrait = load_image(Gallery.default().portrait_path("mona_lisa"), max_side=368)
-    assert (info.height, info.n_frames) == (368, 362)
+    assert (info.height, info.n_frames) == (368, 60)
     panel = info.width - (portrait.shape[1] - portrait.shape[1] % 2)
     assert panel in (392, 394)
-    clip = Gallery.default().clip_path("expressive")
     driver = next(video.read_frames(clip, video.probe(clip)))
     first = next(video.read_frames(out, info))
     expected = cv2.resize(driver, (panel, 368), interpolation=cv2.INTER_AREA)

@@ -132,6 +132,21 @@ def test_coarse_timebase_jitter_is_still_cfr(tmp_path):
     assert info.n_frames == 50
 
 
+def test_non_square_pixels_are_decoded_at_the_shape_a_player_shows(tmp_path):
+    """An anamorphic clip: 128x96 pictures stored 96 pixels wide with a 4:3 sample aspect ratio. Its size
+    is the 128x96 a player shows, and its frames come out at that shape (faces are tracked undistorted)."""
+    plain, squeezed = tmp_path / "plain.mp4", tmp_path / "squeezed.mp4"
+    make_clip(plain, "25", 10, "128x96")
+    ff("-i", str(plain), "-vf", "scale=96:96,setsar=4/3", "-c:v", "libx264", "-preset", "ultrafast", str(squeezed))
+    assert "SAR 4:3" in ffmpeg_info(squeezed)
+    info = probe(squeezed)
+    assert (info.width, info.height) == (128, 96) == (video.read_header(squeezed).width, video.read_header(squeezed).height)
+    frames = list(read_frames(squeezed, info))
+    assert len(frames) == 10 and frames[0].shape == (96, 128, 3)
+    assert np.abs(frames[3].astype(int) - list(read_frames(plain))[3]).mean() < 12  # the picture as shot
+    assert list(read_frames(squeezed, info, max_side=64))[0].shape == (48, 64, 3)
+
+
 def test_read_frames_max_side(tmp_path):
     clip = make_clip(tmp_path / "c.mp4", "25", 5, "160x96")
     frames = list(read_frames(clip, max_side=64))
