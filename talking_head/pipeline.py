@@ -586,15 +586,16 @@ class _Compositor:
     def compose(self, crop: np.ndarray, driving: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """(the RGB frame, the same frame in yuv420p for the encoder or None); both buffers are reused."""
         x0, y0, x1, y1 = dirty = self.pbox
+        lx0, ly0, lx1, ly1 = self.lbox
+        if self.label_moves and not self.crop_only:
+            # The label blends onto clean pixels: last frame's label goes, then this frame's crop is pasted.
+            self.buffer[ly0:ly1, lx0:lx1] = self.image[ly0:ly1, lx0:lx1]
+            dirty = (min(x0, lx0), min(y0, ly0), max(x1, lx1), max(y1, ly1))
         if self.crop_only:
             self.buffer[:] = crop[: self.out_h, : self.out_w]
         else:
             paste_back(self.image, crop[: y1 - y0, : x1 - x0], self.pbox, self.mask, out=self.buffer)
         if self.label_moves:
-            lx0, ly0, lx1, ly1 = self.lbox
-            if not self.crop_only:
-                self.buffer[ly0:ly1, lx0:lx1] = self.image[ly0:ly1, lx0:lx1]  # the label blends onto clean pixels
-                dirty = (min(x0, lx0), min(y0, ly0), max(x1, lx1), max(y1, ly1))
             draw_label(self.buffer, self.text)
         frame = self.buffer
         if self.crop_only:

@@ -412,3 +412,25 @@ def test_the_mesh_edges_read_without_importing_mediapipe_are_mediapipes_own(monk
     edges = topology._mediapipe_tesselation()
     assert "mediapipe" not in sys.modules
     assert edges == FACEMESH_TESSELATION and len(edges) > 2000
+
+
+def test_where_the_animated_crop_reaches_the_label_the_label_sits_on_the_animated_pixels():
+    """A crop pasted over the label's corner: each finished frame is the crop pasted into the painting with
+    the label drawn on top, as if drawn fresh, frame after frame (not the still painting under the label)."""
+    from talking_head.engines.base import Prepared
+    from talking_head.pipeline import AnimateSettings, _Compositor
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (240, 320, 3), np.uint8)
+    box = (100, 60, 320, 240)  # reaches the bottom-right corner, where the label sits
+    w, h = box[2] - box[0], box[3] - box[1]
+    mask = np.ones((h, w), np.float32)
+    mask[:8], mask[:, :8] = 0.5, 0.5  # a feathered edge, away from the label
+    prepared = Prepared(box, image[60:, 100:].copy(), mask)
+    comp = _Compositor(image, prepared, AnimateSettings(), "AI-generated", 0, encode=True)
+    assert comp.label_moves
+    for k in range(3):
+        crop = rng.integers(0, 256, (h, w, 3), np.uint8)
+        frame, _ = comp.compose(crop, None)
+        expected = draw_label(paste_back(image, crop, box, mask))
+        np.testing.assert_array_equal(frame, expected)
