@@ -161,8 +161,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                                      elem_id="lp-result",
                                      buttons=[]), "result")
                 side = tr(gr.Checkbox(False, label=t(lang0, "side_by_side"), elem_id="lp-side-by-side"), "side_by_side")
-                download = tr(gr.DownloadButton(t(lang0, "download"), visible=False, elem_id="lp-download"),
-                              "download", "value")
+                # (A DownloadButton's text is its label; its value is the file.)
+                download = tr(gr.DownloadButton(t(lang0, "download"), visible=False, elem_id="lp-download"), "download")
                 museum_label = gr.Markdown("", elem_id="lp-label")
                 with tr(gr.Accordion(t(lang0, "advanced"), open=False, elem_id="lp-advanced"), "advanced"):
                     engine = tr(gr.Dropdown(engines, value=config.engine if config.engine in engines else "auto",
@@ -349,16 +349,35 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         demo.load(on_load, None, [lang_pick] + lang_outputs, api_visibility="private", queue=False)
 
         # -- kiosk reset (the page's idle timer presses the hidden reset button) --------------------
-        def reset():
+        # The next visitor starts from nothing: no upload, no consent ticked, and the last visitor's files
+        # deleted (their uploads and results), as when a visitor leaves the page.
+        upload_fields = [p_upload, p_consent, c_upload, c_consent] if config.uploads_enabled else []
+
+        def reset(request: gr.Request):
+            files.end_session(request.session_hash if request else None)
             return ([lang0, "gallery", "gallery", None, None, t(lang0, "nothing_selected"), None, None, "",
                      gr.update(value=None, visible=False), False, gr.update(selected_index=None),
                      gr.update(selected_index=None), config.engine if config.engine in engines else "auto", 1.0, 1.0,
-                     True, False, 1, None, gr.update(value=lang0)] + relabel(lang0))
+                     True, False, 1, None, gr.update(value=lang0)] + [None, False, None, False][: len(upload_fields)]
+                    + relabel(lang0))
 
         reset_btn.click(reset, None, [lang, portrait_src, clip_src, portrait_id, clip_id, selection, c_preview, result,
                                       museum_label, download, side, p_gallery, c_gallery, engine, strength, smoothing,
-                                      head_motion, crop_only, shots, more_faces, lang_pick] + [c for c, _, _ in translated],
-                        api_visibility="private", queue=False)
+                                      head_motion, crop_only, shots, more_faces, lang_pick, *upload_fields]
+                        + [c for c, _, _ in translated], api_visibility="private", queue=False)
+
+        # -- a visitor's uploads are theirs from the moment they arrive ------------------------------
+        # (so they are deleted when the visitor leaves even if nothing was rendered from them, and a file
+        # two visitors uploaded stays for the one who has not left)
+        def keep_uploads(value, request: gr.Request):
+            for path in value if isinstance(value, list) else [value]:
+                path = path if isinstance(path, str) or path is None else getattr(path, "name", None)
+                if path:
+                    files.remember_upload(request.session_hash if request else None, path)
+
+        if config.uploads_enabled:
+            for field in (p_upload, c_upload, more_faces):
+                field.upload(keep_uploads, field, None, api_visibility="private", queue=False)
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")
         larger.click(None, js="() => window.lpTextSize && window.lpTextSize(1)")

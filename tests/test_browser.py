@@ -71,6 +71,13 @@ def test_visitor_animates_a_gallery_portrait(browser, launch_app):
         page.locator("#lp-download").click()
     assert saved.value.suggested_filename == "living-portrait_girl-with-a-pearl-earring_glances-and-a-big-smile.mp4"
     assert saved.value.path().stat().st_size > 10_000
+    # In French the button says so, and still downloads the video (not its own text).
+    page.get_by_label("Français").check()
+    expect(page.locator("#lp-download")).to_have_text("Télécharger la vidéo")
+    with page.expect_download() as saved_fr:
+        page.locator("#lp-download").click()
+    assert saved_fr.value.failure() is None
+    assert saved_fr.value.path().stat().st_size == saved.value.path().stat().st_size
     assert outside == [], f"the page must not reach outside the machine: {outside}"
     assert errors == []
 
@@ -127,3 +134,31 @@ def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
     attract.click()
     expect(page.locator("#lp-selection")).not_to_contain_text("Gogol")
     assert outside == [] and errors == []
+
+
+def test_kiosk_with_uploads_gives_the_next_visitor_a_clean_page(browser, launch_app, shared_dir):
+    """A visitor uploads a photo, ticks consent and walks away; after the idle reset the next visitor finds
+    no photo, no tick, and the first visitor's upload is gone from the disk (nothing was rendered from it)."""
+    url, demo = launch_app(AppConfig(kiosk=True, uploads=True, idle_timeout_s=3))
+    page, _, errors = open_page(browser, url)
+    attract = page.locator("#lp-attract")
+    expect(attract).to_be_visible(timeout=10000)
+    attract.click()
+    page.get_by_role("tab", name="Upload").first.click()
+    # (a file no other test uploads: Gradio keeps identical uploads in one place)
+    page.locator("#lp-portrait-upload input[type=file]").set_input_files(
+        str(shared_dir / "gallery-src/paintings/rousseau_la_tour_1753.jpg"))
+    page.locator("#lp-portrait-upload img").first.wait_for(timeout=20000)
+    page.locator("#lp-consent-portrait input").check()
+    deadline = time.time() + 10
+    while not demo.lp_files.visitor_files() and time.time() < deadline:
+        time.sleep(0.2)
+    assert demo.lp_files.visitor_files(), "the upload is on the server"
+    expect(attract).to_be_visible(timeout=20000)          # idle: the reset
+    attract.click()
+    page.get_by_role("tab", name="Upload").first.click()
+    expect(page.locator("#lp-consent-portrait input")).not_to_be_checked()
+    expect(page.locator("#lp-portrait-upload img")).to_have_count(0)
+    assert demo.lp_files.visitor_files() == []
+    page.screenshot(path=SHOTS / "7-kiosk-after-reset.png")
+    assert errors == []
