@@ -2,7 +2,7 @@
 
 Only gallery works are stored here (never a visitor's upload). A result's key is a hash of
 everything that changes it: the portrait, clip and motion files' contents, the engine and its
-settings, the animation settings, the label and the code's version. A stale result is therefore
+settings, the animation settings, the label and the code (a hash of the package's source). A stale result is therefore
 never served: after any change it is simply not found, and the next request renders it again.
 Results are written to a temporary name and renamed, with a small JSON record beside them.
 """
@@ -26,6 +26,25 @@ from .gallery import Gallery
 from .pipeline import AnimateSettings, ProgressFn, animate
 
 _DIGESTS: dict[tuple, str] = {}
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def source_digest(root: Path = _PACKAGE) -> str:
+    """A hash of every Python file below ``root`` (names and contents): the code that renders.
+
+    Part of each result's key, so that after an update a result the old code made is rendered again,
+    whichever module changed (the version number is not bumped for every fix).
+    """
+    root = root.resolve()
+    if root not in _SOURCE_DIGESTS:
+        h = hashlib.sha256()
+        for f in sorted(root.rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+        _SOURCE_DIGESTS[root] = h.hexdigest()
+    return _SOURCE_DIGESTS[root]
+
+
+_SOURCE_DIGESTS: dict[Path, str] = {}
 
 
 class ResultStoreError(TalkingHeadError):
@@ -62,7 +81,7 @@ class ResultStore:
     def key(self, portrait_id: str, clip_id: str, engine: Engine, settings: AnimateSettings,
             label: str | None = None) -> str:
         g = self.gallery
-        parts = [__version__, engine.settings_key(), json.dumps(asdict(settings), sort_keys=True), label or "",
+        parts = [__version__, source_digest(), engine.settings_key(), json.dumps(asdict(settings), sort_keys=True), label or "",
                  _digest(g.portrait_path(portrait_id)), json.dumps(g.portrait(portrait_id), sort_keys=True),
                  _digest(g.clip_path(clip_id))]
         motion = g.motion_path(clip_id)

@@ -69,6 +69,33 @@ def test_cached_result_is_served_without_rendering(app, monkeypatch):
     assert calls == []
 
 
+def test_a_result_stored_by_other_code_is_rendered_again_after_an_update(app, monkeypatch, tmp_path):
+    """Results are keyed by the package's source: after any change to it (a fix in the compositor, the
+    writer, the audio), what the old code stored is not served, whatever the version number says."""
+    from talking_head import results
+
+    # The digest follows every Python file's name and content, and nothing else.
+    root = tmp_path / "pkg"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.py").write_text("x = 1\n")
+    (root / "sub" / "b.py").write_text("y = 2\n")
+    before = results.source_digest(root)
+    (root / "notes.txt").write_text("not code")
+    monkeypatch.setattr(results, "_SOURCE_DIGESTS", {})
+    assert results.source_digest(root) == before
+    (root / "sub" / "b.py").write_text("y = 3\n")
+    monkeypatch.setattr(results, "_SOURCE_DIGESTS", {})
+    assert results.source_digest(root) != before
+
+    _, demo = app
+    store, settings = demo.lp_store, demo.lp_studio.settings()
+    first = store.get_or_render("voltaire", CLIP, settings=settings)
+    assert store.get_or_render("voltaire", CLIP, settings=settings).cached
+    monkeypatch.setattr(results, "source_digest", lambda: "the code after an update")
+    again = store.get_or_render("voltaire", CLIP, settings=settings)
+    assert not again.cached and again.path != first.path
+
+
 def test_uploaded_portrait_needs_consent_and_stays_in_the_visitor_area(app, shared_dir, tmp_path):
     client, demo = app
     img = tmp_path / "my painting.jpg"
