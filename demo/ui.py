@@ -78,6 +78,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
           files: VisitorFiles | None = None) -> gr.Blocks:
     gallery = gallery or Gallery.default()
     store = store or ResultStore(config.results_dir, gallery)
+    store.prune()  # results an older version stored are never asked for again
     files = files or VisitorFiles(config.visitor_dir, ttl_s=config.visitor_ttl_s)
     files.bind_gradio(get_upload_folder())  # visitors' results live where Gradio serves them from, uncopied
     studio = Studio(gallery, store, files, engine=config.engine, uploads=config.uploads_enabled,

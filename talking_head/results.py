@@ -138,7 +138,7 @@ class ResultStore:
             try:
                 meta = {"portrait": portrait_id, "clip": clip_id, "engine": eng.name, "settings": asdict(settings),
                         "bytes": os.path.getsize(tmp), "sha256": file_digest(tmp), "version": __version__,
-                        "created": time.time()}
+                        "code": source_digest(), "created": time.time()}
                 os.replace(tmp, self.root / f"{key}.mp4")
                 replace_file(self.root / f"{key}.json", json.dumps(meta, indent=1))
             except OSError as e:
@@ -152,18 +152,52 @@ class ResultStore:
                             notes=list(done.notes))
 
     def stored(self) -> list[StoredResult]:
-        """Every valid stored result (for the kiosk's attract loop), oldest first."""
+        """Every valid result the present code stored (for the kiosk's attract loop), oldest first."""
         out = []
         for record in sorted(self.root.glob("*.json"), key=lambda p: p.stat().st_mtime):
+            if self._code_of(record) != source_digest():
+                continue
             found = self.lookup(record.stem)
             if found is not None:
                 out.append(found)
         return out
 
+    @staticmethod
+    def _code_of(record: Path) -> str | None:
+        try:
+            return json.loads(record.read_text(encoding="utf-8")).get("code")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def prune(self, stray_age_s: float = 3600.0) -> int:
+        """Delete what will never be served: results stored by other code (before an update; their keys are
+        no longer asked for) and renders a crash or power cut left half-done (``.render-*`` older than
+        ``stray_age_s``). The number of files deleted."""
+        gone = 0
+        if not self.root.is_dir():
+            return gone
+        for record in self.root.glob("*.json"):
+            if self._code_of(record) != source_digest():
+                for p in (record, record.with_suffix(".mp4")):
+                    if p.is_file():
+                        p.unlink(missing_ok=True)
+                        gone += 1
+        now = time.time()
+        for stray in self.root.glob(".render-*"):
+            try:
+                if now - stray.stat().st_mtime > stray_age_s:
+                    stray.unlink()
+                    gone += 1
+            except OSError:
+                pass
+        return gone
+
     def prerender(self, portraits: Iterable[str] | None = None, clips: Iterable[str] | None = None, *,
                   engine: str = "auto", settings: Iterable[AnimateSettings] = (AnimateSettings(),),
                   report: Callable[[int, int, StoredResult], None] | None = None) -> list[StoredResult]:
-        """Render every portrait x clip x settings combination that is not stored yet."""
+        """Render every portrait x clip x settings combination that is not stored yet (after deleting what
+        older code stored: :meth:`prune`)."""
+        self.prune()
         portraits = list(portraits or self.gallery.manifest()["portraits"])
         clips = list(clips or self.gallery.manifest()["clips"])
         eng = create_engine(engine)

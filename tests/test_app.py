@@ -1,6 +1,7 @@
 """The app through its public API, with gradio_client against a launched server (no browser)."""
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -94,6 +95,17 @@ def test_a_result_stored_by_other_code_is_rendered_again_after_an_update(app, mo
     monkeypatch.setattr(results, "source_digest", lambda: "the code after an update")
     again = store.get_or_render("voltaire", CLIP, settings=settings)
     assert not again.cached and again.path != first.path
+    # The attract loop plays only what this code made; pruning deletes the rest, and renders a crash left
+    # behind once they are an hour old.
+    assert again.path in [r.path for r in store.stored()] and first.path not in [r.path for r in store.stored()]
+    old_stray, new_stray = store.root / ".render-crashed.mp4", store.root / ".render-running.mp4"
+    for stray in (old_stray, new_stray):
+        stray.write_bytes(b"half a video")
+    os.utime(old_stray, (time.time() - 7200, time.time() - 7200))
+    assert store.prune() >= 3  # the old result's video and record, the old stray
+    assert not first.path.exists() and not first.path.with_suffix(".json").exists() and not old_stray.exists()
+    assert again.path.exists() and new_stray.exists()
+    new_stray.unlink()
 
 
 def test_uploaded_portrait_needs_consent_and_stays_in_the_visitor_area(app, shared_dir, tmp_path):
