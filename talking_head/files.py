@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,11 +22,34 @@ def _replacing(path: Path, prefix: str) -> Iterator[BinaryIO]:
     removed instead if the block (or the rename) fails."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix or f".{path.stem}.", suffix=path.suffix + ".tmp")
     try:
+        # mkstemp makes the file owner-only; the new file gets the old one's mode, or what the umask gives
+        # a new file (an app running as another user must still read a manifest staff updated).
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as f:
             yield f
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # elsewhere: set and put back (for that instant stricter, never looser)
+    os.umask(mask)
+    return mask
 
 
 def replace_file(path: str | os.PathLike, data: bytes | str, prefix: str = "") -> None:

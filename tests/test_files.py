@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 import pytest
 
@@ -46,3 +47,22 @@ def test_copy_file_copies_through_a_temporary_file(tmp_path, monkeypatch):
     files.copy_file(src, tmp_path / "b.bin")
     assert (tmp_path / "b.bin").read_bytes() == src.read_bytes()
     assert len(seen) == 1 and seen[0][1] == "b.bin" and seen[0][0].startswith(".") and seen[0][0].endswith(".tmp")
+
+
+def test_written_files_get_the_umask_s_mode_or_keep_their_own(tmp_path):
+    """A new file is readable by whom the umask allows (not owner-only, as a temporary file starts), so an
+    app running as another user can read a manifest that staff updated; a file replaced keeps its mode."""
+    old = os.umask(0o022)
+    try:
+        files.replace_file(tmp_path / "manifest.json", "{}")
+        files.copy_file(tmp_path / "manifest.json", tmp_path / "copy.json")
+        assert stat.S_IMODE((tmp_path / "manifest.json").stat().st_mode) == 0o644
+        assert stat.S_IMODE((tmp_path / "copy.json").stat().st_mode) == 0o644
+        os.chmod(tmp_path / "manifest.json", 0o600)
+        files.replace_file(tmp_path / "manifest.json", '{"kept": true}')
+        assert stat.S_IMODE((tmp_path / "manifest.json").stat().st_mode) == 0o600
+        os.umask(0o027)
+        files.replace_file(tmp_path / "new.json", "{}")
+        assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
