@@ -78,7 +78,11 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        if mode == "F" and np.nanmax(a, initial=0.0) <= 1.0:
+            hi = 1.0  # a floating-point image scaled 0..1 (scientific and HDR tools write these)
+        else:
+            hi = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        a = np.nan_to_num(a)
         g = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(g[..., None], 3, axis=2)
     if mode in ("P", "PA", "LA", "RGBA", "La", "RGBa") or "transparency" in img.info:

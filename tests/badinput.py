@@ -153,6 +153,16 @@ def make_gray16_png(dest: Path) -> Path:
     return p
 
 
+def make_float_tiff(dest: Path) -> Path:
+    """A 32-bit floating-point greyscale TIFF scaled 0..1, as scientific and HDR tools write them."""
+    p = dest / "float.tif"
+    g = np.asarray(_base_image().convert("L"), dtype=np.float32) / 255.0
+    Image.fromarray(g).save(p)  # float32 -> mode F
+    with Image.open(p) as chk:
+        assert chk.mode == "F", chk.mode
+    return p
+
+
 def make_palette_png(dest: Path) -> Path:
     p = dest / "palette.png"
     _base_image().convert("P", palette=Image.ADAPTIVE, colors=128).save(p)
@@ -578,7 +588,7 @@ def build_corpus(dest: str | os.PathLike) -> dict[str, Path]:
         ("truncated_jpeg", make_truncated_jpeg), ("truncated_png", make_truncated_png),
         ("bomb_header", make_bomb_header), ("bomb_1bit", make_bomb_1bit), ("bomb_64mp", make_bomb_64mp),
         ("huge_file", make_huge_file), ("one_pixel", make_one_pixel), ("webp", make_webp), ("tiff", make_tiff),
-        ("cmyk_jpeg", make_cmyk_jpeg), ("gray16_png", make_gray16_png), ("palette_png", make_palette_png),
+        ("cmyk_jpeg", make_cmyk_jpeg), ("gray16_png", make_gray16_png), ("float_tiff", make_float_tiff), ("palette_png", make_palette_png),
         ("rgba_png", make_rgba_png), ("gray_jpeg", make_gray_jpeg), ("animated_gif", make_animated_gif),
         ("exif_rotated", make_exif_rotated), ("no_face", make_no_face), ("group", make_group),
         ("audio_only", make_audio_only), ("zero_frames", make_zero_frames),

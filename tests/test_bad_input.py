@@ -239,8 +239,8 @@ def test_portrait_without_a_face(corpus, out_dir):
 # portraits in unusual but legitimate formats must work
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case", ["webp", "tiff", "cmyk_jpeg", "gray16_png", "palette_png", "rgba_png", "gray_jpeg",
-                                  "animated_gif"])
+@pytest.mark.parametrize("case", ["webp", "tiff", "cmyk_jpeg", "gray16_png", "float_tiff", "palette_png", "rgba_png",
+                                  "gray_jpeg", "animated_gif"])
 def test_unusual_image_format_renders_like_the_portrait(corpus, out_dir, case):
     res, err = render(corpus[case], CLIP, out_dir)
     assert err is None, f"{case} should work but raised: {err}"
@@ -546,7 +546,7 @@ CASES: dict[str, Case] = {
     "bomb_64mp": Case("portrait", error=ImageError, says=_BOMB),
     "huge_file": Case("portrait", error=ImageError, says=r"(?i)over the 50 MB limit|exceeds the maximum file size of 52428800 bytes"),
     "one_pixel": Case("portrait", error=ImageError, says=r"only 1x1 pixels"),
-    "webp": _RENDER_78, "tiff": _RENDER_78, "cmyk_jpeg": _RENDER_78, "gray16_png": _RENDER_78,
+    "webp": _RENDER_78, "tiff": _RENDER_78, "cmyk_jpeg": _RENDER_78, "gray16_png": _RENDER_78, "float_tiff": _RENDER_78,
     "palette_png": _RENDER_78, "rgba_png": _RENDER_78, "gray_jpeg": _RENDER_78, "animated_gif": _RENDER_78,
     "exif_rotated": _RENDER_78, "group": _RENDER_78, "six_faces": _RENDER_78,
     "no_face": Case("portrait", error=FaceNotFoundError, says=r"No face was found in the portrait"),
