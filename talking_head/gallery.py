@@ -9,6 +9,7 @@ import copy
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,26 +131,38 @@ class Gallery:
         """Write a work's files (each through its writer) and then its manifest entry.
 
         Each file and the manifest are replaced whole. If a write fails (a full disk, a read-only
-        folder), the files this call created are removed again and the manifest is left as it was,
-        so the gallery lists nothing it does not hold; the error says what to do.
+        folder), the files this call created are removed again, the files it replaced are put back and
+        the manifest is left as it was, so the gallery holds what it lists; the error says what to do.
         """
         created: list[Path] = []
+        kept: list[tuple[Path, Path]] = []  # (file replaced, its previous content kept beside it)
         try:
             for dest, write in files:
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                existed = dest.exists()
-                write(dest)
-                if not existed:
+                if dest.exists():
+                    previous = dest.with_name(f".{dest.name}.previous")
+                    previous.unlink(missing_ok=True)
+                    try:
+                        os.link(dest, previous)  # the old content stays under the second name when dest is replaced
+                    except OSError:
+                        shutil.copy2(dest, previous)  # (a file system without hard links)
+                    kept.append((dest, previous))
+                else:
                     created.append(dest)
+                write(dest)
             m = copy.deepcopy(self.manifest())  # the cached copy stays untouched until the write lands
             m.setdefault(kind, {})[item_id] = entry
             self._write(m)
         except OSError as e:
             for p in created:
                 p.unlink(missing_ok=True)
+            for dest, previous in kept:
+                os.replace(previous, dest)
             raise GalleryError(f"Could not write to the gallery in {self.root} ({e.strerror or e}), so {item_id!r} was "
                                "not added or updated. Free some disk space, or check that the folder is writable, "
                                "and run the command again.") from None
+        for _, previous in kept:
+            previous.unlink(missing_ok=True)
         return entry
 
 

@@ -336,6 +336,31 @@ def test_a_failed_manifest_write_takes_the_new_files_back_out(tmp_path, monkeypa
     assert _listing(root) == before
 
 
+def test_a_failed_manifest_write_puts_back_the_work_it_was_replacing(tmp_path, monkeypatch, shared_dir):
+    """Adding Newton under the id of the Mona Lisa, the manifest write fails: her picture is back in its
+    file (not Newton's under her title and landmarks), and nothing else is left beside it."""
+    root = tmp_path / "gallery"
+    _small_gallery(root)
+    before = _listing(root)
+    g = Gallery(root)
+
+    def disk_full(manifest):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(g, "_write", disk_full)
+    with pytest.raises(GalleryError):
+        g.add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "mona_lisa",
+                       {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
+                        "licence": "-"})
+    assert _listing(root) == before
+    monkeypatch.undo()
+    g.add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "mona_lisa",
+                   {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
+                    "licence": "-"})  # when it succeeds, only the new work is left
+    assert sorted(p.name for p in (root / "portraits").iterdir()) == ["mona_lisa.jpg"]
+    assert Gallery(root).portrait("mona_lisa")["title"] == "Newton"
+
+
 # ---------------------------------------------------------------------------------------------
 # a checkpoint that fails verification
 # ---------------------------------------------------------------------------------------------
