@@ -316,18 +316,23 @@ def test_disk_full_while_adding_a_clip_cli(tmp_path, shared_dir):
     assert Gallery(root).manifest()["clips"].keys() == {SHORT_CLIP}
 
 
-def test_a_failed_manifest_write_takes_the_new_files_back_out(tmp_path, monkeypatch, shared_dir):
-    """The files are written, then the manifest: when the manifest cannot be written, the portrait copied
-    in a moment ago is removed again, so the gallery holds no file its manifest does not list."""
+def _gallery_whose_manifest_cannot_be_written(tmp_path, monkeypatch):
+    """(root, its files' contents, the Gallery) for a small gallery whose manifest write hits a full disk."""
     root = tmp_path / "gallery"
     _small_gallery(root)
-    before = _listing(root)
     g = Gallery(root)
 
     def disk_full(manifest):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(g, "_write", disk_full)
+    return root, _listing(root), g
+
+
+def test_a_failed_manifest_write_takes_the_new_files_back_out(tmp_path, monkeypatch, shared_dir):
+    """The files are written, then the manifest: when the manifest cannot be written, the portrait copied
+    in a moment ago is removed again, so the gallery holds no file its manifest does not list."""
+    root, before, g = _gallery_whose_manifest_cannot_be_written(tmp_path, monkeypatch)
     with pytest.raises(GalleryError) as e:
         g.add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "newton_copy",
                        {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
@@ -339,15 +344,7 @@ def test_a_failed_manifest_write_takes_the_new_files_back_out(tmp_path, monkeypa
 def test_a_failed_manifest_write_puts_back_the_work_it_was_replacing(tmp_path, monkeypatch, shared_dir):
     """Adding Newton under the id of the Mona Lisa, the manifest write fails: her picture is back in its
     file (not Newton's under her title and landmarks), and nothing else is left beside it."""
-    root = tmp_path / "gallery"
-    _small_gallery(root)
-    before = _listing(root)
-    g = Gallery(root)
-
-    def disk_full(manifest):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(g, "_write", disk_full)
+    root, before, g = _gallery_whose_manifest_cannot_be_written(tmp_path, monkeypatch)
     with pytest.raises(GalleryError):
         g.add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "mona_lisa",
                        {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
