@@ -256,7 +256,6 @@ def test_cli_errors_are_one_line_and_non_zero(tmp_path):
 
 def test_cancel_stops_and_leaves_nothing(tmp_path):
     from talking_head import animate
-    from talking_head.pipeline import AnimateSettings
     from talking_head.errors import Cancelled
     from talking_head.pipeline import AnimateSettings
     calls = []
@@ -273,7 +272,6 @@ def test_cancel_stops_and_leaves_nothing(tmp_path):
 
 def test_progress_is_reported_monotonically(tmp_path):
     from talking_head import animate
-    from talking_head.pipeline import AnimateSettings
     from talking_head.pipeline import AnimateSettings
     seen = []
     res = animate("gallery:gogol", "gallery:smile_eyes", tmp_path / "p.mp4", settings=AnimateSettings(max_side=320),
@@ -347,7 +345,6 @@ def _no_tracking_thread() -> bool:
 
 def test_uploaded_clip_renders_like_its_stored_motion_and_is_then_cached(tmp_path):
     from talking_head import animate
-    from talking_head.pipeline import AnimateSettings
     from talking_head.cache import DiskCache
     from talking_head.pipeline import AnimateSettings
 
@@ -371,7 +368,6 @@ def test_uploaded_clip_renders_like_its_stored_motion_and_is_then_cached(tmp_pat
 
 def test_failing_or_cancelled_render_of_an_uploaded_clip_stops_tracking_and_leaves_nothing(tmp_path):
     from talking_head import animate
-    from talking_head.pipeline import AnimateSettings
     from talking_head.cache import DiskCache
     from talking_head.errors import Cancelled
     from talking_head.pipeline import AnimateSettings
@@ -536,7 +532,6 @@ def test_a_kiosk_process_renders_all_day_without_growing(tmp_path):
     import tracemalloc
 
     from talking_head import animate
-    from talking_head.pipeline import AnimateSettings
     from talking_head.cache import DiskCache
     from talking_head.pipeline import AnimateSettings
     g = Gallery.default()
