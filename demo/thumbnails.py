@@ -36,11 +36,16 @@ def _thumb(source: Path, out_dir: Path, first_frame: bool) -> Path:
     return out
 
 
+def thumbs_dir() -> Path:
+    """Where the gallery's thumbnails and posters are kept (the app lets Gradio serve files from here)."""
+    return default_dir() / "thumbs"
+
+
 def portrait_thumbs(gallery: Gallery, out_dir: Path | None = None) -> dict[str, Path]:
-    out_dir = out_dir or default_dir() / "thumbs"
+    out_dir = out_dir or thumbs_dir()
     return {pid: _thumb(gallery.portrait_path(pid), out_dir, False) for pid in gallery.manifest()["portraits"]}
 
 
 def clip_posters(gallery: Gallery, out_dir: Path | None = None) -> dict[str, Path]:
-    out_dir = out_dir or default_dir() / "thumbs"
+    out_dir = out_dir or thumbs_dir()
     return {cid: _thumb(gallery.clip_path(cid), out_dir, True) for cid in gallery.manifest()["clips"]}

@@ -23,7 +23,7 @@ from talking_head.results import ResultStore
 
 from .strings import LANGUAGE_NAMES, STRINGS, pick_language, t
 from .studio import Choice, Studio, VisitorError
-from .thumbnails import clip_posters, portrait_thumbs
+from .thumbnails import clip_posters, portrait_thumbs, thumbs_dir
 from .visitor_files import VisitorFiles, download_name
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -431,4 +431,8 @@ def launch_kwargs(config: AppConfig, demo: gr.Blocks) -> dict:
                                      font_mono=[gr.themes.Font("monospace")],
                                      text_size=gr.themes.sizes.text_lg if config.kiosk else gr.themes.sizes.text_md),
                 css=css, js=js, footer_links=[] if config.kiosk else ["api", "settings"],
-                allowed_paths=[str(store.root)], max_file_size=f"{config.max_upload_mb}mb", show_error=True)
+                # Gradio serves only files under the working folder or the temporary folder unless told:
+                # the stored results, the thumbnails (in the cache, ~/.cache by default) and the gallery's
+                # clips (the preview) wherever the app is started from.
+                allowed_paths=[str(store.root), str(thumbs_dir()), str(store.gallery.root)],
+                max_file_size=f"{config.max_upload_mb}mb", show_error=True)

@@ -4,7 +4,11 @@ Screenshots go to test-artifacts/screenshots/ for a person to look at.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +17,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from demo.ui import AppConfig
 
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+REPO = Path(__file__).resolve().parent.parent
+SHOTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -162,3 +167,46 @@ def test_kiosk_with_uploads_gives_the_next_visitor_a_clean_page(browser, launch_
     assert demo.lp_files.visitor_files() == []
     page.screenshot(path=SHOTS / "7-kiosk-after-reset.png")
     assert errors == []
+
+
+def test_the_app_started_as_the_readme_says_serves_its_gallery(browser, tmp_path):
+    """`python app.py` started from another folder, with its cache outside the temporary folder (as
+    ~/.cache is): the portraits' thumbnails and a clip's preview are served. Gradio serves only files
+    under the working or temporary folder unless the app allows more; before it did, every block of this
+    page showed an Error badge and the galleries stayed empty."""
+    run, tmp, cache = (tmp_path / d for d in ("run", "tmp", "cache"))
+    for d in (run, tmp, cache):
+        d.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TMPDIR": str(tmp), "LIVING_PORTRAITS_CACHE": str(cache)}
+    env.pop("GRADIO_TEMP_DIR", None)
+    log = (tmp_path / "app.log").open("w")
+    app = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port)], cwd=run, env=env,
+                           stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert app.poll() is None, (tmp_path / "app.log").read_text()
+                time.sleep(0.5)
+        page, outside, errors = open_page(browser, url)
+        assert page.locator(".error:visible").count() == 0, (tmp_path / "app.log").read_text()[-2000:]
+        thumbs = page.locator("#lp-portraits .thumbnail-item img")
+        expect(thumbs).to_have_count(14)
+        page.wait_for_function("() => [...document.querySelectorAll('#lp-portraits .thumbnail-item img')]"
+                               ".every(i => i.complete && i.naturalWidth > 0)", timeout=30000)
+        page.locator("#lp-clips .thumbnail-item").first.click()
+        page.wait_for_function("() => { const v = document.querySelector('#lp-clip-preview video');"
+                               " return !!v && v.readyState >= 1; }", timeout=30000)
+        assert "InvalidPathError" not in (tmp_path / "app.log").read_text()
+        assert outside == [] and errors == []
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+        log.close()
