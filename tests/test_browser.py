@@ -210,3 +210,25 @@ def test_the_app_started_as_the_readme_says_serves_its_gallery(browser, tmp_path
         app.terminate()
         app.wait(timeout=30)
         log.close()
+
+
+def test_on_a_phone_the_page_fits_the_screen_and_shows_every_work(browser, launch_app):
+    """A 390-px-wide phone: no sideways scrolling, and every portrait and clip is on the page within the
+    screen's width (three a row), none hidden inside a gallery that scrolls on its own."""
+    url, _ = launch_app(AppConfig())
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(url, wait_until="load")
+    page.locator("#lp-portraits .thumbnail-item").first.wait_for(timeout=30000)
+    page.wait_for_function("() => ![...document.querySelectorAll('.progress-text')].some(e => e.offsetParent)",
+                           timeout=30000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for gallery, n in (("#lp-portraits", 14), ("#lp-clips", 7)):
+        boxes = page.evaluate(f"""() => [...document.querySelectorAll('{gallery} .thumbnail-item')].map(e => {{
+            const r = e.getBoundingClientRect(); return [r.left, r.right, r.top + scrollY, r.bottom + scrollY]; }})""")
+        wrap = page.evaluate(f"""() => {{ const r = document.querySelector('{gallery}').getBoundingClientRect();
+            return [r.top + scrollY, r.bottom + scrollY]; }}""")
+        assert len(boxes) == n
+        assert all(left >= 0 and right <= 390 for left, right, _, _ in boxes), boxes
+        assert all(top >= wrap[0] - 1 and bottom <= wrap[1] + 1 for _, _, top, bottom in boxes), (boxes, wrap)
+        assert len({round(left) for left, _, _, _ in boxes}) == 3
+    page.screenshot(path=SHOTS / "8-phone.png", full_page=True)
