@@ -165,7 +165,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 # (A DownloadButton's text is its label; its value is the file.)
                 download = tr(gr.DownloadButton(t(lang0, "download"), visible=False, elem_id="lp-download"), "download")
                 museum_label = gr.Markdown("", elem_id="lp-label")
-                with tr(gr.Accordion(t(lang0, "advanced"), open=False, elem_id="lp-advanced"), "advanced"):
+                with tr(gr.Accordion(t(lang0, "advanced"), open=False, elem_id="lp-advanced"), "advanced") as advanced:
                     engine = tr(gr.Dropdown(engines, value=config.engine if config.engine in engines else "auto",
                                             label=t(lang0, "engine"), elem_id="lp-engine"), "engine")
                     strength = tr(gr.Slider(0.0, 2.0, value=1.0, step=0.1, label=t(lang0, "strength"),
@@ -357,14 +357,17 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         def reset(request: gr.Request):
             files.end_session(request.session_hash if request else None)
             return ([lang0, "gallery", "gallery", None, None, t(lang0, "nothing_selected"), None, None, "",
-                     gr.update(value=None, visible=False), False, gr.update(selected_index=None),
-                     gr.update(selected_index=None), config.engine if config.engine in engines else "auto", 1.0, 1.0,
-                     True, False, 1, None, gr.update(value=lang0)] + [None, False, None, False][: len(upload_fields)]
-                    + relabel(lang0))
+                     gr.update(value=None, visible=False), False,
+                     # the galleries again, in the start language and with nothing highlighted
+                     gr.update(value=portrait_items(lang0), selected_index=None),
+                     gr.update(value=clip_items(lang0), selected_index=None),
+                     config.engine if config.engine in engines else "auto", 1.0, 1.0,
+                     True, False, 1, None, gr.update(value=lang0), gr.update(open=False)]
+                    + [None, False, None, False][: len(upload_fields)] + relabel(lang0))
 
         reset_btn.click(reset, None, [lang, portrait_src, clip_src, portrait_id, clip_id, selection, c_preview, result,
                                       museum_label, download, side, p_gallery, c_gallery, engine, strength, smoothing,
-                                      head_motion, crop_only, shots, more_faces, lang_pick, *upload_fields]
+                                      head_motion, crop_only, shots, more_faces, lang_pick, advanced, *upload_fields]
                         + [c for c, _, _ in translated], api_visibility="private", queue=False)
 
         # -- a visitor's uploads are theirs from the moment they arrive ------------------------------

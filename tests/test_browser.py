@@ -130,6 +130,10 @@ def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
     expect(page.locator("footer")).to_be_hidden()
     page.locator("#lp-portraits .thumbnail-item").nth(4).click()
     expect(page.locator("#lp-selection")).to_contain_text("Gogol")
+    page.get_by_label("Français").check()
+    expect(page.locator("#lp-portraits")).to_contain_text("La Joconde")
+    page.locator("#lp-advanced button").first.click()
+    expect(page.locator("#lp-strength")).to_be_visible()
     for sel in ("#lp-animate", "#lp-text-larger", "#lp-portraits .thumbnail-item >> nth=0"):
         box = page.locator(sel).bounding_box()
         assert box["height"] >= 48 and box["width"] >= 48, sel
@@ -138,6 +142,10 @@ def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
     expect(attract).to_be_visible(timeout=15000)          # idle: back to the start screen
     attract.click()
     expect(page.locator("#lp-selection")).not_to_contain_text("Gogol")
+    # The next visitor starts in the kiosk's language, captions too, with the advanced options closed.
+    expect(page.locator("#lp-portraits")).not_to_contain_text("La Joconde")
+    expect(page.locator("#lp-portraits")).to_contain_text("Mona Lisa")
+    expect(page.locator("#lp-strength")).to_be_hidden()
     assert outside == [] and errors == []
 
 
