@@ -438,4 +438,6 @@ def launch_kwargs(config: AppConfig, demo: gr.Blocks) -> dict:
                 # the stored results, the thumbnails (in the cache, ~/.cache by default) and the gallery's
                 # clips (the preview) wherever the app is started from.
                 allowed_paths=[str(store.root), str(thumbs_dir()), str(store.gallery.root)],
-                max_file_size=f"{config.max_upload_mb}mb", show_error=True)
+                # Visitors see our own sentences (gr.Error) only: an internal error's text (Gradio's own
+                # component errors name the server's upload paths) becomes Gradio's plain "Error".
+                max_file_size=f"{config.max_upload_mb}mb", show_error=False)

@@ -240,3 +240,22 @@ def test_on_a_phone_the_page_fits_the_screen_and_shows_every_work(browser, launc
         assert all(top >= wrap[0] - 1 and bottom <= wrap[1] + 1 for _, _, top, bottom in boxes), (boxes, wrap)
         assert len({round(left) for left, _, _, _ in boxes}) == 3
     page.screenshot(path=SHOTS / "8-phone.png", full_page=True)
+
+
+def test_a_text_file_named_jpg_shows_no_server_path(browser, launch_app, tmp_path):
+    """Gradio's image field refuses a text file named .jpg before our sentence can run; what the visitor
+    is shown must not be Gradio's internal message, which names the file's path on the server."""
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("these are my notes, not a picture\n")
+    url, _ = launch_app(AppConfig())
+    page, _, _ = open_page(browser, url)
+    page.get_by_role("tab", name="Upload").first.click()
+    page.locator("#lp-portrait-upload input[type=file]").set_input_files(str(fake))
+    page.locator("#lp-consent-portrait input").check()
+    page.locator("#lp-clips .thumbnail-item").first.click()
+    page.locator("#lp-animate").click()
+    expect(page.locator(".toast-body, .error").first).to_be_visible(timeout=30000)
+    time.sleep(1)
+    shown = page.locator("body").inner_text()
+    assert "Could not preprocess" not in shown and "UnidentifiedImageError" not in shown
+    assert str(tmp_path.parent.parent) not in shown and "/visitors/" not in shown  # no server path
