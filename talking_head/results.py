@@ -27,6 +27,7 @@ from .pipeline import AnimateSettings, ProgressFn, animate
 
 _DIGESTS: dict[tuple, str] = {}
 _PACKAGE = Path(__file__).resolve().parent
+_SOURCE_DIGESTS: dict[Path, str] = {}
 
 
 def source_digest(root: Path = _PACKAGE) -> str:
@@ -42,9 +43,6 @@ def source_digest(root: Path = _PACKAGE) -> str:
             h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
         _SOURCE_DIGESTS[root] = h.hexdigest()
     return _SOURCE_DIGESTS[root]
-
-
-_SOURCE_DIGESTS: dict[Path, str] = {}
 
 
 class ResultStoreError(TalkingHeadError):
