@@ -56,6 +56,34 @@ STRINGS: dict[str, dict[str, str]] = {
         "err_unexpected": "Something went wrong while animating; please try another portrait or performance.",
         "footer_note": "All portraits in the gallery are in the public domain. Results carry a visible "
                        "“AI-generated” mark.",
+        # What the library reports (errors, notes and progress steps: their reasons in talking_head.errors),
+        # in the visitor's words; a reason with no sentence here is shown in the library's own sentence.
+        "err_not_image": "This file is not an image we can read; upload a JPEG, PNG or WebP portrait.",
+        "err_empty": "This file is empty; choose a JPEG or PNG image.",
+        "err_image_damaged": "The image file is damaged or incomplete; export it again as a JPEG or PNG and retry.",
+        "err_image_too_big": "The image is too large; scale it down (e.g. to 2048 pixels on the long side) and try "
+                             "again.",
+        "err_image_too_small": "The image is too small; use a portrait at least {min_side} pixels on each side.",
+        "err_no_face": "No face was found in the image; choose one where a face is clearly visible, facing forward "
+                       "and at least about 80 pixels tall.",
+        "err_clip_no_face": "No face was found in the clip; choose one where a face is clearly visible, facing the "
+                            "camera.",
+        "err_clip_face_lost": "The face is visible in only {found} of the clip's {total} frames; choose a clip where "
+                              "the face stays in view.",
+        "err_not_video": "This file is not a video we can read; upload an MP4, MOV or WebM clip.",
+        "err_clip_unreadable": "This clip cannot be decoded; export it again as an MP4 (H.264) and try again.",
+        "err_clip_too_long": "The clip is longer than {limit:g} seconds; trim it to {limit:g} seconds or less and "
+                             "try again.",
+        "err_write_failed": "The video could not be saved; please try again in a moment.",
+        "note_several_faces": "This picture has {count} faces; the largest was animated. To animate another, crop the "
+                              "picture around that face and upload it again.",
+        "note_out_of_memory": "The graphics card ran out of memory, so this result was rendered on the processor "
+                              "with {fallback} instead.",
+        # Progress steps (talking_head.pipeline.STEPS)
+        "step_face": "Finding the face in the portrait",
+        "step_motion": "Reading the performance's motion",
+        "step_frames": "Animating frame {done} of {total}",
+        "step_done": "Done",
     },
     "fr": {
         "title": "Portraits vivants",
@@ -105,6 +133,33 @@ STRINGS: dict[str, dict[str, str]] = {
                           "interprétation.",
         "footer_note": "Tous les portraits de la galerie sont dans le domaine public. Les résultats portent la mention "
                        "visible « AI-generated ».",
+        "err_not_image": "Ce fichier n'est pas une image lisible ; importez un portrait JPEG, PNG ou WebP.",
+        "err_empty": "Ce fichier est vide ; choisissez une image JPEG ou PNG.",
+        "err_image_damaged": "Le fichier image est endommagé ou incomplet ; exportez-le de nouveau en JPEG ou PNG et "
+                             "réessayez.",
+        "err_image_too_big": "L'image est trop grande ; réduisez-la (par exemple à 2048 pixels sur le grand côté) et "
+                             "réessayez.",
+        "err_image_too_small": "L'image est trop petite ; utilisez un portrait d'au moins {min_side} pixels de côté.",
+        "err_no_face": "Aucun visage n'a été trouvé dans l'image ; choisissez une image où un visage est bien visible, "
+                       "de face, et haut d'au moins 80 pixels environ.",
+        "err_clip_no_face": "Aucun visage n'a été trouvé dans la vidéo ; choisissez une vidéo où un visage est bien "
+                            "visible, face à la caméra.",
+        "err_clip_face_lost": "Le visage n'est visible que sur {found} des {total} images de la vidéo ; choisissez une "
+                              "vidéo où le visage reste dans le cadre.",
+        "err_not_video": "Ce fichier n'est pas une vidéo lisible ; importez une vidéo MP4, MOV ou WebM.",
+        "err_clip_unreadable": "Cette vidéo ne peut pas être décodée ; exportez-la de nouveau en MP4 (H.264) et "
+                               "réessayez.",
+        "err_clip_too_long": "La vidéo dure plus de {limit:g} secondes ; coupez-la à {limit:g} secondes au plus et "
+                             "réessayez.",
+        "err_write_failed": "La vidéo n'a pas pu être enregistrée ; réessayez dans un instant.",
+        "note_several_faces": "Cette image contient {count} visages ; le plus grand a été animé. Pour en animer un "
+                              "autre, recadrez l'image autour de ce visage et importez-la de nouveau.",
+        "note_out_of_memory": "La carte graphique manquait de mémoire : ce résultat a été calculé sur le processeur "
+                              "avec {fallback}.",
+        "step_face": "Recherche du visage dans le portrait",
+        "step_motion": "Lecture du mouvement de l'interprétation",
+        "step_frames": "Animation de l'image {done} sur {total}",
+        "step_done": "Terminé",
     },
 }
 
@@ -113,6 +168,20 @@ def t(lang: str, key: str, **fmt) -> str:
     """The string ``key`` in ``lang`` (English when missing), formatted with ``fmt``."""
     text = STRINGS.get(lang, {}).get(key) or STRINGS["en"][key]
     return text.format(**fmt) if fmt else text
+
+
+def localize(lang: str, said) -> str:
+    """A library error, note or progress step (``talking_head.errors``) in ``lang``: our sentence for its
+    reason where we have one in that language, else the library's own (English) sentence."""
+    reason = getattr(said, "reason", "")
+    kind = "err" if isinstance(said, BaseException) else "note"
+    for key in (f"{kind}_{reason}", f"step_{reason}"):
+        if reason and key in STRINGS.get(lang, {}):
+            try:
+                return STRINGS[lang][key].format(**getattr(said, "facts", {}))
+            except (KeyError, ValueError, IndexError):  # the library stopped giving a fact: say it its way
+                break
+    return str(said)
 
 
 def pick_language(accept_language: str | None, default: str = "en") -> str:

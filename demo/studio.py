@@ -22,10 +22,10 @@ from talking_head.engines import create_engine
 from talking_head.errors import TalkingHeadError
 from talking_head.gallery import Gallery
 from talking_head.images import load_image
-from talking_head.pipeline import AnimateSettings, animate
+from talking_head.pipeline import AnimateSettings, animate, check_clip, check_portrait
 from talking_head.results import ResultStore
 
-from .strings import t
+from .strings import localize, t
 from .visitor_files import VisitorFiles
 
 try:  # On a ZeroGPU Space this asks for a GPU for the call; anywhere else it is a no-op.
@@ -128,6 +128,26 @@ class Studio:
                                head_motion=bool(head_motion), side_by_side=bool(side_by_side),
                                crop_only=bool(crop_only), max_duration=self.max_clip_s)
 
+    def check_upload(self, path: str | None, kind: str, *, lang: str = "en") -> str:
+        """What the visitor should know about a file the moment it arrives ("" when it is fine): the
+        sentence a render would end with (not an image, no face, a clip too long), or a note (several
+        faces). ``kind``: "portrait" or "clip"."""
+        if not path:
+            return ""
+        try:
+            if kind == "portrait":
+                note = check_portrait(path, self.settings())
+                return localize(lang, note) if note else ""
+            check_clip(path, self.settings())
+            return ""
+        except TalkingHeadError as e:
+            return localize(lang, e)
+        except Exception:
+            log.exception("checking an uploaded %s failed", kind)
+            return t(lang, "err_unexpected")
+        finally:
+            _give_memory_back()
+
     def run(self, portrait: Choice, clip: Choice, settings: AnimateSettings, *, lang: str = "en",
             consent: bool = False, engine: str | None = None, session_id: str | None = None,
             progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
@@ -158,12 +178,13 @@ class Studio:
         personal = portrait.is_upload or clip.is_upload or bool(more_faces)
         out = self.files.new_result_path(session_id) if personal else None
         try:
+            said = None if progress is None else (lambda f, m: progress(f, localize(lang, m)))
             path, used, notes = render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
-                                                 None if ON_ZERO_GPU else progress, str(self.store.root),
+                                                 None if ON_ZERO_GPU else said, str(self.store.root),
                                                  None if ON_ZERO_GPU else cancel, int(shots or 1), more_faces)
-            return Rendered(Path(path), used, tuple(notes))
+            return Rendered(Path(path), used, tuple(localize(lang, n) for n in notes))
         except TalkingHeadError as e:
-            raise VisitorError(str(e)) from None
+            raise VisitorError(localize(lang, e)) from None
         except Exception:
             # Not the visitor's fault: keep the details for the operator, never the visitor's files.
             log.exception("render failed (portrait %s, clip %s)", "upload" if portrait.is_upload else p_spec,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,14 @@ from .thumbnails import clip_posters, portrait_thumbs, thumbs_dir
 from .visitor_files import VisitorFiles, download_name
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+log = logging.getLogger("living_portraits.app")
+
+
+def _status_html(message: str = "") -> str:
+    """The line under Animate: what went wrong and what to do, until the next attempt."""
+    if not message:
+        return ""
+    return f'<div class="lp-status" role="alert">{html.escape(message)}</div>'
 
 
 @dataclass
@@ -149,8 +158,9 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                                                     buttons=[]), "clip_preview")
                     if config.uploads_enabled:
                         with tr(gr.Tab(t(lang0, "tab_upload"), id="c-upload"), "tab_upload") as c_tab_upload:
-                            c_upload = gr.Video(sources=["upload"], label=t(lang0, "clip_upload", seconds=int(config.max_clip_s)),
-                                                elem_id="lp-clip-upload", height=300)
+                            c_upload = tr(gr.Video(sources=["upload"],
+                                                   label=t(lang0, "clip_upload", seconds=int(config.max_clip_s)),
+                                                   elem_id="lp-clip-upload", height=300), "clip_upload")
                             c_consent = tr(gr.Checkbox(False, label=t(lang0, "consent"), elem_id="lp-consent-clip"),
                                            "consent")
 
@@ -158,14 +168,18 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 tr(gr.Markdown(t(lang0, "step3"), elem_classes="lp-step"), "step3", "value")
                 selection = gr.Markdown(t(lang0, "nothing_selected"), elem_id="lp-selection")
                 go = tr(gr.Button(t(lang0, "animate"), variant="primary", size="lg", elem_id="lp-animate"), "animate", "value")
+                status = gr.HTML("", elem_id="lp-status", padding=False)
+                ok = gr.State(True)
                 result = tr(gr.Video(label=t(lang0, "result"), show_label=False, interactive=False, autoplay=True,
                                      elem_id="lp-result",
                                      buttons=[]), "result")
                 side = tr(gr.Checkbox(False, label=t(lang0, "side_by_side"), elem_id="lp-side-by-side"), "side_by_side")
                 # (A DownloadButton's text is its label; its value is the file.)
                 download = tr(gr.DownloadButton(t(lang0, "download"), visible=False, elem_id="lp-download"), "download")
+                # (a kiosk's visitors cannot take a file away, and its options stay as the museum set them)
                 museum_label = gr.Markdown("", elem_id="lp-label")
-                with tr(gr.Accordion(t(lang0, "advanced"), open=False, elem_id="lp-advanced"), "advanced") as advanced:
+                with tr(gr.Accordion(t(lang0, "advanced"), open=False, elem_id="lp-advanced", visible=not config.kiosk),
+                        "advanced"):
                     engine = tr(gr.Dropdown(engines, value=config.engine if config.engine in engines else "auto",
                                             label=t(lang0, "engine"), elem_id="lp-engine"), "engine")
                     strength = tr(gr.Slider(0.0, 2.0, value=1.0, step=0.1, label=t(lang0, "strength"),
@@ -187,7 +201,12 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
         def attract_html():  # read on every page load, so newly stored results join the loop
             videos = config.attract or [r.path for r in store.stored() if not r.settings.get("side_by_side")]
-            return _attract_html(videos, config, lang0)
+            stills = [(gallery.portrait_path(p), _short_title(manifest["portraits"][p], lang0)) for p in portrait_ids]
+            return _attract_html(videos, stills, config, lang0)
+
+        if config.kiosk and not (config.attract or store.stored()):
+            log.warning("kiosk: no stored results yet, so the start screen shows the paintings still; "
+                        "`python -m talking_head prerender` renders them for the attract loop")
 
         attract_box = gr.HTML(attract_html(), elem_id="lp-attract-host", padding=False)
         demo.load(attract_html, None, attract_box, api_visibility="private", queue=False)
@@ -236,19 +255,21 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                        [portrait_src, clip_src, selection], api_visibility="private", queue=False)
 
         def busy_check(lang_):
+            """Clears the last attempt's message; says so (and stops the render) when the queue is full."""
             q = getattr(demo, "_queue", None)
-            if q is not None and q.max_size is not None and len(q) >= q.max_size:
-                raise gr.Error(t(lang_, "err_busy"))
+            full = q is not None and q.max_size is not None and len(q) >= q.max_size
+            return _status_html(t(lang_, "err_busy") if full else ""), not full
+
+        def gate(ok_):
+            if not ok_:  # the status line said why; nothing else to show
+                raise gr.Error("busy", visible=False, print_exception=False)
 
         def render(portrait, clip, settings, lang_, consent, engine_, request, progress, shots_=1, faces_=None):
-            """One request through the studio, in this visitor's session, errors shown as gr.Error."""
+            """One request through the studio, in this visitor's session (raises VisitorError)."""
             session = request.session_hash if request else None
-            try:
-                done = studio.run(portrait, clip, settings, lang=lang_, consent=consent, engine=engine_,
-                                  session_id=session, progress=lambda f, m: progress(f, desc=m),
-                                  cancel=_client_gone(demo), shots=int(shots_ or 1), more_faces=faces_ or ())
-            except VisitorError as e:
-                raise gr.Error(str(e)) from None
+            done = studio.run(portrait, clip, settings, lang=lang_, consent=consent, engine=engine_,
+                              session_id=session, progress=lambda f, m: progress(f, desc=m),
+                              cancel=_client_gone(demo), shots=int(shots_ or 1), more_faces=faces_ or ())
             path = done.path
             if files.sessions_root in path.parents:
                 # Gradio serves files from copies in its own folder: make the copy now, so that it is
@@ -259,6 +280,19 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
         def run(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_, strength_, smoothing_,
                 head_, crop_, shots_, faces_, lang_, request: gr.Request, progress=gr.Progress()):
+            """Animate for the page: the video, its label and its download, or the reason in the status line."""
+            try:
+                return (*render_for_page(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_,
+                                         strength_, smoothing_, head_, crop_, shots_, faces_, lang_, request, progress),
+                        _status_html())
+            except VisitorError as e:  # already in the visitor's words
+                return gr.skip(), gr.skip(), gr.skip(), _status_html(str(e))
+            except Exception:
+                log.exception("the page's render failed after the studio")
+                return gr.skip(), gr.skip(), gr.skip(), _status_html(t(lang_, "err_unexpected"))
+
+        def render_for_page(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_, strength_,
+                            smoothing_, head_, crop_, shots_, faces_, lang_, request, progress):
             portrait = Choice(gallery_id=pid) if psrc == "gallery" else Choice(upload=pfile)
             clip = Choice(gallery_id=cid) if csrc == "gallery" else Choice(upload=cfile)
             consent = (not portrait.is_upload or pconsent) and (not clip.is_upload or cconsent)
@@ -273,16 +307,19 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             session = request.session_hash if request else None
             keep = Path(demo.move_resource_to_block_cache(files.keepsake(session, done.path, name)))
             files.remember_upload(session, keep)
-            return str(done.path), _label_markdown(entry, lang_, done), gr.update(value=str(keep), visible=True)
+            return str(done.path), _label_markdown(entry, lang_, done), gr.update(value=str(keep), visible=not config.kiosk)
 
-        upload_inputs = ([p_upload, p_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
+        # The portrait upload reaches the render as the file's path, kept when it arrives (see below).
+        portrait_file = gr.State(None)
+        upload_inputs = ([portrait_file, p_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
         clip_upload_inputs = ([c_upload, c_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
         run_inputs = ([portrait_src, portrait_id, *upload_inputs, clip_src, clip_id, *clip_upload_inputs, side, engine,
                        strength, smoothing, head_motion, crop_only, shots, more_faces, lang])
         for trigger in (go.click, side.input):
-            trigger(busy_check, [lang], None, queue=False, api_visibility="private").success(
-                run, run_inputs, [result, museum_label, download], api_visibility="private", concurrency_id="render",
-                concurrency_limit=config.concurrency)
+            trigger(busy_check, [lang], [status, ok], queue=False, api_visibility="private").success(
+                gate, [ok], None, queue=False, api_visibility="private").success(
+                run, run_inputs, [result, museum_label, download, status], api_visibility="private",
+                concurrency_id="render", concurrency_limit=config.concurrency, show_progress_on=[result])
 
         # The one public API endpoint: gallery ids or files, plus options.
         with gr.Column(visible=False):
@@ -317,7 +354,10 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 raise gr.Error(f"{c.gallery_id!r} is a portrait, not a clip.")
             settings = studio.settings(strength=strength, smoothing=smoothing, head_motion=head_motion,
                                        side_by_side=side_by_side, crop_only=crop_only)
-            return str(render(p, c, settings, "en", bool(consent), engine_ or config.engine, request, progress).path)
+            try:
+                return str(render(p, c, settings, "en", bool(consent), engine_ or config.engine, request, progress).path)
+            except VisitorError as e:
+                raise gr.Error(str(e)) from None
 
         api_button.click(api_animate, [api_portrait, api_portrait_file, api_clip, api_clip_file, api_consent, api_side,
                                        api_strength, api_smoothing, api_head, api_crop, api_engine], api_out,
@@ -327,7 +367,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         def relabel(lang_):
             updates = []
             for comp, prop, key in translated:
-                text = t(lang_, key)
+                text = t(lang_, key, seconds=int(config.max_clip_s)) if key == "clip_upload" else t(lang_, key)
                 if key == "title":
                     text = f"# {text}"
                 updates.append(gr.update(**{prop: text}))
@@ -349,26 +389,13 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
         demo.load(on_load, None, [lang_pick] + lang_outputs, api_visibility="private", queue=False)
 
-        # -- kiosk reset (the page's idle timer presses the hidden reset button) --------------------
-        # The next visitor starts from nothing: no upload, no consent ticked, and the last visitor's files
-        # deleted (their uploads and results), as when a visitor leaves the page.
-        upload_fields = [p_upload, p_consent, c_upload, c_consent] if config.uploads_enabled else []
-
-        def reset(request: gr.Request):
+        # -- kiosk reset (the page's idle timer presses the hidden reset button, then reloads the page) ----
+        # The next visitor starts from nothing: the last visitor's files are deleted now (their uploads and
+        # results), as when a visitor leaves the page, and the reloaded page has none of their choices.
+        def end_session(request: gr.Request):
             files.end_session(request.session_hash if request else None)
-            return ([lang0, "gallery", "gallery", None, None, t(lang0, "nothing_selected"), None, None, "",
-                     gr.update(value=None, visible=False), False,
-                     # the galleries again, in the start language and with nothing highlighted
-                     gr.update(value=portrait_items(lang0), selected_index=None),
-                     gr.update(value=clip_items(lang0), selected_index=None),
-                     config.engine if config.engine in engines else "auto", 1.0, 1.0,
-                     True, False, 1, None, gr.update(value=lang0), gr.update(open=False)]
-                    + [None, False, None, False][: len(upload_fields)] + relabel(lang0))
 
-        reset_btn.click(reset, None, [lang, portrait_src, clip_src, portrait_id, clip_id, selection, c_preview, result,
-                                      museum_label, download, side, p_gallery, c_gallery, engine, strength, smoothing,
-                                      head_motion, crop_only, shots, more_faces, lang_pick, advanced, *upload_fields]
-                        + [c for c, _, _ in translated], api_visibility="private", queue=False)
+        reset_btn.click(end_session, None, None, api_visibility="private", queue=False)
 
         # -- a visitor's uploads are theirs from the moment they arrive ------------------------------
         # (so they are deleted when the visitor leaves even if nothing was rendered from them, and a file
@@ -379,15 +406,34 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 if path:
                     files.remember_upload(request.session_hash if request else None, path)
 
+        # Each is checked as it arrives, and the visitor told at once what is wrong with it, if anything.
+        # The portrait is taken as uploaded (preprocess=False): Gradio's image field would open it with
+        # Pillow first and refuse a text file named .jpg with its own error, before our sentence could
+        # say what to do; the library's loader checks and converts every file itself.
+        def take_portrait(payload, request: gr.Request):
+            path = (payload or {}).get("path")
+            keep_uploads(path, request)
+            return path, ""
+
+        def checker(kind):
+            def check(path, lang_):
+                said = studio.check_upload(path, kind, lang=lang_)
+                return _status_html(said) if said else gr.skip()  # (a render's own message may be there)
+            return check
+
         if config.uploads_enabled:
-            for field in (p_upload, c_upload, more_faces):
-                field.upload(keep_uploads, field, None, api_visibility="private", queue=False)
+            more_faces.upload(keep_uploads, more_faces, None, api_visibility="private", queue=False)
+            private = {"api_visibility": "private"}
+            checks = {**private, "concurrency_id": "checks", "concurrency_limit": 2, "show_progress": "hidden"}
+            p_upload.upload(take_portrait, p_upload, [portrait_file, status], preprocess=False, queue=False,
+                            **private).then(checker("portrait"), [portrait_file, lang], status, **checks)
+            p_upload.clear(lambda: (None, ""), None, [portrait_file, status], queue=False, **private)
+            c_upload.upload(keep_uploads, c_upload, None, queue=False, **private).then(
+                lambda: "", None, status, queue=False, **private).then(checker("clip"), [c_upload, lang], status,
+                                                                       **checks)
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")
         larger.click(None, js="() => window.lpTextSize && window.lpTextSize(1)")
-
-        def end_session(request: gr.Request):
-            files.end_session(request.session_hash if request else None)
 
         demo.unload(end_session)
     files.keep_current_uploads()  # the page's thumbnails are Gradio copies too: not a visitor's
@@ -415,13 +461,17 @@ def _client_gone(demo: gr.Blocks) -> Callable[[], bool] | None:
     return gone
 
 
-def _attract_html(videos: list[Path], config: AppConfig, lang: str) -> str:
-    cfg = {"kiosk": config.kiosk, "idleMs": int(config.idle_timeout_s * 1000),
+def _attract_html(videos: list[Path], stills: list[tuple[Path, str]], config: AppConfig, lang: str) -> str:
+    """The kiosk's start screen: stored results in a loop, or the paintings one by one (``stills``: path,
+    caption) while no result is stored yet."""
+    cfg = {"kiosk": config.kiosk, "idleMs": int(config.idle_timeout_s * 1000), "lang": lang,
            "videos": [f"/gradio_api/file={p}" for p in videos],
+           "stills": [] if videos else [{"src": f"/gradio_api/file={p}", "title": title} for p, title in stills],
            "touch": {code: t(code, "touch_to_start") for code in LANGUAGE_NAMES}}
     return (f'<div id="lp-config" data-cfg="{html.escape(json.dumps(cfg))}"></div>'
             f'<div id="lp-attract" role="button" aria-label="{html.escape(t(lang, "touch_to_start"))}" hidden>'
             '<video id="lp-attract-video" muted playsinline></video>'
+            '<img id="lp-attract-still" alt="" hidden><div id="lp-attract-caption"></div>'
             f'<div class="lp-attract-text">{html.escape(t(lang, "touch_to_start"))}</div></div>')
 
 

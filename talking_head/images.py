@@ -23,16 +23,16 @@ DEFAULT_MAX_SIDE = 2048
 def _open(source: str | os.PathLike | bytes) -> Image.Image:
     if isinstance(source, (bytes, bytearray)):
         if len(source) > MAX_FILE_BYTES:
-            raise ImageError(_too_big_file(len(source)))
+            raise ImageError(_too_big_file(len(source)), reason="image_too_big")
         return Image.open(io.BytesIO(source))
     path = Path(source)
     if not path.is_file():
         raise ImageError(f"The portrait file {path.name!r} does not exist; check the path.")
     size = path.stat().st_size
     if size == 0:
-        raise ImageError(f"The portrait file {path.name!r} is empty; choose a JPEG or PNG image.")
+        raise ImageError(f"The portrait file {path.name!r} is empty; choose a JPEG or PNG image.", reason="empty")
     if size > MAX_FILE_BYTES:
-        raise ImageError(_too_big_file(size))
+        raise ImageError(_too_big_file(size), reason="image_too_big")
     return Image.open(path)
 
 
@@ -54,9 +54,11 @@ def load_image(source: str | os.PathLike | bytes | np.ndarray, *, max_side: int 
             if w * h > MAX_PIXELS:
                 raise ImageError(
                     f"The image is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels, over the {MAX_PIXELS / 1e6:.0f} "
-                    "megapixel limit); scale it down (e.g. to 2048 pixels on the long side) and try again.")
+                    "megapixel limit); scale it down (e.g. to 2048 pixels on the long side) and try again.",
+                    reason="image_too_big")
             if min(w, h) < MIN_SIDE:
-                raise ImageError(f"The image is only {w}x{h} pixels; use a portrait at least {MIN_SIDE} pixels on each side.")
+                raise ImageError(f"The image is only {w}x{h} pixels; use a portrait at least {MIN_SIDE} pixels on each side.",
+                                 reason="image_too_small", min_side=MIN_SIDE)
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)  # animated GIF/WebP: the first frame is the portrait
             img.load()
@@ -65,12 +67,14 @@ def load_image(source: str | os.PathLike | bytes | np.ndarray, *, max_side: int 
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"The image has more than {MAX_PIXELS / 1e6:.0f} megapixels; scale it down "
-                         "(e.g. to 2048 pixels on the long side) and try again.") from None
+                         "(e.g. to 2048 pixels on the long side) and try again.", reason="image_too_big") from None
     except UnidentifiedImageError:
-        raise ImageError("This file is not an image we can read; upload a JPEG, PNG or WebP portrait.") from None
+        raise ImageError("This file is not an image we can read; upload a JPEG, PNG or WebP portrait.",
+                         reason="not_image") from None
     except (OSError, SyntaxError, ValueError) as e:
         # Pillow reports truncated/corrupt data as OSError("image file is truncated ...") or similar.
-        raise ImageError("The image file is damaged or incomplete; export it again as a JPEG or PNG and retry.") from e
+        raise ImageError("The image file is damaged or incomplete; export it again as a JPEG or PNG and retry.",
+                         reason="image_damaged") from e
     return _array_to_rgb(_to_rgb(img), max_side)
 
 

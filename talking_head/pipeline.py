@@ -43,7 +43,7 @@ from .engines import (
     SourceStore,
     create_engine,
 )
-from .errors import Cancelled, ClipError, FaceNotFoundError, TalkingHeadError
+from .errors import Cancelled, ClipError, FaceNotFoundError, Note, TalkingHeadError
 from .faces import FaceLandmarks, LandmarkBackend, choose_face, get_backend
 from .faces.patches import track_on_skin
 from .gallery import Gallery
@@ -147,7 +147,7 @@ class AnimateResult:
     crop_box: tuple[int, int, int, int]
     timings: dict = field(default_factory=dict)
     motion_cached: bool = False
-    notes: list[str] = field(default_factory=list)   # what a user should know (e.g. a fallback)
+    notes: list[Note] = field(default_factory=list)  # what a user should know (a fallback, several faces)
 
 
 class _Canceller:
@@ -163,14 +163,21 @@ class _Canceller:
 
 
 # -- inputs ---------------------------------------------------------------------------------------
+# Progress messages (the callback's second argument); their reasons let a caller say them in its own words.
+STEP_FACE = Note("Finding the face in the portrait", reason="face")
+STEP_MOTION = Note("Reading the driving clip's motion", reason="motion")
+STEP_DONE = Note("Done", reason="done")
+
+
 def _gallery_id(spec) -> str | None:
     if isinstance(spec, str) and spec.startswith(GALLERY_PREFIX):
         return spec[len(GALLERY_PREFIX):]
     return None
 
 
-def resolve_portrait(spec, settings: AnimateSettings, gallery: Gallery, cache: DiskCache) -> tuple[np.ndarray, FaceLandmarks, str]:
-    """(image, face, content key) for a gallery id, a path, bytes or an array."""
+def resolve_portrait(spec, settings: AnimateSettings, gallery: Gallery,
+                     cache: DiskCache) -> tuple[np.ndarray, FaceLandmarks, str, int]:
+    """(image, face, content key, faces in the picture) for a gallery id, a path, bytes or an array."""
     gid = _gallery_id(spec)
     if gid is not None:
         path = gallery.portrait_path(gid)
@@ -181,33 +188,64 @@ def resolve_portrait(spec, settings: AnimateSettings, gallery: Gallery, cache: D
         if settings.face_index is None and stored_w:
             if stored_w != img.shape[1]:  # a smaller max_side scaled the image down
                 face = FaceLandmarks(face.points * (img.shape[1] / stored_w), face.layout)
-            return img, face, f"gallery:{gid}:{file_digest(path)}"
+            return img, face, f"gallery:{gid}:{file_digest(path)}", 1
         spec = path
     img = load_image(spec, max_side=settings.max_side)
     content = file_digest(spec) if isinstance(spec, (str, os.PathLike)) else bytes_digest(img.tobytes())
-    key = cache.key("face", content, settings.landmarks, str(settings.face_index), str(img.shape))
+    key = cache.key("face", content, settings.landmarks, str(settings.face_index), str(img.shape), "count")
     blob = cache.get("face", key)
-    if blob is not None:
-        arr = np.frombuffer(blob[16:], np.float32).reshape(-1, 3)
+    if blob is not None:  # layout (16 bytes), how many faces the picture holds (4), the chosen face's points
+        count = int(np.frombuffer(blob[16:20], np.int32)[0])
+        arr = np.frombuffer(blob[20:], np.float32).reshape(-1, 3)
         face = FaceLandmarks(arr.copy(), blob[:16].decode().strip())
     else:
         faces = get_backend(settings.landmarks).detect(img)
         face = choose_face(faces, settings.face_index, what="the portrait")
-        cache.put("face", key, face.layout.ljust(16).encode() + face.points.astype(np.float32).tobytes())
-    return img, face, key
+        count = len(faces)
+        cache.put("face", key, face.layout.ljust(16).encode() + np.int32(count).tobytes()
+                  + face.points.astype(np.float32).tobytes())
+    return img, face, key, count
+
+
+def several_faces_note(count: int, chosen: int | None) -> Note | None:
+    """What to tell the user when the picture holds more faces than the one animated."""
+    if count < 2:
+        return None
+    which = "the largest" if chosen is None else f"face number {chosen} from the left"
+    return Note(f"The portrait has {count} faces; {which} was animated. To animate another, name it with "
+                "--face, or crop the picture around it.", reason="several_faces", count=count,
+                largest=chosen is None)
+
+
+def check_portrait(spec, settings: AnimateSettings | None = None) -> Note | None:
+    """Load a portrait and find its face exactly as a render would, before any rendering: raises the
+    error the render would raise (not an image, damaged, too big, no face); returns the note a render
+    would add (several faces) or None. Nothing is cached: the file may be a visitor's."""
+    settings = settings or AnimateSettings()
+    _, _, _, count = resolve_portrait(spec, settings, Gallery.default(), DiskCache(enabled=False))
+    return several_faces_note(count, settings.face_index)
+
+
+def check_clip(path, settings: AnimateSettings | None = None) -> video.ClipInfo:
+    """Probe a driving clip as a render would (not a video, no frames, too long): raises what the render
+    would raise; nothing is cached."""
+    settings = settings or AnimateSettings()
+    return video.probe(path, max_duration=settings.max_duration)
 
 
 def _check_found(raw: list[np.ndarray | None]) -> None:
     """Raise the error a user can act on when the driving clip's face is missing too often."""
     if not raw:
-        raise ClipError("The driving clip has no frames that can be decoded; choose another clip.")
+        raise ClipError("The driving clip has no frames that can be decoded; choose another clip.",
+                        reason="clip_unreadable")
     found = sum(r is not None for r in raw)
     if found == 0:
         raise FaceNotFoundError("No face was found in the driving clip; use a clip where one face is clearly "
-                                "visible, facing the camera.")
+                                "visible, facing the camera.", reason="clip_no_face")
     if found < 0.5 * len(raw):
         raise FaceNotFoundError(f"The face is visible in only {found} of {len(raw)} frames of the driving clip; "
-                                "use a clip where the face stays in view.")
+                                "use a clip where the face stays in view.", reason="clip_face_lost",
+                                found=found, total=len(raw))
 
 
 def extract_motion(path: Path, info: video.ClipInfo, *, backend: str = "auto",
@@ -225,7 +263,7 @@ def extract_motion(path: Path, info: video.ClipInfo, *, backend: str = "auto",
             canceller.check()
             size = (f.shape[1], f.shape[0])
             if progress and i % 10 == 0:
-                progress(i / max(info.n_frames, 1), "Reading the driving clip's motion")
+                progress(i / max(info.n_frames, 1), STEP_MOTION)
             yield f
 
     try:
@@ -634,8 +672,8 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
         name = engine.name if isinstance(engine, Engine) else engine
         if name == FALLBACK_ENGINE:
             raise
-        note = (f"The {name} engine ran out of device memory ({e}); this result was rendered on the CPU "
-                f"with {FALLBACK_ENGINE} instead.")
+        note = Note(f"The {name} engine ran out of device memory ({e}); this result was rendered on the CPU "
+                    f"with {FALLBACK_ENGINE} instead.", reason="out_of_memory", engine=name, fallback=FALLBACK_ENGINE)
         (progress or (lambda f, m: None))(0.0, note)
         result = _animate_once(portrait, clip, out, engine=FALLBACK_ENGINE, **kwargs)
         result.notes.append(note)
@@ -652,8 +690,8 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    report(0.0, "Finding the face in the portrait")
-    image, face, _ = resolve_portrait(portrait, settings, gallery, cache)
+    report(0.0, STEP_FACE)
+    image, face, _, faces_found = resolve_portrait(portrait, settings, gallery, cache)
     canceller.check()
     timings["portrait_s"] = time.perf_counter() - t0
 
@@ -710,7 +748,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
             n = info.n_frames
             live.set_ahead(_tracking_ahead(float(info.fps), eng.batch_size))
             drive = _live_drive(live, backend, face, settings, info, need_pixels, keep_motion, canceller)
-            report(0.05, "Reading the driving clip's motion")
+            report(0.05, STEP_MOTION)
         if stored is not None:
             drive = _with_features(drive, stored)
         timings["prepare_s"] = time.perf_counter() - t
@@ -742,7 +780,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
                         on_frame(fr.index, frame, crop)
                 done += len(batch)
                 batch.clear()
-                report(0.05 + 0.95 * done / n, f"Animating frame {done} of {n}")
+                report(0.05 + 0.95 * done / n, Note(f"Animating frame {done} of {n}", reason="frames", done=done, total=n))
 
             for fr in drive:
                 canceller.check()
@@ -752,7 +790,8 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
             if batch:
                 flush()
             if done == 0:
-                raise ClipError("No frame of the driving clip could be rendered; choose another clip.")
+                raise ClipError("No frame of the driving clip could be rendered; choose another clip.",
+                                reason="clip_unreadable")
             if feats_key and new_features and all(f is not None for f in new_features):
                 cache.put("features", feats_key, _npy_bytes(np.stack(new_features)))
     finally:
@@ -764,6 +803,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
             live.close()
     timings["render_encode_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
-    report(1.0, "Done")
+    report(1.0, STEP_DONE)
+    note = several_faces_note(faces_found, settings.face_index)
     return AnimateResult(Path(out) if out is not None else None, done, info.fps, (comp.out_w + sbs_w, comp.out_h), eng.name,
-                         prepared.crop_box, timings, track is not None)
+                         prepared.crop_box, timings, track is not None, [note] if note else [])

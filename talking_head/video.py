@@ -86,25 +86,37 @@ class ClipNotFoundError(ClipError):
 class NotAVideoError(ClipError):
     """ffmpeg cannot open the file as a media container (not a video, or a corrupt header)."""
 
+    reason = "not_video"
+
 
 class NoVideoStreamError(ClipError):
     """The file opens but holds no video stream (e.g. an audio-only file)."""
+
+    reason = "not_video"
 
 
 class EmptyClipError(ClipError):
     """The video stream exists but not a single frame decodes."""
 
+    reason = "clip_unreadable"
+
 
 class ClipTooLongError(ClipError):
     """The clip is longer than the caller's limit."""
+
+    reason = "clip_too_long"
 
 
 class ClipDecodeError(ClipError):
     """ffmpeg failed part-way through decoding a clip that probed fine."""
 
+    reason = "clip_unreadable"
+
 
 class VideoEncodeError(ClipError):
     """ffmpeg failed while writing an output video; nothing was written."""
+
+    reason = "write_failed"
 
 
 class FrameFormatError(ClipError, ValueError):
@@ -467,8 +479,7 @@ def _too_long(path: Path, found: float, limit: float, at_least: bool) -> ClipToo
     length = f"at least {found:.1f} s" if at_least else f"{found:.1f} s"
     return ClipTooLongError(
         f"The clip {path.name} is {length} long but the limit is {limit:g} s; "
-        f"trim it to {limit:g} s or less and try again."
-    )
+        f"trim it to {limit:g} s or less and try again.", limit=limit)
 
 
 def _video_header(path: Path) -> tuple[_Header, _Stream]:

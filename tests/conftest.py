@@ -37,7 +37,7 @@ def gallery_portrait(item_id: str, max_side: int):
     from talking_head.cache import DiskCache
     from talking_head.gallery import Gallery
     from talking_head.pipeline import AnimateSettings, resolve_portrait
-    img, face, _ = resolve_portrait(f"gallery:{item_id}", AnimateSettings(max_side=max_side), Gallery.default(),
+    img, face, _, _ = resolve_portrait(f"gallery:{item_id}", AnimateSettings(max_side=max_side), Gallery.default(),
                                     DiskCache(enabled=False))
     return img, face
 

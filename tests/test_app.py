@@ -312,3 +312,42 @@ def test_fewshot_engine_is_offered_with_shots_when_a_checkpoint_is_present(monke
     assert not list(Path(tmp_path / "results").glob("*.mp4"))
     studio.files.end_session("visitor-1")
     assert not extra.exists() and not done.path.exists()          # both deleted with the session
+
+
+def test_an_upload_is_checked_the_moment_it_arrives_in_the_visitors_language(app, tmp_path, shared_dir):
+    """What a render would end with (not an image, no face, a clip too long), or that only the largest of
+    several faces will move, is said as soon as the file arrives, in the page's language."""
+    import badinput
+    studio = app[1].lp_studio
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("these are my notes, not a picture\n")
+    no_face = tmp_path / "no_face.png"
+    _no_face_png(no_face)
+    group = badinput.make_group(tmp_path)
+    painting = shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg"
+    assert studio.check_upload(str(fake), "portrait") == STRINGS["en"]["err_not_image"]
+    assert studio.check_upload(str(fake), "portrait", lang="fr") == STRINGS["fr"]["err_not_image"]
+    assert studio.check_upload(str(no_face), "portrait", lang="fr").startswith("Aucun visage")
+    assert "3 faces; the largest was animated" in studio.check_upload(str(group), "portrait")
+    assert "3 visages" in studio.check_upload(str(group), "portrait", lang="fr")
+    assert studio.check_upload(str(painting), "portrait", lang="fr") == ""
+    clip = studio.gallery.clip_path(CLIP)
+    assert studio.check_upload(str(clip), "clip") == ""
+    assert studio.check_upload(str(fake), "clip", lang="fr") == STRINGS["fr"]["err_not_video"]
+    short = type(studio)(studio.gallery, studio.store, studio.files, max_clip_s=2.0)
+    assert short.check_upload(str(clip), "clip", lang="fr") == ("La vidéo dure plus de 2 secondes ; coupez-la à 2 "
+                                                                "secondes au plus et réessayez.")
+
+
+def test_progress_steps_and_notes_speak_the_page_language():
+    from demo.strings import localize
+    from talking_head.errors import Note
+    from talking_head.pipeline import STEP_DONE, STEP_FACE, STEP_MOTION
+    for step in (STEP_FACE, STEP_MOTION, STEP_DONE):
+        assert localize("en", step) and localize("fr", step) != str(step)
+    frames = Note("Animating frame 3 of 78", reason="frames", done=3, total=78)
+    assert localize("fr", frames) == "Animation de l'image 3 sur 78"
+    oom = Note("The liveportrait engine ran out of device memory (...); ...", reason="out_of_memory",
+               engine="liveportrait", fallback="meshwarp")
+    assert "processeur avec meshwarp" in localize("fr", oom)
+    assert localize("fr", "a sentence with no reason") == "a sentence with no reason"

@@ -297,6 +297,10 @@ def group_default(corpus, tmp_path_factory):
 def test_several_faces_default_is_the_largest(group_default):
     # badinput draws the leftmost member largest.
     assert _tile_of(group_default.crop_box, group_default.size[0]) == 0
+    # ...and the user is told that only one of the three was animated, and how to choose another.
+    [note] = group_default.notes
+    assert note.reason == "several_faces" and note.facts["count"] == 3
+    assert "3 faces" in note and "the largest" in note and "--face" in note
 
 
 @pytest.mark.parametrize("index", [1, 2])
@@ -306,6 +310,7 @@ def test_several_faces_face_index_picks_another_face(corpus, out_dir, group_defa
     expect_video(res, out_dir, CLIP_FRAMES)
     assert res.crop_box != group_default.crop_box
     assert _tile_of(res.crop_box, res.size[0]) == index
+    assert [n.reason for n in res.notes] == ["several_faces"] and f"face number {index}" in res.notes[0]
 
 
 @pytest.mark.parametrize("index", [3, 7, -1])

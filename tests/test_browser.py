@@ -107,8 +107,12 @@ def test_upload_needs_consent(browser, launch_app, shared_dir):
         str(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg"))
     page.locator("#lp-clips .thumbnail-item").first.click()
     page.locator("#lp-animate").click()
-    expect(page.get_by_text("tick the box", exact=False).first).to_be_visible(timeout=30000)
+    # The sentence stays under Animate (a pop-up fades, and left a bare "Error" badge behind).
+    expect(page.locator("#lp-status")).to_contain_text("tick the box", timeout=30000)
     page.screenshot(path=SHOTS / "4-consent-error.png", full_page=False)
+    assert "Error" not in page.locator("#lp-result-column").inner_text()
+    page.wait_for_timeout(11000)                           # longer than a pop-up stays
+    expect(page.locator("#lp-status")).to_contain_text("tick the box")
 
 
 def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
@@ -132,20 +136,30 @@ def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
     expect(page.locator("#lp-selection")).to_contain_text("Gogol")
     page.get_by_label("Français").check()
     expect(page.locator("#lp-portraits")).to_contain_text("La Joconde")
-    page.locator("#lp-advanced button").first.click()
-    expect(page.locator("#lp-strength")).to_be_visible()
+    expect(page.locator("#lp-advanced")).to_be_hidden()   # the kiosk's options are the museum's
     for sel in ("#lp-animate", "#lp-text-larger", "#lp-portraits .thumbnail-item >> nth=0"):
         box = page.locator(sel).bounding_box()
         assert box["height"] >= 48 and box["width"] >= 48, sel
     page.locator("#lp-text-larger").click()
+    # The stored result comes at once, with its museum label's title in view, and nothing to download.
+    page.locator("#lp-portraits .thumbnail-item").first.click()
+    page.locator("#lp-clips .thumbnail-item").first.click()
+    page.locator("#lp-animate").click()
+    page.locator("#lp-result video").wait_for(timeout=60000)
+    expect(page.locator("#lp-label h3")).to_be_in_viewport(timeout=10000)
+    expect(page.locator("#lp-download")).to_be_hidden()
     page.screenshot(path=SHOTS / "6-kiosk-active.png")
-    expect(attract).to_be_visible(timeout=15000)          # idle: back to the start screen
+    page.evaluate("() => document.querySelector('#lp-result video').pause()")  # a playing result holds the timer
+    expect(attract).to_be_visible(timeout=20000)          # idle: back to the start screen
     attract.click()
     expect(page.locator("#lp-selection")).not_to_contain_text("Gogol")
-    # The next visitor starts in the kiosk's language, captions too, with the advanced options closed.
+    # The next visitor starts in the kiosk's language, captions too, at the normal text size, with no work
+    # highlighted and no result.
     expect(page.locator("#lp-portraits")).not_to_contain_text("La Joconde")
     expect(page.locator("#lp-portraits")).to_contain_text("Mona Lisa")
-    expect(page.locator("#lp-strength")).to_be_hidden()
+    expect(page.locator("#lp-portraits .thumbnail-item.selected")).to_have_count(0)
+    expect(page.locator("#lp-result video")).to_have_count(0)
+    assert page.evaluate("() => document.querySelector('.gradio-container').style.zoom") in ("", "1")
     assert outside == [] and errors == []
 
 
@@ -156,6 +170,10 @@ def test_kiosk_with_uploads_gives_the_next_visitor_a_clean_page(browser, launch_
     page, _, errors = open_page(browser, url)
     attract = page.locator("#lp-attract")
     expect(attract).to_be_visible(timeout=10000)
+    # Nothing stored yet: the start screen shows the paintings themselves, not a black screen.
+    expect(page.locator("#lp-attract-still")).to_be_visible(timeout=10000)
+    assert page.evaluate("() => document.getElementById('lp-attract-still').naturalWidth") > 100
+    page.screenshot(path=SHOTS / "5b-kiosk-attract-stills.png")
     attract.click()
     page.get_by_role("tab", name="Upload").first.click()
     # (a file no other test uploads: Gradio keeps identical uploads in one place)
@@ -242,20 +260,24 @@ def test_on_a_phone_the_page_fits_the_screen_and_shows_every_work(browser, launc
     page.screenshot(path=SHOTS / "8-phone.png", full_page=True)
 
 
-def test_a_text_file_named_jpg_shows_no_server_path(browser, launch_app, tmp_path):
-    """Gradio's image field refuses a text file named .jpg before our sentence can run; what the visitor
-    is shown must not be Gradio's internal message, which names the file's path on the server."""
+def test_a_text_file_named_jpg_is_refused_with_what_to_do(browser, launch_app, tmp_path):
+    """Gradio's own image field refused a text file named .jpg with its internal message, which named the
+    file's path on the server (then, hidden, a bare "Error"). The visitor is told what to do the moment the
+    file arrives, and again if they press Animate anyway."""
     fake = tmp_path / "notes.jpg"
     fake.write_text("these are my notes, not a picture\n")
     url, _ = launch_app(AppConfig())
     page, _, _ = open_page(browser, url)
     page.get_by_role("tab", name="Upload").first.click()
     page.locator("#lp-portrait-upload input[type=file]").set_input_files(str(fake))
+    sentence = "This file is not an image we can read; upload a JPEG, PNG or WebP portrait."
+    expect(page.locator("#lp-status")).to_have_text(sentence, timeout=30000)
     page.locator("#lp-consent-portrait input").check()
     page.locator("#lp-clips .thumbnail-item").first.click()
     page.locator("#lp-animate").click()
-    expect(page.locator(".toast-body, .error").first).to_be_visible(timeout=30000)
-    time.sleep(1)
+    expect(page.locator("#lp-status")).to_have_text(sentence, timeout=30000)
+    page.screenshot(path=SHOTS / "9-not-an-image.png")
     shown = page.locator("body").inner_text()
+    assert "Error" not in shown
     assert "Could not preprocess" not in shown and "UnidentifiedImageError" not in shown
     assert str(tmp_path.parent.parent) not in shown and "/visitors/" not in shown  # no server path

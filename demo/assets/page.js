@@ -17,10 +17,24 @@
     let next = 0;
     let last = Date.now();
     let attractOn = false;
+    let stillTimer = null;
+    let leaving = false;
 
+    const showStill = (cfg) => {             // no stored results yet: the paintings themselves, one by one
+      const img = $("lp-attract-still"), caption = $("lp-attract-caption");
+      if (!img || !cfg.stills.length) return;
+      const still = cfg.stills[next % cfg.stills.length];
+      next += 1;
+      img.hidden = false;
+      img.src = still.src;
+      if (caption) caption.textContent = still.title;
+      stillTimer = setTimeout(playNext, 7000);
+    };
     const playNext = () => {
       const cfg = config(), video = $("lp-attract-video");
-      if (!attractOn || !cfg || !video || !cfg.videos.length) return;
+      if (!attractOn || !cfg || !video) return;
+      if (!cfg.videos.length) { video.hidden = true; showStill(cfg); return; }
+      video.hidden = false;
       video.muted = true;                    // muted video may autoplay without a gesture
       video.playsInline = true;
       video.onended = playNext;
@@ -32,7 +46,7 @@
     const showAttract = () => {
       const overlay = $("lp-attract"), cfg = config();
       if (!overlay) { setTimeout(showAttract, 200); return; }
-      const lang = (document.querySelector("#lp-lang input:checked") || {}).value || "en";
+      const lang = (document.querySelector("#lp-lang input:checked") || {}).value || cfg.lang;
       overlay.querySelector(".lp-attract-text").textContent = cfg.touch[lang] || cfg.touch.en;
       overlay.hidden = false;
       attractOn = true;
@@ -42,6 +56,7 @@
     const hideAttract = () => {
       const overlay = $("lp-attract"), video = $("lp-attract-video");
       attractOn = false;
+      clearTimeout(stillTimer);
       if (overlay) overlay.hidden = true;
       if (video) { video.pause(); video.removeAttribute("src"); video.load(); }
       document.body.dataset.lpState = "active";
@@ -59,18 +74,30 @@
     ["pointerdown", "keydown", "touchstart", "wheel"].forEach((e) =>
       document.addEventListener(e, touched, { capture: true }));
 
+    let shown = "";
+    const showResult = () => {              // a new result: bring it and the top of its label into view
+      const v = document.querySelector("#lp-result video");
+      const src = (v && v.currentSrc) || "";
+      if (src && src !== shown) $("lp-result").scrollIntoView({ block: "start", behavior: "smooth" });
+      shown = src;
+    };
+
     setInterval(() => {
+      showResult();
       if (attractOn) {                        // the idle timer sleeps in the attract state,
         const overlay = $("lp-attract");      // but a re-rendered overlay must come back
         if (overlay && overlay.hidden) showAttract();
         return;
       }
       if (resultPlaying() || rendering()) { last = Date.now(); return; }  // and while a result plays or renders
-      if (Date.now() - last > config().idleMs) {
+      if (Date.now() - last > config().idleMs && !leaving) {
+        // The server forgets the visitor (their uploads, results and choices), then the page starts afresh
+        // for the next one: a new page has nothing of the last visitor's (highlighted thumbnails, text
+        // size, language, scroll), and opens on the start screen.
+        leaving = true;
         const reset = $("lp-reset");
         if (reset) reset.click();
-        window.scrollTo(0, 0);
-        showAttract();
+        setTimeout(() => window.location.reload(), 1500);
       }
     }, 500);
     showAttract();

@@ -54,7 +54,7 @@ def choose_face(faces: list[FaceLandmarks], face_index: int | None = None, *, wh
     if not faces:
         raise FaceNotFoundError(
             f"No face was found in {what}; choose an image where one face is clearly visible, "
-            "facing forward and at least about 80 pixels tall.")
+            "facing forward and at least about 80 pixels tall.", reason="no_face")
     if face_index is None:
         return max(faces, key=lambda f: f.size)
     ordered = sorted(faces, key=lambda f: f.box[0])
@@ -62,7 +62,8 @@ def choose_face(faces: list[FaceLandmarks], face_index: int | None = None, *, wh
         choices = "0" if len(ordered) == 1 else f"a number from 0 to {len(ordered) - 1}"
         raise FaceNotFoundError(
             f"{what.capitalize()} has {len(ordered)} face(s), so there is no face number {face_index}; "
-            f"choose {choices} (faces are counted from the left, starting at 0).")
+            f"choose {choices} (faces are counted from the left, starting at 0).", reason="no_such_face",
+            count=len(ordered))
     return ordered[face_index]
 
 
