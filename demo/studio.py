@@ -106,7 +106,8 @@ def _give_memory_back() -> None:
 
 @dataclass(frozen=True)
 class Rendered:
-    """A finished request: the video, the engine that made it and anything the visitor should know."""
+    """A finished request: the video, the engine that made it and anything the visitor should know (the
+    library's notes, said in the visitor's language where they are shown)."""
     path: Path
     engine: str
     notes: tuple[str, ...] = ()
@@ -182,7 +183,7 @@ class Studio:
             path, used, notes = render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
                                                  None if ON_ZERO_GPU else said, str(self.store.root),
                                                  None if ON_ZERO_GPU else cancel, int(shots or 1), more_faces)
-            return Rendered(Path(path), used, tuple(localize(lang, n) for n in notes))
+            return Rendered(Path(path), used, tuple(notes))
         except TalkingHeadError as e:
             raise VisitorError(localize(lang, e)) from None
         except Exception:

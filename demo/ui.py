@@ -22,7 +22,7 @@ from talking_head.engines.fewshot import SHOT_CHOICES
 from talking_head.gallery import Gallery
 from talking_head.results import ResultStore
 
-from .strings import LANGUAGE_NAMES, STRINGS, pick_language, t
+from .strings import LANGUAGE_NAMES, STRINGS, localize, pick_language, t
 from .studio import Choice, Studio, VisitorError
 from .thumbnails import clip_posters, portrait_thumbs, thumbs_dir
 from .visitor_files import VisitorFiles, download_name
@@ -66,7 +66,7 @@ def _label_markdown(entry: dict | None, lang: str, done=None) -> str:
         key = "engine_" + done.engine
         engine = t(lang, key) if key in STRINGS["en"] else done.engine
         made = f"\n\n<small>{html.escape(t(lang, 'made_with', engine=engine))}</small>"
-        made += "".join(f"\n\n**{html.escape(n)}**" for n in done.notes)
+        made += "".join(f"\n\n**{html.escape(localize(lang, n))}**" for n in done.notes)
     if entry is None:
         return f"### {t(lang, 'upload_label_title')}\n\n_{t(lang, 'ai_notice')}_{made}"
     title, artist, year = (_localized(entry, k, lang) for k in ("title", "artist", "year"))
@@ -178,6 +178,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 download = tr(gr.DownloadButton(t(lang0, "download"), visible=False, elem_id="lp-download"), "download")
                 # (a kiosk's visitors cannot take a file away, and its options stay as the museum set them)
                 museum_label = gr.Markdown("", elem_id="lp-label")
+                shown = gr.State(None)  # (manifest entry or None, studio.Rendered) of the result on show
                 with tr(gr.Accordion(t(lang0, "advanced"), open=False, elem_id="lp-advanced", visible=not config.kiosk),
                         "advanced"):
                     engine = tr(gr.Dropdown(engines, value=config.engine if config.engine in engines else "auto",
@@ -286,10 +287,10 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                                          strength_, smoothing_, head_, crop_, shots_, faces_, lang_, request, progress),
                         _status_html())
             except VisitorError as e:  # already in the visitor's words
-                return gr.skip(), gr.skip(), gr.skip(), _status_html(str(e))
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status_html(str(e))
             except Exception:
                 log.exception("the page's render failed after the studio")
-                return gr.skip(), gr.skip(), gr.skip(), _status_html(t(lang_, "err_unexpected"))
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status_html(t(lang_, "err_unexpected"))
 
         def render_for_page(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_, strength_,
                             smoothing_, head_, crop_, shots_, faces_, lang_, request, progress):
@@ -307,7 +308,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             session = request.session_hash if request else None
             keep = Path(demo.move_resource_to_block_cache(files.keepsake(session, done.path, name)))
             files.remember_upload(session, keep)
-            return str(done.path), _label_markdown(entry, lang_, done), gr.update(value=str(keep), visible=not config.kiosk)
+            return (str(done.path), _label_markdown(entry, lang_, done), gr.update(value=str(keep), visible=not config.kiosk),
+                    (entry, done))
 
         # The portrait upload reaches the render as the file's path, kept when it arrives (see below).
         portrait_file = gr.State(None)
@@ -318,7 +320,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         for trigger in (go.click, side.input):
             trigger(busy_check, [lang], [status, ok], queue=False, api_visibility="private").success(
                 gate, [ok], None, queue=False, api_visibility="private").success(
-                run, run_inputs, [result, museum_label, download, status], api_visibility="private",
+                run, run_inputs, [result, museum_label, download, shown, status], api_visibility="private",
                 concurrency_id="render", concurrency_limit=config.concurrency, show_progress_on=[result])
 
         # The one public API endpoint: gallery ids or files, plus options.
@@ -373,12 +375,13 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 updates.append(gr.update(**{prop: text}))
             return updates
 
-        def set_language(lang_, pid, cid, psrc, csrc):
+        def set_language(lang_, pid, cid, psrc, csrc, shown_=None):
+            label = gr.skip() if shown_ is None else _label_markdown(shown_[0], lang_, shown_[1])
             return [lang_, describe(pid, cid, lang_, psrc, csrc), gr.update(value=portrait_items(lang_)),
-                    gr.update(value=clip_items(lang_))] + relabel(lang_)
+                    gr.update(value=clip_items(lang_)), label] + relabel(lang_)
 
-        lang_outputs = [lang, selection, p_gallery, c_gallery] + [c for c, _, _ in translated]
-        lang_pick.input(set_language, [lang_pick, portrait_id, clip_id, portrait_src, clip_src], lang_outputs,
+        lang_outputs = [lang, selection, p_gallery, c_gallery, museum_label] + [c for c, _, _ in translated]
+        lang_pick.input(set_language, [lang_pick, portrait_id, clip_id, portrait_src, clip_src, shown], lang_outputs,
                         api_visibility="private", queue=False)
 
         def on_load(request: gr.Request):

@@ -67,10 +67,17 @@ def paste_back(canvas: np.ndarray, crop: np.ndarray, box: tuple[int, int, int, i
     return out
 
 
+def _label_basis(w: int, h: int, video_w: int | None) -> int:
+    """The length the badge is sized to: how large the video is seen. A player fits the whole frame (with
+    a side-by-side panel, ``video_w``) to its box, so the badge follows the whole frame's width, or 3/4 of
+    its height for a tall portrait fitted by its height; never so large that it overflows the part it marks."""
+    return min(max(video_w or w, int(0.75 * h)), 4 * w)
+
+
 @functools.lru_cache(maxsize=16)
-def _label_overlay(width: int, text: str) -> tuple[np.ndarray, np.ndarray]:
-    """RGB and alpha of a rounded dark badge with white text, sized to the frame width."""
-    size = max(12, int(width * 0.028))
+def _label_overlay(basis: int, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """RGB and alpha of a rounded dark badge with white text, sized to ``basis`` (see _label_basis)."""
+    size = max(12, int(basis * 0.028))
     try:
         font = ImageFont.load_default(size=size)
     except TypeError:  # Pillow built without FreeType
@@ -87,24 +94,22 @@ def _label_overlay(width: int, text: str) -> tuple[np.ndarray, np.ndarray]:
     return a[..., :3], a[..., 3:] / 255.0
 
 
-def draw_label(frame: np.ndarray, text: str = LABEL_TEXT) -> np.ndarray:
-    """Draw the visible label in the bottom-right corner, in place."""
-    h, w = frame.shape[:2]
-    rgb, alpha = _label_overlay(w, text)
-    lh, lw = rgb.shape[:2]
-    margin = max(4, int(0.015 * w))
-    y0, x0 = h - lh - margin, w - lw - margin
+def draw_label(frame: np.ndarray, text: str = LABEL_TEXT, video_w: int | None = None) -> np.ndarray:
+    """Draw the visible label in the bottom-right corner, in place. ``video_w``: the width of the whole
+    video frame this one is shown in (beside a side-by-side panel), when wider than the frame."""
+    x0, y0, x1, y1 = label_box(frame.shape, text, video_w)
     if y0 < 0 or x0 < 0:
         return frame
-    region = frame[y0:y0 + lh, x0:x0 + lw].astype(np.float32)
-    frame[y0:y0 + lh, x0:x0 + lw] = (region * (1 - alpha) + rgb * alpha).astype(np.uint8)
+    rgb, alpha = _label_overlay(_label_basis(frame.shape[1], frame.shape[0], video_w), text)
+    region = frame[y0:y1, x0:x1].astype(np.float32)
+    frame[y0:y1, x0:x1] = (region * (1 - alpha) + rgb * alpha).astype(np.uint8)
     return frame
 
 
-def label_box(frame_shape, text: str = LABEL_TEXT) -> tuple[int, int, int, int]:
+def label_box(frame_shape, text: str = LABEL_TEXT, video_w: int | None = None) -> tuple[int, int, int, int]:
     """Where ``draw_label`` puts the badge (x0, y0, x1, y1); tests look there."""
     h, w = frame_shape[:2]
-    rgb, _ = _label_overlay(w, text)
+    rgb, _ = _label_overlay(_label_basis(w, h, video_w), text)
     margin = max(4, int(0.015 * w))
     return w - rgb.shape[1] - margin, h - rgb.shape[0] - margin, w - margin, h - margin
 

@@ -613,10 +613,11 @@ class _Compositor:
         self.mask = PasteMask(prepared.paste_mask[: self.pbox[3] - y0, : self.pbox[2] - x0])
         # One frame buffer for the whole clip: only the crop and the label change between frames.
         self.buffer = np.ascontiguousarray(base[: self.out_h, : self.out_w]).copy()
-        self.lbox = label_box(self.buffer.shape, text)
+        self.video_w = self.out_w + sbs_w
+        self.lbox = label_box(self.buffer.shape, text, self.video_w)
         self.label_moves = settings.crop_only or _overlaps(self.lbox, self.pbox)
         if not self.label_moves:
-            draw_label(self.buffer, text)
+            draw_label(self.buffer, text, self.video_w)
         self.yuv = I420Frame(self.out_w + sbs_w, self.out_h) if encode else None
         if self.yuv is not None and not sbs_w:
             self.yuv.update(self.buffer)
@@ -634,7 +635,7 @@ class _Compositor:
         else:
             paste_back(self.image, crop[: y1 - y0, : x1 - x0], self.pbox, self.mask, out=self.buffer)
         if self.label_moves:
-            draw_label(self.buffer, self.text)
+            draw_label(self.buffer, self.text, self.video_w)
         frame = self.buffer
         if self.crop_only:
             dirty = None

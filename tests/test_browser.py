@@ -79,6 +79,7 @@ def test_visitor_animates_a_gallery_portrait(browser, launch_app):
     # In French the button says so, and still downloads the video (not its own text).
     page.get_by_label("Français").check()
     expect(page.locator("#lp-download")).to_have_text("Télécharger la vidéo")
+    expect(page.locator("#lp-label")).to_contain_text("Animé avec meshwarp")  # the label follows the language
     with page.expect_download() as saved_fr:
         page.locator("#lp-download").click()
     assert saved_fr.value.failure() is None
@@ -257,6 +258,10 @@ def test_on_a_phone_the_page_fits_the_screen_and_shows_every_work(browser, launc
         assert all(left >= 0 and right <= 390 for left, right, _, _ in boxes), boxes
         assert all(top >= wrap[0] - 1 and bottom <= wrap[1] + 1 for _, _, top, bottom in boxes), (boxes, wrap)
         assert len({round(left) for left, _, _, _ in boxes}) == 3
+        # Captions are one line at the foot of each thumbnail, not over the sitter's face.
+        covered = page.evaluate(f"""() => [...document.querySelectorAll('{gallery} .thumbnail-item')].map(e =>
+            e.querySelector('.caption-label').offsetHeight / e.offsetHeight)""")
+        assert max(covered) < 0.25, covered
     page.screenshot(path=SHOTS / "8-phone.png", full_page=True)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from talking_head import video
-from talking_head.compose import label_box
+from talking_head.compose import even_size, label_box
 from talking_head.gallery import Gallery
 from talking_head.images import load_image
 from talking_head.motion import MotionTrack
@@ -114,6 +114,14 @@ def test_side_by_side_and_gallery_listing(tmp_path):
     info = video.probe(out)
     assert info.n_frames == 78 and info.fps == 25 and not info.has_audio
     assert info.width > info.height  # the driving clip sits beside the portrait
+    # The AI mark is sized to the whole video, as a player shows it, not to the portrait's half alone (where
+    # it came out a few pixels high in the page), and it sits on the portrait's half.
+    frame = next(iter(video.read_frames(out)))
+    half_w = even_size(*load_image(Gallery.default().portrait_path("voltaire"), max_side=360).shape[1::-1])[0]
+    half = frame[:, -half_w:]
+    x0, y0, x1, y1 = label_box(half.shape, video_w=info.width)
+    assert y1 - y0 >= 0.028 * info.width and x0 > 0
+    assert half[y0:y1, x0:x1].max() > 200 and half[y0:y1, x0:x1].min() < 60  # white letters on the dark badge
     r = run_cli("gallery", "list")
     assert r.returncode == 0 and "mona_lisa" in r.stdout and "talking_01" in r.stdout
 
