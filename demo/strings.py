@@ -7,6 +7,7 @@ missing from a language falls back to English.
 from __future__ import annotations
 
 LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
+LIBRARY_LANGUAGE = "en"  # the language of talking_head's own error sentences
 
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
@@ -56,27 +57,17 @@ STRINGS: dict[str, dict[str, str]] = {
         "err_unexpected": "Something went wrong while animating; please try another portrait or performance.",
         "footer_note": "All portraits in the gallery are in the public domain. Results carry a visible "
                        "“AI-generated” mark.",
-        # What the library reports (errors, notes and progress steps: their reasons in talking_head.errors),
-        # in the visitor's words; a reason with no sentence here is shown in the library's own sentence.
-        "err_not_image": "This file is not an image we can read; upload a JPEG, PNG or WebP portrait.",
-        "err_empty": "This file is empty; choose a JPEG or PNG image.",
-        "err_image_damaged": "The image file is damaged or incomplete; export it again as a JPEG or PNG and retry.",
-        "err_image_too_big": "The image is too large; scale it down (e.g. to 2048 pixels on the long side) and try "
-                             "again.",
-        "err_image_too_small": "The image is too small; use a portrait at least {min_side} pixels on each side.",
-        "err_no_face": "No face was found in the image; choose one where a face is clearly visible, facing forward "
-                       "and at least about 80 pixels tall.",
-        "err_clip_no_face": "No face was found in the clip; choose one where a face is clearly visible, facing the "
-                            "camera.",
-        "err_clip_face_lost": "The face is visible in only {found} of the clip's {total} frames; choose a clip where "
-                              "the face stays in view.",
-        "err_not_video": "This file is not a video we can read; upload an MP4, MOV or WebM clip.",
-        "err_clip_unreadable": "This clip cannot be decoded; export it again as an MP4 (H.264) and try again.",
-        "err_clip_too_long": "The clip is longer than {limit:g} seconds; trim it to {limit:g} seconds or less and "
-                             "try again.",
-        "err_write_failed": "The video could not be saved; please try again in a moment.",
-        "note_several_faces": "This picture has {count} faces; the largest was animated. To animate another, crop the "
-                              "picture around that face and upload it again.",
+        # What the library reports (notes and progress steps: their reasons in talking_head.errors), in the
+        # visitor's words. The library's errors are already English sentences that say what to do; other
+        # languages add an "err_<reason>" sentence for each (see "fr"), and a reason with none is shown in
+        # the library's own sentence.
+        "note_several_faces": "This picture has {count} faces; the largest was animated. To animate another, choose "
+                              "it under the picture.",
+        "note_chosen_face": "This picture has {count} faces; face no. {number} from the left was animated.",
+        "faces_found": "This picture has {count} faces: the largest will come to life, or choose another below.",
+        "which_face": "Which face comes to life?",
+        "face_largest": "The largest",
+        "face_from_left": "No. {n} from the left",
         "note_out_of_memory": "The graphics card ran out of memory, so this result was rendered on the processor "
                               "with {fallback} instead.",
         # Progress steps (talking_head.pipeline.STEPS)
@@ -153,7 +144,13 @@ STRINGS: dict[str, dict[str, str]] = {
                              "réessayez.",
         "err_write_failed": "La vidéo n'a pas pu être enregistrée ; réessayez dans un instant.",
         "note_several_faces": "Cette image contient {count} visages ; le plus grand a été animé. Pour en animer un "
-                              "autre, recadrez l'image autour de ce visage et importez-la de nouveau.",
+                              "autre, choisissez-le sous l'image.",
+        "note_chosen_face": "Cette image contient {count} visages ; le n° {number} en partant de la gauche a été animé.",
+        "faces_found": "Cette image contient {count} visages : le plus grand va s'animer, ou choisissez-en un autre "
+                       "ci-dessous.",
+        "which_face": "Quel visage s'anime ?",
+        "face_largest": "Le plus grand",
+        "face_from_left": "N° {n} en partant de la gauche",
         "note_out_of_memory": "La carte graphique manquait de mémoire : ce résultat a été calculé sur le processeur "
                               "avec {fallback}.",
         "step_face": "Recherche du visage dans le portrait",
@@ -174,12 +171,14 @@ def localize(lang: str, said) -> str:
     """A library error, note or progress step (``talking_head.errors``) in ``lang``: our sentence for its
     reason where we have one in that language, else the library's own (English) sentence."""
     reason = getattr(said, "reason", "")
-    kind = "err" if isinstance(said, BaseException) else "note"
-    for key in (f"{kind}_{reason}", f"step_{reason}"):
+    error = isinstance(said, BaseException)
+    if error and lang == LIBRARY_LANGUAGE:
+        return str(said)  # the library's sentence names the file and what was measured
+    for key in (f"{'err' if error else 'note'}_{reason}", f"step_{reason}"):
         if reason and key in STRINGS.get(lang, {}):
             try:
                 return STRINGS[lang][key].format(**getattr(said, "facts", {}))
-            except (KeyError, ValueError, IndexError):  # the library stopped giving a fact: say it its way
+            except (KeyError, ValueError, IndexError, TypeError):  # a fact missing or of another kind
                 break
     return str(said)
 

@@ -105,6 +105,26 @@ def _give_memory_back() -> None:
 
 
 @dataclass(frozen=True)
+class UploadCheck:
+    """What a visitor is told about a file when it arrives, said in their language when it is shown (so
+    that a language switch says it again): the error a render would end with (or the key of one of our
+    own sentences), or how many faces a picture has (0 where it cannot be used)."""
+    said: TalkingHeadError | str | None = None
+    faces: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.said is None
+
+    def message(self, lang: str) -> str:
+        if isinstance(self.said, str):
+            return t(lang, self.said)
+        if self.said is not None:
+            return localize(lang, self.said)
+        return t(lang, "faces_found", count=self.faces) if self.faces > 1 else ""
+
+
+@dataclass(frozen=True)
 class Rendered:
     """A finished request: the video, the engine that made it and anything the visitor should know (the
     library's notes, said in the visitor's language where they are shown)."""
@@ -124,28 +144,30 @@ class Studio:
         self.max_clip_s = max_clip_s
 
     def settings(self, *, strength: float = 1.0, smoothing: float = 1.0, head_motion: bool = True,
-                 side_by_side: bool = False, crop_only: bool = False) -> AnimateSettings:
+                 side_by_side: bool = False, crop_only: bool = False, face: int | None = None) -> AnimateSettings:
+        """``face``: which face of a picture with several, counted from the left from 0 (None: the largest)."""
         return AnimateSettings(expression_strength=float(strength), smoothing=float(smoothing),
                                head_motion=bool(head_motion), side_by_side=bool(side_by_side),
-                               crop_only=bool(crop_only), max_duration=self.max_clip_s)
+                               crop_only=bool(crop_only), max_duration=self.max_clip_s,
+                               face_index=None if face is None or face < 0 else int(face))
 
-    def check_upload(self, path: str | None, kind: str, *, lang: str = "en") -> str:
-        """What the visitor should know about a file the moment it arrives ("" when it is fine): the
-        sentence a render would end with (not an image, no face, a clip too long), or a note (several
-        faces). ``kind``: "portrait" or "clip"."""
+    def check_upload(self, path: str | None, kind: str) -> UploadCheck:
+        """What the visitor should know about a file the moment it arrives: the sentence a render would
+        end with (not an image, no face, a clip too long), or that the picture has several faces (and how
+        many, to choose from). ``kind``: "portrait" or "clip"."""
         if not path:
-            return ""
+            return UploadCheck()
         try:
             if kind == "portrait":
                 note = check_portrait(path, self.settings())
-                return localize(lang, note) if note else ""
+                return UploadCheck(faces=note.facts["count"] if note else 1)
             check_clip(path, self.settings())
-            return ""
+            return UploadCheck()
         except TalkingHeadError as e:
-            return localize(lang, e)
+            return UploadCheck(e, 0)
         except Exception:
             log.exception("checking an uploaded %s failed", kind)
-            return t(lang, "err_unexpected")
+            return UploadCheck("err_unexpected", 0)
         finally:
             _give_memory_back()
 

@@ -31,11 +31,18 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 log = logging.getLogger("living_portraits.app")
 
 
-def _status_html(message: str = "") -> str:
-    """The line under Animate: what went wrong and what to do, until the next attempt."""
+def _status_html(message: str = "", alert: bool = True) -> str:
+    """A message that stays (a pop-up fades): under Animate, what went wrong and what to do, until the
+    next attempt; under an upload, what the visitor should know about that file."""
     if not message:
         return ""
-    return f'<div class="lp-status" role="alert">{html.escape(message)}</div>'
+    role, kind = ("alert", "") if alert else ("status", " lp-info")
+    return f'<div class="lp-status{kind}" role="{role}">{html.escape(message)}</div>'
+
+
+def _check_html(check, lang: str) -> str:
+    """An upload's ``studio.UploadCheck`` under its field, in ``lang``."""
+    return "" if check is None else _status_html(check.message(lang), alert=not check.ok)
 
 
 @dataclass
@@ -142,6 +149,10 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                         with tr(gr.Tab(t(lang0, "tab_upload"), id="p-upload"), "tab_upload") as p_tab_upload:
                             p_upload = tr(gr.Image(type="filepath", sources=["upload"], label=t(lang0, "portrait_upload"),
                                                    elem_id="lp-portrait-upload", height=360), "portrait_upload")
+                            p_note = gr.HTML("", elem_id="lp-portrait-note", padding=False)
+                            # Shown when the picture has several faces: which one comes to life (-1: the largest).
+                            face_pick = tr(gr.Radio([(t(lang0, "face_largest"), -1)], value=-1, elem_id="lp-face-pick",
+                                                    label=t(lang0, "which_face"), visible=False), "which_face")
                             p_consent = tr(gr.Checkbox(False, label=t(lang0, "consent"), elem_id="lp-consent-portrait"),
                                            "consent")
 
@@ -161,6 +172,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                             c_upload = tr(gr.Video(sources=["upload"],
                                                    label=t(lang0, "clip_upload", seconds=int(config.max_clip_s)),
                                                    elem_id="lp-clip-upload", height=300), "clip_upload")
+                            c_note = gr.HTML("", elem_id="lp-clip-note", padding=False)
                             c_consent = tr(gr.Checkbox(False, label=t(lang0, "consent"), elem_id="lp-consent-clip"),
                                            "consent")
 
@@ -279,11 +291,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 files.remember_upload(session, path)
             return dataclasses.replace(done, path=path)
 
-        def run(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_, strength_, smoothing_,
+        def run(psrc, pid, pfile, pconsent, face_, csrc, cid, cfile, cconsent, side_, engine_, strength_, smoothing_,
                 head_, crop_, shots_, faces_, lang_, request: gr.Request, progress=gr.Progress()):
             """Animate for the page: the video, its label and its download, or the reason in the status line."""
             try:
-                return (*render_for_page(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_,
+                return (*render_for_page(psrc, pid, pfile, pconsent, face_, csrc, cid, cfile, cconsent, side_, engine_,
                                          strength_, smoothing_, head_, crop_, shots_, faces_, lang_, request, progress),
                         _status_html())
             except VisitorError as e:  # already in the visitor's words
@@ -292,13 +304,13 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 log.exception("the page's render failed after the studio")
                 return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status_html(t(lang_, "err_unexpected"))
 
-        def render_for_page(psrc, pid, pfile, pconsent, csrc, cid, cfile, cconsent, side_, engine_, strength_,
+        def render_for_page(psrc, pid, pfile, pconsent, face_, csrc, cid, cfile, cconsent, side_, engine_, strength_,
                             smoothing_, head_, crop_, shots_, faces_, lang_, request, progress):
             portrait = Choice(gallery_id=pid) if psrc == "gallery" else Choice(upload=pfile)
             clip = Choice(gallery_id=cid) if csrc == "gallery" else Choice(upload=cfile)
             consent = (not portrait.is_upload or pconsent) and (not clip.is_upload or cconsent)
             settings = studio.settings(strength=strength_, smoothing=smoothing_, head_motion=head_,
-                                       side_by_side=side_, crop_only=crop_)
+                                       side_by_side=side_, crop_only=crop_, face=face_ if portrait.is_upload else None)
             faces = [f if isinstance(f, str) else getattr(f, "name", f) for f in (faces_ or [])]
             consent = consent and (not faces or pconsent or cconsent)
             done = render(portrait, clip, settings, lang_, consent, engine_, request, progress, shots_, faces)
@@ -313,7 +325,9 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
         # The portrait upload reaches the render as the file's path, kept when it arrives (see below).
         portrait_file = gr.State(None)
-        upload_inputs = ([portrait_file, p_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
+        p_check, c_check = gr.State(None), gr.State(None)  # studio.UploadCheck of each upload
+        upload_inputs = ([portrait_file, p_consent, face_pick] if config.uploads_enabled
+                         else [gr.State(None), gr.State(False), gr.State(-1)])
         clip_upload_inputs = ([c_upload, c_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
         run_inputs = ([portrait_src, portrait_id, *upload_inputs, clip_src, clip_id, *clip_upload_inputs, side, engine,
                        strength, smoothing, head_motion, crop_only, shots, more_faces, lang])
@@ -375,20 +389,29 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 updates.append(gr.update(**{prop: text}))
             return updates
 
-        def set_language(lang_, pid, cid, psrc, csrc, shown_=None):
-            label = gr.skip() if shown_ is None else _label_markdown(shown_[0], lang_, shown_[1])
-            return [lang_, describe(pid, cid, lang_, psrc, csrc), gr.update(value=portrait_items(lang_)),
-                    gr.update(value=clip_items(lang_)), label] + relabel(lang_)
+        # The uploads' messages are said again in the new language; the last attempt's message (in the old
+        # one) goes: the next attempt says it again if it still holds.
+        check_states = [p_check, c_check] if config.uploads_enabled else []
+        check_notes = [p_note, c_note] if config.uploads_enabled else []
 
-        lang_outputs = [lang, selection, p_gallery, c_gallery, museum_label] + [c for c, _, _ in translated]
-        lang_pick.input(set_language, [lang_pick, portrait_id, clip_id, portrait_src, clip_src, shown], lang_outputs,
+        def set_language(lang_, pid, cid, psrc, csrc, shown_=None, *checks):
+            label = gr.skip() if shown_ is None else _label_markdown(shown_[0], lang_, shown_[1])
+            return ([lang_, describe(pid, cid, lang_, psrc, csrc), gr.update(value=portrait_items(lang_)),
+                     gr.update(value=clip_items(lang_)), label, ""] + [_check_html(c, lang_) for c in checks]
+                    + relabel(lang_))
+
+        lang_outputs = ([lang, selection, p_gallery, c_gallery, museum_label, status, *check_notes]
+                        + [c for c, _, _ in translated])
+        lang_pick.input(set_language, [lang_pick, portrait_id, clip_id, portrait_src, clip_src, shown, *check_states],
+                        lang_outputs,
                         api_visibility="private", queue=False)
 
         def on_load(request: gr.Request):
             lang_ = pick_language(request.headers.get("accept-language") if request else None, lang0)
             if config.kiosk:
                 lang_ = lang0  # a kiosk speaks the language it was set up in until a visitor switches
-            return [gr.update(value=lang_)] + set_language(lang_, None, None, "gallery", "gallery")
+            return [gr.update(value=lang_)] + set_language(lang_, None, None, "gallery", "gallery", None,
+                                                           *[None] * len(check_states))
 
         demo.load(on_load, None, [lang_pick] + lang_outputs, api_visibility="private", queue=False)
 
@@ -416,24 +439,35 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         def take_portrait(payload, request: gr.Request):
             path = (payload or {}).get("path")
             keep_uploads(path, request)
-            return path, ""
+            return path, None, "", face_choices(0, lang0)
 
-        def checker(kind):
-            def check(path, lang_):
-                said = studio.check_upload(path, kind, lang=lang_)
-                return _status_html(said) if said else gr.skip()  # (a render's own message may be there)
-            return check
+        def check_portrait(path, lang_):
+            checked = studio.check_upload(path, "portrait")
+            return checked, _check_html(checked, lang_), face_choices(checked.faces, lang_)
+
+        def check_clip(path, lang_):
+            checked = studio.check_upload(path, "clip")
+            return checked, _check_html(checked, lang_)
+
+        def face_choices(count, lang_):
+            largest = [(t(lang_, "face_largest"), -1)]  # (a radio's value must be one of its choices)
+            if count < 2:
+                return gr.update(choices=largest, value=-1, visible=False)
+            return gr.update(choices=largest + [(t(lang_, "face_from_left", n=i + 1), i) for i in range(count)],
+                             value=-1, visible=True, label=t(lang_, "which_face"))
 
         if config.uploads_enabled:
             more_faces.upload(keep_uploads, more_faces, None, api_visibility="private", queue=False)
-            private = {"api_visibility": "private"}
-            checks = {**private, "concurrency_id": "checks", "concurrency_limit": 2, "show_progress": "hidden"}
-            p_upload.upload(take_portrait, p_upload, [portrait_file, status], preprocess=False, queue=False,
-                            **private).then(checker("portrait"), [portrait_file, lang], status, **checks)
-            p_upload.clear(lambda: (None, ""), None, [portrait_file, status], queue=False, **private)
-            c_upload.upload(keep_uploads, c_upload, None, queue=False, **private).then(
-                lambda: "", None, status, queue=False, **private).then(checker("clip"), [c_upload, lang], status,
-                                                                       **checks)
+            # (Not queued: a check takes under a second, and a queue full of renders must not refuse it.)
+            private = {"api_visibility": "private", "queue": False}
+            p_upload.upload(take_portrait, p_upload, [portrait_file, p_check, p_note, face_pick], preprocess=False,
+                            **private).then(check_portrait, [portrait_file, lang], [p_check, p_note, face_pick], **private)
+            p_upload.clear(lambda: (None, None, "", face_choices(0, lang0)), None,
+                           [portrait_file, p_check, p_note, face_pick], **private)
+            c_upload.upload(keep_uploads, c_upload, None, **private).then(
+                lambda: (None, ""), None, [c_check, c_note], **private).then(
+                check_clip, [c_upload, lang], [c_check, c_note], **private)
+            c_upload.clear(lambda: (None, ""), None, [c_check, c_note], **private)
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")
         larger.click(None, js="() => window.lpTextSize && window.lpTextSize(1)")

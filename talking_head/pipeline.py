@@ -211,10 +211,11 @@ def several_faces_note(count: int, chosen: int | None) -> Note | None:
     """What to tell the user when the picture holds more faces than the one animated."""
     if count < 2:
         return None
-    which = "the largest" if chosen is None else f"face number {chosen} from the left"
-    return Note(f"The portrait has {count} faces; {which} was animated. To animate another, name it with "
-                "--face, or crop the picture around it.", reason="several_faces", count=count,
-                largest=chosen is None)
+    if chosen is not None:
+        return Note(f"The portrait has {count} faces; face number {chosen} from the left (counted from 0) was "
+                    "animated.", reason="chosen_face", count=count, number=chosen + 1)
+    return Note(f"The portrait has {count} faces; the largest was animated. To animate another, name it with "
+                "--face, or crop the picture around it.", reason="several_faces", count=count)
 
 
 def check_portrait(spec, settings: AnimateSettings | None = None) -> Note | None:

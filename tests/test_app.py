@@ -206,9 +206,12 @@ def test_a_download_is_a_session_file_under_its_own_name(tmp_path):
 
 
 def test_every_language_has_every_string():
+    """Every language has every English string; besides them only its sentences for the library's errors
+    ("err_<reason>"), which English visitors read in the library's own words."""
     assert set(LANGUAGE_NAMES) == set(STRINGS)
     for code, table in STRINGS.items():
-        assert set(table) == set(STRINGS["en"]), code
+        assert set(STRINGS["en"]) <= set(table), code
+        assert all(k.startswith("err_") for k in set(table) - set(STRINGS["en"])), code
     assert pick_language("fr-CH, fr;q=0.9, en;q=0.8") == "fr"
     assert pick_language("de-DE") == "en"
 
@@ -315,9 +318,11 @@ def test_fewshot_engine_is_offered_with_shots_when_a_checkpoint_is_present(monke
 
 
 def test_an_upload_is_checked_the_moment_it_arrives_in_the_visitors_language(app, tmp_path, shared_dir):
-    """What a render would end with (not an image, no face, a clip too long), or that only the largest of
-    several faces will move, is said as soon as the file arrives, in the page's language."""
+    """What a render would end with (not an image, no face, a clip too long), or that the picture has
+    several faces to choose from, is said as soon as the file arrives, in the page's language."""
     import badinput
+
+    from demo.studio import UploadCheck
     studio = app[1].lp_studio
     fake = tmp_path / "notes.jpg"
     fake.write_text("these are my notes, not a picture\n")
@@ -325,18 +330,25 @@ def test_an_upload_is_checked_the_moment_it_arrives_in_the_visitors_language(app
     _no_face_png(no_face)
     group = badinput.make_group(tmp_path)
     painting = shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg"
-    assert studio.check_upload(str(fake), "portrait") == STRINGS["en"]["err_not_image"]
-    assert studio.check_upload(str(fake), "portrait", lang="fr") == STRINGS["fr"]["err_not_image"]
-    assert studio.check_upload(str(no_face), "portrait", lang="fr").startswith("Aucun visage")
-    assert "3 faces; the largest was animated" in studio.check_upload(str(group), "portrait")
-    assert "3 visages" in studio.check_upload(str(group), "portrait", lang="fr")
-    assert studio.check_upload(str(painting), "portrait", lang="fr") == ""
+
+    def said(path, kind, lang="en"):
+        return studio.check_upload(str(path), kind).message(lang)
+
+    # In English the library's own sentence; in French ours for the same reason.
+    assert said(fake, "portrait") == "This file is not an image we can read; upload a JPEG, PNG or WebP portrait."
+    assert said(fake, "portrait", "fr") == STRINGS["fr"]["err_not_image"]
+    assert said(no_face, "portrait", "fr").startswith("Aucun visage")
+    assert studio.check_upload(str(group), "portrait").faces == 3
+    assert said(group, "portrait").startswith("This picture has 3 faces: the largest will come to life")
+    assert "3 visages" in said(group, "portrait", "fr")
+    assert studio.check_upload(str(painting), "portrait") == UploadCheck(None, 1)
+    assert UploadCheck(None, 1).message("fr") == "" and UploadCheck(None, 1).ok
     clip = studio.gallery.clip_path(CLIP)
-    assert studio.check_upload(str(clip), "clip") == ""
-    assert studio.check_upload(str(fake), "clip", lang="fr") == STRINGS["fr"]["err_not_video"]
+    assert said(clip, "clip") == ""
+    assert said(fake, "clip", "fr") == STRINGS["fr"]["err_not_video"]
     short = type(studio)(studio.gallery, studio.store, studio.files, max_clip_s=2.0)
-    assert short.check_upload(str(clip), "clip", lang="fr") == ("La vidéo dure plus de 2 secondes ; coupez-la à 2 "
-                                                                "secondes au plus et réessayez.")
+    assert short.check_upload(str(clip), "clip").message("fr") == (
+        "La vidéo dure plus de 2 secondes ; coupez-la à 2 secondes au plus et réessayez.")
 
 
 def test_progress_steps_and_notes_speak_the_page_language():

@@ -310,7 +310,7 @@ def test_several_faces_face_index_picks_another_face(corpus, out_dir, group_defa
     expect_video(res, out_dir, CLIP_FRAMES)
     assert res.crop_box != group_default.crop_box
     assert _tile_of(res.crop_box, res.size[0]) == index
-    assert [n.reason for n in res.notes] == ["several_faces"] and f"face number {index}" in res.notes[0]
+    assert [n.reason for n in res.notes] == ["chosen_face"] and f"face number {index}" in res.notes[0]
 
 
 @pytest.mark.parametrize("index", [3, 7, -1])

@@ -276,13 +276,48 @@ def test_a_text_file_named_jpg_is_refused_with_what_to_do(browser, launch_app, t
     page.get_by_role("tab", name="Upload").first.click()
     page.locator("#lp-portrait-upload input[type=file]").set_input_files(str(fake))
     sentence = "This file is not an image we can read; upload a JPEG, PNG or WebP portrait."
-    expect(page.locator("#lp-status")).to_have_text(sentence, timeout=30000)
+    expect(page.locator("#lp-portrait-note")).to_have_text(sentence, timeout=30000)   # under the field
     page.locator("#lp-consent-portrait input").check()
     page.locator("#lp-clips .thumbnail-item").first.click()
     page.locator("#lp-animate").click()
     expect(page.locator("#lp-status")).to_have_text(sentence, timeout=30000)
+    assert "Error" not in page.locator("body").inner_text()
+    # A clip that is not one is said under its own field, and leaves the portrait's message alone. (Gradio's
+    # video field also shows its own "Video not playable" pop-up for it, titled "Error".)
+    fake_clip = tmp_path / "notes.mp4"
+    fake_clip.write_text("these are my notes, not a video\n")
+    page.get_by_role("tab", name="Upload").nth(1).click()
+    page.locator("#lp-clip-upload input[type=file]").set_input_files(str(fake_clip))
+    expect(page.locator("#lp-clip-note")).to_contain_text("video", timeout=30000)
+    expect(page.locator("#lp-portrait-note")).to_have_text(sentence)
     page.screenshot(path=SHOTS / "9-not-an-image.png")
     shown = page.locator("body").inner_text()
-    assert "Error" not in shown
     assert "Could not preprocess" not in shown and "UnidentifiedImageError" not in shown
     assert str(tmp_path.parent.parent) not in shown and "/visitors/" not in shown  # no server path
+
+
+def test_a_picture_with_several_faces_lets_the_visitor_choose_one(browser, launch_app, tmp_path):
+    """A group photo: the visitor is told it has three faces the moment it arrives, picks the second from
+    the left, and the result's label says that one was animated."""
+    import badinput
+    group = badinput.make_group(tmp_path)
+    url, _ = launch_app(AppConfig())
+    page, _, errors = open_page(browser, url)
+    page.get_by_role("tab", name="Upload").first.click()
+    page.locator("#lp-portrait-upload input[type=file]").set_input_files(str(group))
+    expect(page.locator("#lp-portrait-note")).to_contain_text("This picture has 3 faces", timeout=30000)
+    pick = page.locator("#lp-face-pick")
+    expect(pick).to_be_visible()
+    expect(pick.locator("label")).to_have_count(4)      # the largest, or each from the left
+    pick.get_by_label("No. 2 from the left").check()
+    page.locator("#lp-consent-portrait input").check()
+    page.locator("#lp-clips .thumbnail-item").first.click()
+    page.screenshot(path=SHOTS / "10-several-faces.png")
+    page.locator("#lp-animate").click()
+    expect(page.locator("#lp-label")).to_contain_text("face no. 2 from the left was animated", timeout=180000)
+    page.get_by_label("Français").check()           # the upload's message follows the language
+    expect(page.locator("#lp-portrait-note")).to_contain_text("Cette image contient 3 visages")
+    page.locator("#lp-portrait-upload button[aria-label='Remove Image']").first.click()
+    expect(pick).to_be_hidden()
+    expect(page.locator("#lp-portrait-note")).to_be_hidden()
+    assert errors == []

@@ -32,6 +32,7 @@
     };
     const playNext = () => {
       const cfg = config(), video = $("lp-attract-video");
+      clearTimeout(stillTimer);              // (the page's load may swap stills for stored results)
       if (!attractOn || !cfg || !video) return;
       if (!cfg.videos.length) { video.hidden = true; showStill(cfg); return; }
       video.hidden = false;

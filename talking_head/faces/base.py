@@ -54,7 +54,7 @@ def choose_face(faces: list[FaceLandmarks], face_index: int | None = None, *, wh
     if not faces:
         raise FaceNotFoundError(
             f"No face was found in {what}; choose an image where one face is clearly visible, "
-            "facing forward and at least about 80 pixels tall.", reason="no_face")
+            "facing forward and at least about 80 pixels tall.", reason="no_face" if what == "the portrait" else "")
     if face_index is None:
         return max(faces, key=lambda f: f.size)
     ordered = sorted(faces, key=lambda f: f.box[0])
