@@ -443,7 +443,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
         def check_portrait(path, lang_):
             checked = studio.check_upload(path, "portrait")
-            return checked, _check_html(checked, lang_), face_choices(checked.faces, lang_)
+            # A file that is not a picture would stay in the field as a broken one: the field is emptied,
+            # and the sentence under it says why.
+            unreadable = getattr(checked.said, "reason", "") in ("not_image", "image_damaged", "empty")
+            return (checked, _check_html(checked, lang_), face_choices(checked.faces, lang_),
+                    *((None, None) if unreadable else (gr.skip(), gr.skip())))
 
         def check_clip(path, lang_):
             checked = studio.check_upload(path, "clip")
@@ -461,7 +465,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             # (Not queued: a check takes under a second, and a queue full of renders must not refuse it.)
             private = {"api_visibility": "private", "queue": False}
             p_upload.upload(take_portrait, p_upload, [portrait_file, p_check, p_note, face_pick], preprocess=False,
-                            **private).then(check_portrait, [portrait_file, lang], [p_check, p_note, face_pick], **private)
+                            **private).then(check_portrait, [portrait_file, lang],
+                                            [p_check, p_note, face_pick, p_upload, portrait_file], **private)
             p_upload.clear(lambda: (None, None, "", face_choices(0, lang0)), None,
                            [portrait_file, p_check, p_note, face_pick], **private)
             c_upload.upload(keep_uploads, c_upload, None, **private).then(

@@ -268,7 +268,7 @@ def test_on_a_phone_the_page_fits_the_screen_and_shows_every_work(browser, launc
 def test_a_text_file_named_jpg_is_refused_with_what_to_do(browser, launch_app, tmp_path):
     """Gradio's own image field refused a text file named .jpg with its internal message, which named the
     file's path on the server (then, hidden, a bare "Error"). The visitor is told what to do the moment the
-    file arrives, and again if they press Animate anyway."""
+    file arrives, under the field, which is emptied; pressing Animate anyway asks for a portrait."""
     fake = tmp_path / "notes.jpg"
     fake.write_text("these are my notes, not a picture\n")
     url, _ = launch_app(AppConfig())
@@ -277,10 +277,12 @@ def test_a_text_file_named_jpg_is_refused_with_what_to_do(browser, launch_app, t
     page.locator("#lp-portrait-upload input[type=file]").set_input_files(str(fake))
     sentence = "This file is not an image we can read; upload a JPEG, PNG or WebP portrait."
     expect(page.locator("#lp-portrait-note")).to_have_text(sentence, timeout=30000)   # under the field
+    expect(page.locator("#lp-portrait-upload img")).to_have_count(0)  # (not left there as a broken picture)
     page.locator("#lp-consent-portrait input").check()
     page.locator("#lp-clips .thumbnail-item").first.click()
     page.locator("#lp-animate").click()
-    expect(page.locator("#lp-status")).to_have_text(sentence, timeout=30000)
+    expect(page.locator("#lp-status")).to_contain_text("Choose a portrait first", timeout=30000)
+    expect(page.locator("#lp-portrait-note")).to_have_text(sentence)
     assert "Error" not in page.locator("body").inner_text()
     # A clip that is not one is said under its own field, and leaves the portrait's message alone. (Gradio's
     # video field also shows its own "Video not playable" pop-up for it, titled "Error".)
