@@ -117,6 +117,28 @@ def end_to_end(repeats: int = 3, portraits=("mona_lisa", "girl_with_a_pearl_earr
     return rows
 
 
+def upload_checks(repeats: int = 5, portraits=("mona_lisa", "newton"), clips=("smile_eyes", "talking_01")) -> list[dict]:
+    """How long a file's check takes when it arrives (``check_portrait`` / ``check_clip``, what the app runs
+    on each upload), on gallery files taken as uploads: median seconds, after one check to start the
+    face detector."""
+    from .images import load_image
+    from .pipeline import check_clip, check_portrait
+    g = Gallery.default()
+    rows = []
+    for pid in portraits:
+        path = g.portrait_path(pid)
+        check_portrait(path)
+        h, w = load_image(path).shape[:2]
+        rows.append({"kind": "portrait", "id": pid, "size": f"{w}x{h}",
+                     "s": _median_time(lambda p=path: check_portrait(p), repeats)})
+    for cid in clips:
+        path = g.clip_path(cid)
+        info = check_clip(path)
+        rows.append({"kind": "clip", "id": cid, "size": f"{info.width}x{info.height}, {info.duration:.1f} s",
+                     "s": _median_time(lambda p=path: check_clip(p), repeats)})
+    return rows
+
+
 def gallery_speed(repeats: int = 2, clip_id: str = "expressive", portraits: list[str] | None = None) -> list[dict]:
     """Every gallery portrait with one gallery clip, motion cached: median wall time and the sizes it
     depends on (the output canvas, which x264 encodes whole, and the animated crop, which is rendered,
@@ -230,6 +252,11 @@ def main(args) -> int:
     for r in rows:
         print(f"| {r['portrait']} | {r['clip']} | {r['duration']:.2f} | {r['cached_s']:.2f} | {r['cached_s'] / r['duration']:.3f} "
               f"| {r['upload_s']:.2f} | {r['upload_s'] / r['duration']:.3f} |")
+    checks = upload_checks(args.repeats)
+    print(f"\nAn upload's check when it arrives (the app's message under the field), median of {args.repeats}:")
+    print("| file | size | check s |\n|---|---|---|")
+    for r in checks:
+        print(f"| {r['kind']} {r['id']} | {r['size']} | {r['s']:.3f} |")
     if args.all_portraits:
         rows = gallery_speed(max(1, args.repeats // 2))
         print(f"\nEvery gallery portrait x {rows[0]['clip']} ({rows[0]['duration']:.2f} s), cached motion, median wall time "

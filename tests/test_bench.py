@@ -14,3 +14,10 @@ def test_gallery_speed_reports_each_portraits_canvas_and_crop():
     assert 0 < cw <= w and 0 < ch <= h
     assert row["duration"] == g.clip("smile_eyes")["duration"]
     assert row["cached_s"] > 0
+
+
+def test_upload_checks_time_each_file_as_an_upload():
+    from talking_head.bench import upload_checks
+    rows = upload_checks(1, portraits=("gogol",), clips=("smile_eyes",))
+    assert [(r["kind"], r["id"]) for r in rows] == [("portrait", "gogol"), ("clip", "smile_eyes")]
+    assert rows[1]["size"].startswith("512x512, 3.1 s") and all(r["s"] > 0 for r in rows)
