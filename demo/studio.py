@@ -88,7 +88,18 @@ def _render(portrait: str, clip: str, out, engine: str, settings: AnimateSetting
     return str(out), done.engine, done.notes
 
 
-render_on_device = spaces.GPU(duration=gpu_seconds)(_render) if spaces is not None else _render
+def _render_or_error(*args, **kwargs) -> tuple[str, str, list[str]] | TalkingHeadError:
+    """``_render``, with an error the visitor can act on returned rather than raised. On ZeroGPU the call
+    runs in another process, and only a ``gr.Error`` comes back out of it with its words: anything else
+    arrives as "ZeroGPU worker error". Returned, the error crosses whole (pickled, with its reason and
+    facts) and is said in the visitor's language like any other."""
+    try:
+        return _render(*args, **kwargs)
+    except TalkingHeadError as e:
+        return e.with_traceback(None)
+
+
+render_on_device = spaces.GPU(duration=gpu_seconds)(_render_or_error) if spaces is not None else _render_or_error
 # ZeroGPU runs the wrapped call in another process and pickles its arguments: a progress or cancel
 # closure cannot travel, so there the bar shows the queue and start, not per-frame progress, and a
 # visitor who leaves stops the render only when ZeroGPU's own time limit does.
@@ -202,9 +213,12 @@ class Studio:
         out = self.files.new_result_path(session_id) if personal else None
         try:
             said = None if progress is None else (lambda f, m: progress(f, localize(lang, m)))
-            path, used, notes = render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
-                                                 None if ON_ZERO_GPU else said, str(self.store.root),
-                                                 None if ON_ZERO_GPU else cancel, int(shots or 1), more_faces)
+            got = render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
+                                   None if ON_ZERO_GPU else said, str(self.store.root),
+                                   None if ON_ZERO_GPU else cancel, int(shots or 1), more_faces)
+            if isinstance(got, TalkingHeadError):
+                raise got
+            path, used, notes = got
             return Rendered(Path(path), used, tuple(notes))
         except TalkingHeadError as e:
             raise VisitorError(localize(lang, e)) from None

@@ -363,3 +363,23 @@ def test_progress_steps_and_notes_speak_the_page_language():
                engine="liveportrait", fallback="meshwarp")
     assert "processeur avec meshwarp" in localize("fr", oom)
     assert localize("fr", "a sentence with no reason") == "a sentence with no reason"
+
+
+def test_a_visitors_error_crosses_the_gpu_process_whole(tmp_path):
+    """On ZeroGPU the render runs in another process and only a gr.Error comes back out with its words
+    (anything else arrives as "ZeroGPU worker error"): the device call returns the visitor's error as a
+    value, which survives pickling with its reason and facts, for the studio to say in French."""
+    import pickle
+
+    from demo.strings import localize
+    from demo.studio import render_on_device
+    from talking_head.errors import TalkingHeadError
+    from talking_head.pipeline import AnimateSettings
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("shopping list: bread, milk\n")
+    got = render_on_device("gallery:mona_lisa", str(fake), tmp_path / "out.mp4", "meshwarp", AnimateSettings())
+    assert isinstance(got, TalkingHeadError) and got.reason == "not_video"
+    back = pickle.loads(pickle.dumps(got))
+    assert (type(back), back.reason, str(back)) == (type(got), got.reason, str(got))
+    assert localize("fr", back) == STRINGS["fr"]["err_not_video"]
+    assert not (tmp_path / "out.mp4").exists()
