@@ -323,3 +323,19 @@ def test_a_picture_with_several_faces_lets_the_visitor_choose_one(browser, launc
     expect(pick).to_be_hidden()
     expect(page.locator("#lp-portrait-note")).to_be_hidden()
     assert errors == []
+
+
+def test_kiosk_idle_reset_while_the_app_is_away_keeps_the_start_screen(browser, launch_app):
+    """The idle reset reloads the page only when the server answers: while the app restarts (an update),
+    a kiosk shows its start screen, not the browser's "cannot reach this page"."""
+    url, demo = launch_app(AppConfig(kiosk=True, idle_timeout_s=3))
+    page, _, _ = open_page(browser, url)
+    attract = page.locator("#lp-attract")
+    expect(attract).to_be_visible(timeout=10000)
+    attract.click()
+    expect(attract).to_be_hidden()
+    demo.close()                                           # the app goes away
+    expect(attract).to_be_visible(timeout=20000)           # idle: the start screen, on the same page
+    page.wait_for_timeout(2500)
+    assert page.url.rstrip("/") == url.rstrip("/")
+    assert page.locator("#lp-portraits .thumbnail-item").count() == 14  # still the app's page

@@ -95,10 +95,18 @@
         // The server forgets the visitor (their uploads, results and choices), then the page starts afresh
         // for the next one: a new page has nothing of the last visitor's (highlighted thumbnails, text
         // size, language, scroll), and opens on the start screen.
+        // Reloaded only when the server answers: a kiosk must not be left on the browser's "cannot reach this
+        // page" while the app restarts (an update); it shows the start screen instead and tries next time.
         leaving = true;
         const reset = $("lp-reset");
         if (reset) reset.click();
-        setTimeout(() => window.location.reload(), 1500);
+        setTimeout(async () => {
+          try {
+            if ((await fetch(window.location.href, { cache: "no-store" })).ok) { window.location.reload(); return; }
+          } catch (e) { /* the server is away */ }
+          leaving = false;
+          showAttract();
+        }, 1500);
       }
     }, 500);
     showAttract();
