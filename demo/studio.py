@@ -127,6 +127,12 @@ class UploadCheck:
     def ok(self) -> bool:
         return self.said is None
 
+    @property
+    def unreadable(self) -> bool:
+        """Not a picture or not a video at all (the field is emptied rather than left showing it broken)."""
+        return getattr(self.said, "reason", "") in ("not_image", "image_damaged", "empty", "not_video",
+                                                    "clip_unreadable")
+
     def message(self, lang: str) -> str:
         if isinstance(self.said, str):
             return t(lang, self.said)

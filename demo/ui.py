@@ -151,8 +151,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                                                    elem_id="lp-portrait-upload", height=360), "portrait_upload")
                             p_note = gr.HTML("", elem_id="lp-portrait-note", padding=False)
                             # Shown when the picture has several faces: which one comes to life (-1: the largest).
-                            face_pick = tr(gr.Radio([(t(lang0, "face_largest"), -1)], value=-1, elem_id="lp-face-pick",
-                                                    label=t(lang0, "which_face"), visible=False), "which_face")
+                            face_pick = gr.Radio([(t(lang0, "face_largest"), -1)], value=-1, elem_id="lp-face-pick",
+                                                 label=t(lang0, "which_face"), visible=False)
                             p_consent = tr(gr.Checkbox(False, label=t(lang0, "consent"), elem_id="lp-consent-portrait"),
                                            "consent")
 
@@ -391,18 +391,22 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
         # The uploads' messages are said again in the new language; the last attempt's message (in the old
         # one) goes: the next attempt says it again if it still holds.
-        check_states = [p_check, c_check] if config.uploads_enabled else []
-        check_notes = [p_note, c_note] if config.uploads_enabled else []
+        upload_in = [face_pick, p_check, c_check] if config.uploads_enabled else []
+        upload_out = [face_pick, p_note, c_note] if config.uploads_enabled else []
 
-        def set_language(lang_, pid, cid, psrc, csrc, shown_=None, *checks):
+        def set_language(lang_, pid, cid, psrc, csrc, shown_=None, *uploads):
             label = gr.skip() if shown_ is None else _label_markdown(shown_[0], lang_, shown_[1])
+            said = []
+            if uploads:  # the face choice (keeping the visitor's pick) and the uploads' messages
+                face_, p_chk, c_chk = uploads
+                said = [face_choices(p_chk.faces if p_chk else 0, lang_, face_), _check_html(p_chk, lang_),
+                        _check_html(c_chk, lang_)]
             return ([lang_, describe(pid, cid, lang_, psrc, csrc), gr.update(value=portrait_items(lang_)),
-                     gr.update(value=clip_items(lang_)), label, ""] + [_check_html(c, lang_) for c in checks]
-                    + relabel(lang_))
+                     gr.update(value=clip_items(lang_)), label, ""] + said + relabel(lang_))
 
-        lang_outputs = ([lang, selection, p_gallery, c_gallery, museum_label, status, *check_notes]
+        lang_outputs = ([lang, selection, p_gallery, c_gallery, museum_label, status, *upload_out]
                         + [c for c, _, _ in translated])
-        lang_pick.input(set_language, [lang_pick, portrait_id, clip_id, portrait_src, clip_src, shown, *check_states],
+        lang_pick.input(set_language, [lang_pick, portrait_id, clip_id, portrait_src, clip_src, shown, *upload_in],
                         lang_outputs,
                         api_visibility="private", queue=False)
 
@@ -411,7 +415,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             if config.kiosk:
                 lang_ = lang0  # a kiosk speaks the language it was set up in until a visitor switches
             return [gr.update(value=lang_)] + set_language(lang_, None, None, "gallery", "gallery", None,
-                                                           *[None] * len(check_states))
+                                                           *([-1, None, None] if upload_in else []))
 
         demo.load(on_load, None, [lang_pick] + lang_outputs, api_visibility="private", queue=False)
 
@@ -439,39 +443,39 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         def take_portrait(payload, request: gr.Request):
             path = (payload or {}).get("path")
             keep_uploads(path, request)
-            return path, None, "", face_choices(0, lang0)
+            return path, None, "", face_choices(0, lang0), ""  # (the last attempt's message no longer holds)
 
         def check_portrait(path, lang_):
             checked = studio.check_upload(path, "portrait")
-            # A file that is not a picture would stay in the field as a broken one: the field is emptied,
-            # and the sentence under it says why.
-            unreadable = getattr(checked.said, "reason", "") in ("not_image", "image_damaged", "empty")
+            # A file that is not a picture (or not a video, below) would stay in the field as a broken one:
+            # the field is emptied, and the sentence under it says why.
             return (checked, _check_html(checked, lang_), face_choices(checked.faces, lang_),
-                    *((None, None) if unreadable else (gr.skip(), gr.skip())))
+                    *((None, None) if checked.unreadable else (gr.skip(), gr.skip())))
 
         def check_clip(path, lang_):
             checked = studio.check_upload(path, "clip")
-            return checked, _check_html(checked, lang_)
+            return checked, _check_html(checked, lang_), None if checked.unreadable else gr.skip()
 
-        def face_choices(count, lang_):
+        def face_choices(count, lang_, value=-1):
             largest = [(t(lang_, "face_largest"), -1)]  # (a radio's value must be one of its choices)
             if count < 2:
-                return gr.update(choices=largest, value=-1, visible=False)
+                return gr.update(choices=largest, value=-1, visible=False, label=t(lang_, "which_face"))
             return gr.update(choices=largest + [(t(lang_, "face_from_left", n=i + 1), i) for i in range(count)],
-                             value=-1, visible=True, label=t(lang_, "which_face"))
+                             value=value if value is not None and -1 <= value < count else -1, visible=True,
+                             label=t(lang_, "which_face"))
 
         if config.uploads_enabled:
             more_faces.upload(keep_uploads, more_faces, None, api_visibility="private", queue=False)
             # (Not queued: a check takes under a second, and a queue full of renders must not refuse it.)
             private = {"api_visibility": "private", "queue": False}
-            p_upload.upload(take_portrait, p_upload, [portrait_file, p_check, p_note, face_pick], preprocess=False,
+            p_upload.upload(take_portrait, p_upload, [portrait_file, p_check, p_note, face_pick, status], preprocess=False,
                             **private).then(check_portrait, [portrait_file, lang],
                                             [p_check, p_note, face_pick, p_upload, portrait_file], **private)
             p_upload.clear(lambda: (None, None, "", face_choices(0, lang0)), None,
                            [portrait_file, p_check, p_note, face_pick], **private)
             c_upload.upload(keep_uploads, c_upload, None, **private).then(
-                lambda: (None, ""), None, [c_check, c_note], **private).then(
-                check_clip, [c_upload, lang], [c_check, c_note], **private)
+                lambda: (None, "", ""), None, [c_check, c_note, status], **private).then(
+                check_clip, [c_upload, lang], [c_check, c_note, c_upload], **private)
             c_upload.clear(lambda: (None, ""), None, [c_check, c_note], **private)
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")
@@ -503,12 +507,26 @@ def _client_gone(demo: gr.Blocks) -> Callable[[], bool] | None:
     return gone
 
 
+ATTRACT_FULL = 6  # stored results enough for the start screen to show only them
+
+
+def _attract_items(videos: list[Path], stills: list[tuple[Path, str]]) -> list[dict]:
+    """The kiosk start screen's playlist: the stored results; while there are fewer than ATTRACT_FULL, the
+    paintings shown still with their titles (``stills``: path, title), a result after every third."""
+    if len(videos) >= ATTRACT_FULL:
+        return [{"video": f"/gradio_api/file={p}"} for p in videos]
+    items = []
+    for i, (path, title) in enumerate(stills):
+        if videos and i % 3 == 0:
+            items.append({"video": f"/gradio_api/file={videos[i // 3 % len(videos)]}"})
+        items.append({"still": f"/gradio_api/file={path}", "title": title})
+    return items
+
+
 def _attract_html(videos: list[Path], stills: list[tuple[Path, str]], config: AppConfig, lang: str) -> str:
-    """The kiosk's start screen: stored results in a loop, or the paintings one by one (``stills``: path,
-    caption) while no result is stored yet."""
+    """The kiosk's start screen (see _attract_items) and the page script's settings."""
     cfg = {"kiosk": config.kiosk, "idleMs": int(config.idle_timeout_s * 1000), "lang": lang,
-           "videos": [f"/gradio_api/file={p}" for p in videos],
-           "stills": [] if videos else [{"src": f"/gradio_api/file={p}", "title": title} for p, title in stills],
+           "items": _attract_items(videos, stills),
            "touch": {code: t(code, "touch_to_start") for code in LANGUAGE_NAMES}}
     return (f'<div id="lp-config" data-cfg="{html.escape(json.dumps(cfg))}"></div>'
             f'<div id="lp-attract" role="button" aria-label="{html.escape(t(lang, "touch_to_start"))}" hidden>'

@@ -383,3 +383,17 @@ def test_a_visitors_error_crosses_the_gpu_process_whole(tmp_path):
     assert (type(back), back.reason, str(back)) == (type(got), got.reason, str(got))
     assert localize("fr", back) == STRINGS["fr"]["err_not_video"]
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_the_kiosk_start_screen_shows_the_paintings_between_few_stored_results():
+    """One stored result must not become the whole start screen: while fewer than ATTRACT_FULL results are
+    stored, every painting is shown with its title, a result after every third; then only results."""
+    from demo.ui import ATTRACT_FULL, _attract_items
+    stills = [(Path(f"/g/p{i}.jpg"), f"Work {i}") for i in range(14)]
+    items = _attract_items([Path("/r/a.mp4")], stills)
+    assert [i["title"] for i in items if "still" in i] == [f"Work {i}" for i in range(14)]
+    assert [i.get("video") for i in items[:5]] == ["/gradio_api/file=/r/a.mp4", None, None, None,
+                                                  "/gradio_api/file=/r/a.mp4"]
+    assert all("still" in i for i in _attract_items([], stills))
+    many = [Path(f"/r/{i}.mp4") for i in range(ATTRACT_FULL)]
+    assert [i["video"] for i in _attract_items(many, stills)] == [f"/gradio_api/file={p}" for p in many]

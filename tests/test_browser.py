@@ -69,6 +69,7 @@ def test_visitor_animates_a_gallery_portrait(browser, launch_app):
         time.sleep(0.25)
     assert video_playing(page, "#lp-result"), "the result should start playing by itself"
     expect(page.locator("#lp-label")).to_contain_text("Johannes Vermeer")
+    expect(page.locator("#lp-label h3")).to_be_in_viewport(timeout=10000)  # the page scrolled to the result
     expect(page.locator("#lp-label")).to_contain_text("Animated with meshwarp")  # which engine made it
     expect(page.locator("#lp-download")).to_be_visible()
     page.screenshot(path=SHOTS / "2-result.png", full_page=True)
@@ -124,7 +125,7 @@ def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
     page.reload(wait_until="load")
     attract = page.locator("#lp-attract")
     expect(attract).to_be_visible(timeout=10000)
-    deadline = time.time() + 20
+    deadline = time.time() + 40  # (one stored result plays between every third painting: 3 s, then 21 s of stills)
     while not video_playing(page, "#lp-attract") and time.time() < deadline:
         time.sleep(0.25)
     assert video_playing(page, "#lp-attract"), "the attract loop plays stored results"
@@ -258,10 +259,10 @@ def test_on_a_phone_the_page_fits_the_screen_and_shows_every_work(browser, launc
         assert all(left >= 0 and right <= 390 for left, right, _, _ in boxes), boxes
         assert all(top >= wrap[0] - 1 and bottom <= wrap[1] + 1 for _, _, top, bottom in boxes), (boxes, wrap)
         assert len({round(left) for left, _, _, _ in boxes}) == 3
-        # Captions are one line at the foot of each thumbnail, not over the sitter's face.
+        # Captions are at most two small lines at the foot of each thumbnail, not over the sitter's face.
         covered = page.evaluate(f"""() => [...document.querySelectorAll('{gallery} .thumbnail-item')].map(e =>
             e.querySelector('.caption-label').offsetHeight / e.offsetHeight)""")
-        assert max(covered) < 0.25, covered
+        assert max(covered) < 0.3, covered
     page.screenshot(path=SHOTS / "8-phone.png", full_page=True)
 
 
@@ -292,6 +293,8 @@ def test_a_text_file_named_jpg_is_refused_with_what_to_do(browser, launch_app, t
     page.locator("#lp-clip-upload input[type=file]").set_input_files(str(fake_clip))
     expect(page.locator("#lp-clip-note")).to_contain_text("video", timeout=30000)
     expect(page.locator("#lp-portrait-note")).to_have_text(sentence)
+    expect(page.locator("#lp-clip-upload video")).to_have_count(0)   # taken out of the field, as the picture
+    expect(page.locator("#lp-status")).to_be_hidden()                 # a new file: the last attempt's line goes
     page.screenshot(path=SHOTS / "9-not-an-image.png")
     shown = page.locator("body").inner_text()
     assert "Could not preprocess" not in shown and "UnidentifiedImageError" not in shown
@@ -317,8 +320,9 @@ def test_a_picture_with_several_faces_lets_the_visitor_choose_one(browser, launc
     page.screenshot(path=SHOTS / "10-several-faces.png")
     page.locator("#lp-animate").click()
     expect(page.locator("#lp-label")).to_contain_text("face no. 2 from the left was animated", timeout=180000)
-    page.get_by_label("Français").check()           # the upload's message follows the language
+    page.get_by_label("Français").check()           # the upload's message and the choice follow the language
     expect(page.locator("#lp-portrait-note")).to_contain_text("Cette image contient 3 visages")
+    expect(pick.get_by_label("N° 2 en partant de la gauche")).to_be_checked()
     page.locator("#lp-portrait-upload button[aria-label='Remove Image']").first.click()
     expect(pick).to_be_hidden()
     expect(page.locator("#lp-portrait-note")).to_be_hidden()

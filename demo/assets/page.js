@@ -1,5 +1,6 @@
 () => {
-  // Text size buttons (every page), and in kiosk mode: the attract loop and the idle reset.
+  // Text size buttons and a new result scrolled into view (every page), and in kiosk mode: the attract
+  // loop and the idle reset.
   // Gradio may re-render the config and overlay after load, so elements are looked up on each use.
   let zoom = 1;
   window.lpTextSize = (step) => {
@@ -12,6 +13,13 @@
   const start = () => {
     const cfg0 = config();
     if (!cfg0) { setTimeout(start, 200); return; }
+    let shown = "";
+    setInterval(() => {                      // a new result: bring it and the top of its label into view
+      const v = document.querySelector("#lp-result video");
+      const src = (v && v.currentSrc) || "";
+      if (src && src !== shown) $("lp-result").scrollIntoView({ block: "start", behavior: "smooth" });
+      shown = src;
+    }, 500);
     if (!cfg0.kiosk) return;
     document.body.classList.add("lp-kiosk");
     let next = 0;
@@ -20,28 +28,23 @@
     let stillTimer = null;
     let leaving = false;
 
-    const showStill = (cfg) => {             // no stored results yet: the paintings themselves, one by one
-      const img = $("lp-attract-still"), caption = $("lp-attract-caption");
-      if (!img || !cfg.stills.length) return;
-      const still = cfg.stills[next % cfg.stills.length];
-      next += 1;
-      img.hidden = false;
-      img.src = still.src;
-      if (caption) caption.textContent = still.title;
-      stillTimer = setTimeout(playNext, 7000);
-    };
+    // The start screen's playlist (built by the server): stored results, and paintings shown still with
+    // their titles between them while few results are stored.
     const playNext = () => {
-      const cfg = config(), video = $("lp-attract-video");
-      clearTimeout(stillTimer);              // (the page's load may swap stills for stored results)
-      if (!attractOn || !cfg || !video) return;
-      if (!cfg.videos.length) { video.hidden = true; showStill(cfg); return; }
-      video.hidden = false;
+      const cfg = config(), video = $("lp-attract-video"), img = $("lp-attract-still");
+      clearTimeout(stillTimer);              // (the page's load may swap in a new playlist)
+      if (!attractOn || !cfg || !video || !img || !cfg.items.length) return;
+      const item = cfg.items[next % cfg.items.length], caption = $("lp-attract-caption");
+      next += 1;
+      video.hidden = !item.video;
+      img.hidden = !!item.video;
+      if (caption) caption.textContent = item.title || "";
+      if (!item.video) { img.src = item.still; stillTimer = setTimeout(playNext, 7000); return; }
       video.muted = true;                    // muted video may autoplay without a gesture
       video.playsInline = true;
       video.onended = playNext;
       video.onerror = () => setTimeout(playNext, 1000);
-      video.src = cfg.videos[next % cfg.videos.length];
-      next += 1;
+      video.src = item.video;
       video.play().catch(() => {});
     };
     const showAttract = () => {
@@ -75,16 +78,7 @@
     ["pointerdown", "keydown", "touchstart", "wheel"].forEach((e) =>
       document.addEventListener(e, touched, { capture: true }));
 
-    let shown = "";
-    const showResult = () => {              // a new result: bring it and the top of its label into view
-      const v = document.querySelector("#lp-result video");
-      const src = (v && v.currentSrc) || "";
-      if (src && src !== shown) $("lp-result").scrollIntoView({ block: "start", behavior: "smooth" });
-      shown = src;
-    };
-
     setInterval(() => {
-      showResult();
       if (attractOn) {                        // the idle timer sleeps in the attract state,
         const overlay = $("lp-attract");      // but a re-rendered overlay must come back
         if (overlay && overlay.hidden) showAttract();
