@@ -70,7 +70,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "face_from_left": "No. {n} from the left",
         "note_out_of_memory": "The graphics card ran out of memory, so this result was rendered on the processor "
                               "with {fallback} instead.",
-        # Progress steps (talking_head.pipeline.STEPS)
+        # Progress steps (talking_head.pipeline: STEP_FACE, STEP_MOTION, the frames' Note, STEP_DONE)
         "step_face": "Finding the face in the portrait",
         "step_motion": "Reading the performance's motion",
         "step_frames": "Animating frame {done} of {total}",

@@ -295,33 +295,28 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 head_, crop_, shots_, faces_, lang_, request: gr.Request, progress=gr.Progress()):
             """Animate for the page: the video, its label and its download, or the reason in the status line."""
             try:
-                return (*render_for_page(psrc, pid, pfile, pconsent, face_, csrc, cid, cfile, cconsent, side_, engine_,
-                                         strength_, smoothing_, head_, crop_, shots_, faces_, lang_, request, progress),
-                        _status_html())
+                portrait = Choice(gallery_id=pid) if psrc == "gallery" else Choice(upload=pfile)
+                clip = Choice(gallery_id=cid) if csrc == "gallery" else Choice(upload=cfile)
+                consent = (not portrait.is_upload or pconsent) and (not clip.is_upload or cconsent)
+                settings = studio.settings(strength=strength_, smoothing=smoothing_, head_motion=head_,
+                                           side_by_side=side_, crop_only=crop_,
+                                           face=face_ if portrait.is_upload else None)
+                faces = [f if isinstance(f, str) else getattr(f, "name", f) for f in (faces_ or [])]
+                consent = consent and (not faces or pconsent or cconsent)
+                done = render(portrait, clip, settings, lang_, consent, engine_, request, progress, shots_, faces)
+                entry = manifest["portraits"][pid] if not portrait.is_upload else None
+                name = download_name(entry and _short_title(entry, lang_),
+                                     None if clip.is_upload else _localized(manifest["clips"][cid], "title", lang_))
+                session = request.session_hash if request else None
+                keep = Path(demo.move_resource_to_block_cache(files.keepsake(session, done.path, name)))
+                files.remember_upload(session, keep)
             except VisitorError as e:  # already in the visitor's words
                 return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status_html(str(e))
             except Exception:
                 log.exception("the page's render failed after the studio")
                 return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status_html(t(lang_, "err_unexpected"))
-
-        def render_for_page(psrc, pid, pfile, pconsent, face_, csrc, cid, cfile, cconsent, side_, engine_, strength_,
-                            smoothing_, head_, crop_, shots_, faces_, lang_, request, progress):
-            portrait = Choice(gallery_id=pid) if psrc == "gallery" else Choice(upload=pfile)
-            clip = Choice(gallery_id=cid) if csrc == "gallery" else Choice(upload=cfile)
-            consent = (not portrait.is_upload or pconsent) and (not clip.is_upload or cconsent)
-            settings = studio.settings(strength=strength_, smoothing=smoothing_, head_motion=head_,
-                                       side_by_side=side_, crop_only=crop_, face=face_ if portrait.is_upload else None)
-            faces = [f if isinstance(f, str) else getattr(f, "name", f) for f in (faces_ or [])]
-            consent = consent and (not faces or pconsent or cconsent)
-            done = render(portrait, clip, settings, lang_, consent, engine_, request, progress, shots_, faces)
-            entry = manifest["portraits"][pid] if not portrait.is_upload else None
-            name = download_name(entry and _short_title(entry, lang_),
-                                 None if clip.is_upload else _localized(manifest["clips"][cid], "title", lang_))
-            session = request.session_hash if request else None
-            keep = Path(demo.move_resource_to_block_cache(files.keepsake(session, done.path, name)))
-            files.remember_upload(session, keep)
-            return (str(done.path), _label_markdown(entry, lang_, done), gr.update(value=str(keep), visible=not config.kiosk),
-                    (entry, done))
+            return (str(done.path), _label_markdown(entry, lang_, done),
+                    gr.update(value=str(keep), visible=not config.kiosk), (entry, done), _status_html())
 
         # The portrait upload reaches the render as the file's path, kept when it arrives (see below).
         portrait_file = gr.State(None)
