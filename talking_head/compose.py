@@ -94,23 +94,23 @@ def _label_overlay(basis: int, text: str) -> tuple[np.ndarray, np.ndarray]:
     return a[..., :3], a[..., 3:] / 255.0
 
 
-def _badge(w: int, h: int, text: str, video_w: int | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """The badge for a frame of ``w`` x ``h`` (RGB, alpha) and its margin from the corner. A long custom
-    text that would not fit at the video's size is sized to the frame it marks, where it always fits."""
+def _badge(frame_shape, text: str, video_w: int | None) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """The badge for a frame (RGB, alpha) and where it goes, (x0, y0, x1, y1) in the bottom-right corner. A long
+    custom text that would not fit at the video's size is sized to the frame it marks, where it always fits."""
+    h, w = frame_shape[:2]
     margin = max(4, int(0.015 * w))
     rgb, alpha = _label_overlay(_label_basis(w, h, video_w), text)
     if rgb.shape[1] > w - 2 * margin:
         rgb, alpha = _label_overlay(w, text)
-    return rgb, alpha, margin
+    return rgb, alpha, (w - rgb.shape[1] - margin, h - rgb.shape[0] - margin, w - margin, h - margin)
 
 
 def draw_label(frame: np.ndarray, text: str = LABEL_TEXT, video_w: int | None = None) -> np.ndarray:
     """Draw the visible label in the bottom-right corner, in place. ``video_w``: the width of the whole
     video frame this one is shown in (beside a side-by-side panel), when wider than the frame."""
-    x0, y0, x1, y1 = label_box(frame.shape, text, video_w)
+    rgb, alpha, (x0, y0, x1, y1) = _badge(frame.shape, text, video_w)
     if y0 < 0 or x0 < 0:
         return frame
-    rgb, alpha, _ = _badge(frame.shape[1], frame.shape[0], text, video_w)
     region = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (region * (1 - alpha) + rgb * alpha).astype(np.uint8)
     return frame
@@ -118,9 +118,7 @@ def draw_label(frame: np.ndarray, text: str = LABEL_TEXT, video_w: int | None = 
 
 def label_box(frame_shape, text: str = LABEL_TEXT, video_w: int | None = None) -> tuple[int, int, int, int]:
     """Where ``draw_label`` puts the badge (x0, y0, x1, y1); tests look there."""
-    h, w = frame_shape[:2]
-    rgb, _, margin = _badge(w, h, text, video_w)
-    return w - rgb.shape[1] - margin, h - rgb.shape[0] - margin, w - margin, h - margin
+    return _badge(frame_shape, text, video_w)[2]
 
 
 def _bt709_matrix() -> np.ndarray:
