@@ -115,13 +115,21 @@ def _give_memory_back() -> None:
         pass
 
 
+# Video codecs every current browser plays in a <video> element; a clip in another (a phone's HEVC,
+# ProRes, MPEG-4 Part 2) renders all the same, but its preview may stay black.
+BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})
+CODEC_NAMES = {"hevc": "HEVC (H.265)", "prores": "ProRes", "mpeg4": "MPEG-4 Part 2", "mjpeg": "Motion JPEG"}
+
+
 @dataclass(frozen=True)
 class UploadCheck:
     """What a visitor is told about a file when it arrives, said in their language when it is shown (so
     that a language switch says it again): the error a render would end with (or the key of one of our
-    own sentences), or how many faces a picture has (0 where it cannot be used)."""
+    own sentences), how many faces a picture has (0 where it cannot be used), or the codec of a good clip
+    that a browser may not preview (empty for one every browser plays)."""
     said: TalkingHeadError | str | None = None
     faces: int = 1
+    codec: str = ""
 
     @property
     def ok(self) -> bool:
@@ -138,6 +146,8 @@ class UploadCheck:
             return t(lang, self.said)
         if self.said is not None:
             return localize(lang, self.said)
+        if self.codec:
+            return t(lang, "clip_other_codec", codec=CODEC_NAMES.get(self.codec, self.codec.upper()))
         return t(lang, "faces_found", count=self.faces) if self.faces > 1 else ""
 
 
@@ -171,15 +181,16 @@ class Studio:
     def check_upload(self, path: str | None, kind: str) -> UploadCheck:
         """What the visitor should know about a file the moment it arrives: the sentence a render would
         end with (not an image, no face, a clip too long), or that the picture has several faces (and how
-        many, to choose from). ``kind``: "portrait" or "clip"."""
+        many, to choose from), or that a good clip's codec may leave its preview black. ``kind``: "portrait"
+        or "clip"."""
         if not path:
             return UploadCheck()
         try:
             if kind == "portrait":
                 note = check_portrait(path, self.settings())
                 return UploadCheck(faces=note.facts["count"] if note else 1)
-            check_clip(path, self.settings())
-            return UploadCheck()
+            info = check_clip(path, self.settings())
+            return UploadCheck(codec="" if info.codec in BROWSER_CODECS else info.codec)
         except TalkingHeadError as e:
             return UploadCheck(e, 0)
         except Exception:

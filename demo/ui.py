@@ -522,7 +522,8 @@ def _attract_html(videos: list[Path], stills: list[tuple[Path, str]], config: Ap
     """The kiosk's start screen (see _attract_items) and the page script's settings."""
     cfg = {"kiosk": config.kiosk, "idleMs": int(config.idle_timeout_s * 1000), "lang": lang,
            "items": _attract_items(videos, stills),
-           "touch": {code: t(code, "touch_to_start") for code in LANGUAGE_NAMES}}
+           "touch": {code: t(code, "touch_to_start") for code in LANGUAGE_NAMES},
+           "noPreview": {code: t(code, "no_preview") for code in LANGUAGE_NAMES}}
     return (f'<div id="lp-config" data-cfg="{html.escape(json.dumps(cfg))}"></div>'
             f'<div id="lp-attract" role="button" aria-label="{html.escape(t(lang, "touch_to_start"))}" hidden>'
             '<video id="lp-attract-video" muted playsinline></video>'

@@ -443,6 +443,25 @@ def make_short_with_audio(dest: Path) -> Path:
     return p
 
 
+def make_hevc_clip(dest: Path) -> Path:
+    """One second of a talking gallery clip as a phone records it: HEVC (tagged hvc1, as iPhones write it)
+    with AAC audio, which Chromium does not play without a hardware decoder."""
+    p = dest / "phone_hevc.mp4"
+    ff("-i", str(AUDIO_CLIP), "-t", "1", "-frames:v", str(SHORT_FRAMES), "-c:v", "libx265", "-preset",
+       "ultrafast", "-x265-params", "log-level=error", "-tag:v", "hvc1", "-pix_fmt", "yuv420p", "-c:a", "aac",
+       str(p))
+    return p
+
+
+def make_camera_avi(dest: Path) -> Path:
+    """One second of a talking gallery clip as an older camera records it: MPEG-4 Part 2 video in an AVI,
+    which no current browser plays, with MP3 audio."""
+    p = dest / "camera.avi"
+    ff("-i", str(AUDIO_CLIP), "-t", "1", "-frames:v", str(SHORT_FRAMES), "-c:v", "mpeg4", "-q:v", "4",
+       "-c:a", "libmp3lame", str(p))
+    return p
+
+
 def make_vfr_clip(dest: Path) -> Path:
     """30 frames of a real clip: the first 15 at 25 fps, then 12.5 fps, then a stutter of 50 fps."""
     p = dest / "vfr.mp4"

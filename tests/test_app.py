@@ -346,6 +346,12 @@ def test_an_upload_is_checked_the_moment_it_arrives_in_the_visitors_language(app
     clip = studio.gallery.clip_path(CLIP)
     assert said(clip, "clip") == ""
     assert said(fake, "clip", "fr") == STRINGS["fr"]["err_not_video"]
+    # A phone's HEVC clip renders, though a browser may not preview it: the visitor is told both.
+    phone = studio.check_upload(str(badinput.make_hevc_clip(tmp_path)), "clip")
+    assert phone.ok and not phone.unreadable
+    assert phone.message("en") == ("This clip's video is HEVC (H.265), which some browsers cannot play, so it may "
+                                   "show no preview here; it can still be animated.")
+    assert "HEVC (H.265)" in phone.message("fr")
     short = type(studio)(studio.gallery, studio.store, studio.files, max_clip_s=2.0)
     assert short.check_upload(str(clip), "clip").message("fr") == (
         "La vidéo dure plus de 2 secondes ; coupez-la à 2 secondes au plus et réessayez.")

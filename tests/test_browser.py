@@ -298,7 +298,43 @@ def test_a_text_file_named_jpg_is_refused_with_what_to_do(browser, launch_app, t
     page.screenshot(path=SHOTS / "9-not-an-image.png")
     shown = page.locator("body").inner_text()
     assert "Could not preprocess" not in shown and "UnidentifiedImageError" not in shown
+    assert "not playable" not in shown     # Gradio's English pop-up for the player's error is held back
     assert str(tmp_path.parent.parent) not in shown and "/visitors/" not in shown  # no server path
+
+
+def test_a_clip_the_browser_cannot_play_is_still_animated(browser, launch_app, tmp_path):
+    """Clips whose video the browser cannot play, which the server reads well: an older camera's AVI (the
+    player fails, and Gradio answered with an English pop-up titled "Error", "Video not playable") and a
+    phone's HEVC (Chromium plays its sound over a black picture, and said nothing). The field says there
+    is no preview, in the page's language, the note under it says the clip can still be animated, and it
+    is."""
+    import badinput
+    camera, phone = badinput.make_camera_avi(tmp_path), badinput.make_hevc_clip(tmp_path)
+    url, _ = launch_app(AppConfig())
+    page, _, errors = open_page(browser, url)
+    page.get_by_label("Français").check()
+    page.get_by_role("tab", name="Importer").nth(1).click()
+    field, note = page.locator("#lp-clip-upload"), page.locator("#lp-clip-note")
+    for clip, codec in ((camera, "MPEG-4 Part 2"), (phone, "HEVC (H.265)")):
+        if clip is phone:
+            field.get_by_role("button", name="Clear").click()
+            expect(note).to_be_hidden()
+        field.locator("input[type=file]").set_input_files(str(clip))
+        expect(note).to_contain_text(codec, timeout=30000)
+        expect(note).to_contain_text("il peut être animé")
+        expect(field).to_have_attribute("data-lp-no-preview", "Pas d'aperçu dans ce navigateur", timeout=30000)
+        page.wait_for_timeout(1000)        # (a pop-up would have had its time to appear)
+        assert "not playable" not in page.locator("body").inner_text()
+        if clip is camera:
+            page.screenshot(path=SHOTS / "11-clip-without-preview.png", full_page=True)
+    page.locator("#lp-consent-clip input").check()
+    page.locator("#lp-portraits .thumbnail-item").first.click()
+    page.locator("#lp-animate").click()
+    page.locator("#lp-result video").wait_for(timeout=180000)
+    expect(page.locator("#lp-status")).to_be_hidden()
+    page.wait_for_function("() => document.querySelector('#lp-result video').videoWidth > 0", timeout=30000)
+    assert page.evaluate("document.querySelector('#lp-result video').duration") == pytest.approx(1.0, abs=0.1)
+    assert errors == []
 
 
 def test_a_picture_with_several_faces_lets_the_visitor_choose_one(browser, launch_app, tmp_path):

@@ -10,6 +10,31 @@
   const $ = (id) => document.getElementById(id);
   const config = () => { const el = $("lp-config"); return el ? JSON.parse(el.dataset.cfg) : null; };
 
+  const language = (cfg) => (document.querySelector("#lp-lang input:checked") || {}).value || cfg.lang;
+
+  // An uploaded clip whose video the browser cannot play (a phone's HEVC or a camera's ProRes or MPEG-4 in
+  // Chromium, an AVI, or a file that is not a video), though the server may read it well. Either the player
+  // fails, and Gradio answers with its own English pop-up titled "Error" (held back here: a listener on the
+  // way down stops the event before the player's own), or it plays the sound over a black picture. Either
+  // way the field says there is no preview, in the page's language, and the note under it says what the
+  // server found.
+  const clipField = (e) => e.target instanceof HTMLVideoElement && e.target.closest("#lp-clip-upload");
+  const noPreview = (field, none) => {
+    const cfg = config();
+    if (none && cfg) field.dataset.lpNoPreview = cfg.noPreview[language(cfg)] || cfg.noPreview.en;
+    else delete field.dataset.lpNoPreview;
+  };
+  document.addEventListener("error", (e) => {
+    const field = clipField(e);
+    if (!field) return;
+    e.stopPropagation();
+    noPreview(field, true);
+  }, { capture: true });
+  document.addEventListener("loadeddata", (e) => {
+    const field = clipField(e);
+    if (field) noPreview(field, e.target.videoWidth === 0);
+  }, { capture: true });
+
   const start = () => {
     const cfg0 = config();
     if (!cfg0) { setTimeout(start, 200); return; }
@@ -50,7 +75,7 @@
     const showAttract = () => {
       const overlay = $("lp-attract"), cfg = config();
       if (!overlay) { setTimeout(showAttract, 200); return; }
-      const lang = (document.querySelector("#lp-lang input:checked") || {}).value || cfg.lang;
+      const lang = language(cfg);
       overlay.querySelector(".lp-attract-text").textContent = cfg.touch[lang] || cfg.touch.en;
       overlay.hidden = false;
       attractOn = true;
