@@ -327,6 +327,8 @@ def test_a_clip_the_browser_cannot_play_is_still_animated(browser, launch_app, t
         assert "not playable" not in page.locator("body").inner_text()
         if clip is camera:
             page.screenshot(path=SHOTS / "11-clip-without-preview.png", full_page=True)
+    page.get_by_label("English").check()
+    expect(field).to_have_attribute("data-lp-no-preview", "No preview in this browser")
     page.locator("#lp-consent-clip input").check()
     page.locator("#lp-portraits .thumbnail-item").first.click()
     page.locator("#lp-animate").click()

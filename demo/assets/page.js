@@ -34,6 +34,10 @@
     const field = clipField(e);
     if (field) noPreview(field, e.target.videoWidth === 0);
   }, { capture: true });
+  document.addEventListener("change", (e) => {   // a language switch says it again in the new language
+    const field = $("lp-clip-upload");
+    if (field && field.dataset.lpNoPreview && e.target.closest && e.target.closest("#lp-lang")) noPreview(field, true);
+  });
 
   const start = () => {
     const cfg0 = config();
