@@ -189,6 +189,12 @@ def localize(lang: str, said) -> str:
     return str(said)
 
 
+def say(lang: str, said) -> str:
+    """What the page tells a visitor, in ``lang``: one of our sentences (its key), or the library's error or
+    note (see :func:`localize`). Kept unsaid until shown, so that a language switch can say it again."""
+    return localize(lang, said) if hasattr(said, "reason") else t(lang, said)
+
+
 def pick_language(accept_language: str | None, default: str = "en") -> str:
     """The first language of an HTTP Accept-Language header that we have strings for."""
     for part in (accept_language or "").split(","):

@@ -25,7 +25,7 @@ from talking_head.images import load_image
 from talking_head.pipeline import AnimateSettings, animate, check_clip, check_portrait
 from talking_head.results import ResultStore
 
-from .strings import localize, t
+from .strings import localize, say, t
 from .visitor_files import VisitorFiles
 
 try:  # On a ZeroGPU Space this asks for a GPU for the call; anywhere else it is a no-op.
@@ -37,7 +37,12 @@ log = logging.getLogger("living_portraits.app")
 
 
 class VisitorError(Exception):
-    """A problem the visitor can fix; the message is already in their language."""
+    """A problem the visitor can fix. ``str()`` says it in the request's language; ``said`` (one of our
+    sentences' keys, or the library's error) is kept to say it again in another (see strings.say)."""
+
+    def __init__(self, said: TalkingHeadError | str, lang: str = "en"):
+        super().__init__(say(lang, said))
+        self.said = said
 
 
 @dataclass(frozen=True)
@@ -142,10 +147,8 @@ class UploadCheck:
                                                     "clip_unreadable")
 
     def message(self, lang: str) -> str:
-        if isinstance(self.said, str):
-            return t(lang, self.said)
         if self.said is not None:
-            return localize(lang, self.said)
+            return say(lang, self.said)
         if self.codec:
             return t(lang, "clip_other_codec", codec=CODEC_NAMES.get(self.codec, self.codec.upper()))
         return t(lang, "faces_found", count=self.faces) if self.faces > 1 else ""
@@ -208,17 +211,17 @@ class Studio:
         ``cancel()`` returning True (the visitor left or cancelled) stops the render; nothing is kept.
         """
         if portrait.gallery_id is None and not portrait.upload:
-            raise VisitorError(t(lang, "err_choose_portrait"))
+            raise VisitorError("err_choose_portrait", lang)
         if clip.gallery_id is None and not clip.upload:
-            raise VisitorError(t(lang, "err_choose_clip"))
+            raise VisitorError("err_choose_clip", lang)
         more_faces = tuple(str(f) for f in more_faces or ())
         if more_faces and (engine or self.engine) != "fewshot":
             more_faces = ()  # only the few-shot engine learns from more pictures
         if portrait.is_upload or clip.is_upload or more_faces:
             if not self.uploads:
-                raise VisitorError(t(lang, "err_uploads_off"))
+                raise VisitorError("err_uploads_off", lang)
             if not consent:
-                raise VisitorError(t(lang, "err_consent"))
+                raise VisitorError("err_consent", lang)
         for choice in (portrait, clip):
             if choice.is_upload:
                 self.files.remember_upload(session_id, choice.upload)
@@ -238,11 +241,11 @@ class Studio:
             path, used, notes = got
             return Rendered(Path(path), used, tuple(notes))
         except TalkingHeadError as e:
-            raise VisitorError(localize(lang, e)) from None
+            raise VisitorError(e, lang) from None
         except Exception:
             # Not the visitor's fault: keep the details for the operator, never the visitor's files.
             log.exception("render failed (portrait %s, clip %s)", "upload" if portrait.is_upload else p_spec,
                           "upload" if clip.is_upload else c_spec)
-            raise VisitorError(t(lang, "err_unexpected")) from None
+            raise VisitorError("err_unexpected", lang) from None
         finally:
             _give_memory_back()

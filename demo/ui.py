@@ -22,7 +22,7 @@ from talking_head.engines.fewshot import SHOT_CHOICES
 from talking_head.gallery import Gallery
 from talking_head.results import ResultStore
 
-from .strings import LANGUAGE_NAMES, STRINGS, localize, pick_language, t
+from .strings import LANGUAGE_NAMES, STRINGS, localize, pick_language, say, t
 from .studio import Choice, Studio, VisitorError
 from .thumbnails import clip_posters, portrait_thumbs, thumbs_dir
 from .visitor_files import VisitorFiles, download_name
@@ -271,7 +271,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             """Clears the last attempt's message; says so (and stops the render) when the queue is full."""
             q = getattr(demo, "_queue", None)
             full = q is not None and q.max_size is not None and len(q) >= q.max_size
-            return _status_html(t(lang_, "err_busy") if full else ""), not full
+            return _status_html(t(lang_, "err_busy") if full else ""), not full, "err_busy" if full else None
 
         def gate(ok_):
             if not ok_:  # the status line said why; nothing else to show
@@ -311,25 +311,26 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 keep = Path(demo.move_resource_to_block_cache(files.keepsake(session, done.path, name)))
                 files.remember_upload(session, keep)
             except VisitorError as e:  # already in the visitor's words
-                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status_html(str(e))
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status_html(str(e)), e.said
             except Exception:
                 log.exception("the page's render failed after the studio")
-                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status_html(t(lang_, "err_unexpected"))
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status_html(t(lang_, "err_unexpected")), "err_unexpected"
             return (str(done.path), _label_markdown(entry, lang_, done),
-                    gr.update(value=str(keep), visible=not config.kiosk), (entry, done), _status_html())
+                    gr.update(value=str(keep), visible=not config.kiosk), (entry, done), _status_html(), None)
 
         # The portrait upload reaches the render as the file's path, kept when it arrives (see below).
         portrait_file = gr.State(None)
         p_check, c_check = gr.State(None), gr.State(None)  # studio.UploadCheck of each upload
+        status_said = gr.State(None)  # what the line under Animate says, unsaid (see strings.say), or None
         upload_inputs = ([portrait_file, p_consent, face_pick] if config.uploads_enabled
                          else [gr.State(None), gr.State(False), gr.State(-1)])
         clip_upload_inputs = ([c_upload, c_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
         run_inputs = ([portrait_src, portrait_id, *upload_inputs, clip_src, clip_id, *clip_upload_inputs, side, engine,
                        strength, smoothing, head_motion, crop_only, shots, more_faces, lang])
         for trigger in (go.click, side.input):
-            trigger(busy_check, [lang], [status, ok], queue=False, api_visibility="private").success(
+            trigger(busy_check, [lang], [status, ok, status_said], queue=False, api_visibility="private").success(
                 gate, [ok], None, queue=False, api_visibility="private").success(
-                run, run_inputs, [result, museum_label, download, shown, status], api_visibility="private",
+                run, run_inputs, [result, museum_label, download, shown, status, status_said], api_visibility="private",
                 concurrency_id="render", concurrency_limit=config.concurrency, show_progress_on=[result])
 
         # The one public API endpoint: gallery ids or files, plus options.
@@ -384,24 +385,25 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 updates.append(gr.update(**{prop: text}))
             return updates
 
-        # The uploads' messages are said again in the new language; the last attempt's message (in the old
-        # one) goes: the next attempt says it again if it still holds.
+        # The uploads' messages and the last attempt's are said again in the new language.
         upload_in = [face_pick, p_check, c_check] if config.uploads_enabled else []
         upload_out = [face_pick, p_note, c_note] if config.uploads_enabled else []
 
-        def set_language(lang_, pid, cid, psrc, csrc, shown_=None, *uploads):
+        def set_language(lang_, pid, cid, psrc, csrc, shown_=None, said_=None, *uploads):
             label = gr.skip() if shown_ is None else _label_markdown(shown_[0], lang_, shown_[1])
+            status_ = _status_html(say(lang_, said_)) if said_ is not None else ""
             said = []
             if uploads:  # the face choice (keeping the visitor's pick) and the uploads' messages
                 face_, p_chk, c_chk = uploads
                 said = [face_choices(p_chk.faces if p_chk else 0, lang_, face_), _check_html(p_chk, lang_),
                         _check_html(c_chk, lang_)]
             return ([lang_, describe(pid, cid, lang_, psrc, csrc), gr.update(value=portrait_items(lang_)),
-                     gr.update(value=clip_items(lang_)), label, ""] + said + relabel(lang_))
+                     gr.update(value=clip_items(lang_)), label, status_] + said + relabel(lang_))
 
         lang_outputs = ([lang, selection, p_gallery, c_gallery, museum_label, status, *upload_out]
                         + [c for c, _, _ in translated])
-        lang_pick.input(set_language, [lang_pick, portrait_id, clip_id, portrait_src, clip_src, shown, *upload_in],
+        lang_pick.input(set_language, [lang_pick, portrait_id, clip_id, portrait_src, clip_src, shown, status_said,
+                                       *upload_in],
                         lang_outputs,
                         api_visibility="private", queue=False)
 
@@ -409,7 +411,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             lang_ = pick_language(request.headers.get("accept-language") if request else None, lang0)
             if config.kiosk:
                 lang_ = lang0  # a kiosk speaks the language it was set up in until a visitor switches
-            return [gr.update(value=lang_)] + set_language(lang_, None, None, "gallery", "gallery", None,
+            return [gr.update(value=lang_)] + set_language(lang_, None, None, "gallery", "gallery", None, None,
                                                            *([-1, None, None] if upload_in else []))
 
         demo.load(on_load, None, [lang_pick] + lang_outputs, api_visibility="private", queue=False)
@@ -438,7 +440,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         def take_portrait(payload, request: gr.Request):
             path = (payload or {}).get("path")
             keep_uploads(path, request)
-            return path, None, "", face_choices(0, lang0), ""  # (the last attempt's message no longer holds)
+            return path, None, "", face_choices(0, lang0), "", None  # (the last attempt's message no longer holds)
 
         def check_portrait(path, lang_):
             checked = studio.check_upload(path, "portrait")
@@ -463,13 +465,14 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             more_faces.upload(keep_uploads, more_faces, None, api_visibility="private", queue=False)
             # (Not queued: a check takes under a second, and a queue full of renders must not refuse it.)
             private = {"api_visibility": "private", "queue": False}
-            p_upload.upload(take_portrait, p_upload, [portrait_file, p_check, p_note, face_pick, status], preprocess=False,
+            p_upload.upload(take_portrait, p_upload, [portrait_file, p_check, p_note, face_pick, status, status_said],
+                            preprocess=False,
                             **private).then(check_portrait, [portrait_file, lang],
                                             [p_check, p_note, face_pick, p_upload, portrait_file], **private)
             p_upload.clear(lambda: (None, None, "", face_choices(0, lang0)), None,
                            [portrait_file, p_check, p_note, face_pick], **private)
             c_upload.upload(keep_uploads, c_upload, None, **private).then(
-                lambda: (None, "", ""), None, [c_check, c_note, status], **private).then(
+                lambda: (None, "", "", None), None, [c_check, c_note, status, status_said], **private).then(
                 check_clip, [c_upload, lang], [c_check, c_note, c_upload], **private)
             c_upload.clear(lambda: (None, ""), None, [c_check, c_note], **private)
 

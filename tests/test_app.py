@@ -357,6 +357,25 @@ def test_an_upload_is_checked_the_moment_it_arrives_in_the_visitors_language(app
         "La vidéo dure plus de 2 secondes ; coupez-la à 2 secondes au plus et réessayez.")
 
 
+def test_a_refusal_is_kept_unsaid_to_be_said_again_in_another_language(app, tmp_path):
+    """The line under Animate is said again after a language switch: a refusal keeps what it says (our
+    sentence's key, or the library's error with its facts), not only its words."""
+    from demo.strings import say
+    from demo.studio import Choice, VisitorError
+    studio = app[1].lp_studio
+    no_face = tmp_path / "no_face.png"
+    _no_face_png(no_face)
+    with pytest.raises(VisitorError) as refused:
+        studio.run(Choice(upload=str(no_face)), Choice(gallery_id=CLIP), studio.settings(), consent=True)
+    assert refused.value.said.reason == "no_face"
+    assert str(refused.value) == say("en", refused.value.said) == str(refused.value.said)  # the library's own
+    assert say("fr", refused.value.said).startswith("Aucun visage")
+    with pytest.raises(VisitorError) as refused:
+        studio.run(Choice(), Choice(gallery_id=CLIP), studio.settings(), lang="fr")
+    assert str(refused.value) == STRINGS["fr"]["err_choose_portrait"]
+    assert say("en", refused.value.said) == STRINGS["en"]["err_choose_portrait"]
+
+
 def test_progress_steps_and_notes_speak_the_page_language():
     from demo.strings import localize
     from talking_head.errors import Note

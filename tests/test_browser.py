@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from demo.strings import STRINGS
 from demo.ui import AppConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,6 +116,10 @@ def test_upload_needs_consent(browser, launch_app, shared_dir):
     assert "Error" not in page.locator("#lp-result-column").inner_text()
     page.wait_for_timeout(11000)                           # longer than a pop-up stays
     expect(page.locator("#lp-status")).to_contain_text("tick the box")
+    page.get_by_label("Français").check()                  # said again in the new language
+    expect(page.locator("#lp-status")).to_have_text(STRINGS["fr"]["err_consent"])
+    page.get_by_label("English").check()
+    expect(page.locator("#lp-status")).to_have_text(STRINGS["en"]["err_consent"])
 
 
 def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
