@@ -126,7 +126,7 @@ def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
     config = AppConfig(kiosk=True, idle_timeout_s=3)
     url, demo = launch_app(config)
     demo.lp_store.get_or_render("mona_lisa", "smile_eyes", settings=demo.lp_studio.settings())
-    page, outside, errors = open_page(browser, url)   # the attract list is read when the page opens
+    page, outside, errors = open_page(browser, url, has_touch=True)   # the attract list is read when the page opens
     page.reload(wait_until="load")
     attract = page.locator("#lp-attract")
     expect(attract).to_be_visible(timeout=10000)
@@ -158,7 +158,13 @@ def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
     page.screenshot(path=SHOTS / "6-kiosk-active.png")
     page.evaluate("() => document.querySelector('#lp-result video').pause()")  # a playing result holds the timer
     expect(attract).to_be_visible(timeout=20000)          # idle: back to the start screen
-    attract.click()
+    # The touch that wakes the kiosk lands where a painting is under the start screen: it only wakes it (no
+    # painting chosen, no focus ring left on it).
+    gogol = page.locator("#lp-portraits .thumbnail-item").nth(4).bounding_box()
+    page.touchscreen.tap(gogol["x"] + gogol["width"] / 2, gogol["y"] + gogol["height"] / 2)
+    expect(attract).to_be_hidden()
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => !document.activeElement.closest('.thumbnail-item')"), "a focus ring on a painting"
     expect(page.locator("#lp-selection")).not_to_contain_text("Gogol")
     # The next visitor starts in the kiosk's language, captions too, at the normal text size, with no work
     # highlighted and no result.
