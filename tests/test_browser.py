@@ -102,6 +102,27 @@ def test_language_switch_to_french(browser, launch_app):
     page.screenshot(path=SHOTS / "3-french.png", full_page=True)
 
 
+def test_the_largest_text_still_fits_a_laptop_screen(browser, launch_app):
+    """A+ as far as it goes, on a 1440-px laptop: the text is larger, and every painting is still on the
+    screen (the fifth column of the gallery was cut at the right), with no sideways scrolling."""
+    url, _ = launch_app(AppConfig())
+    page, _, _ = open_page(browser, url)
+    size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#lp-animate')).fontSize)")
+    for _ in range(5):
+        page.locator("#lp-text-larger").click()
+    page.wait_for_timeout(500)
+    zoom = page.evaluate("() => parseFloat(document.querySelector('.gradio-container').style.zoom)")
+    assert zoom >= 1.5
+    for gallery in ("#lp-portraits", "#lp-clips"):
+        right, edge = page.evaluate(f"""() => [Math.max(...[...document.querySelectorAll('{gallery} .thumbnail-item')]
+            .map(e => e.getBoundingClientRect().right)), document.querySelector('{gallery}').getBoundingClientRect().right]""")
+        assert right <= min(edge, 1440) + 1, (gallery, right, edge)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1440
+    page.screenshot(path=SHOTS / "3b-largest-text.png")
+    assert size < page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#lp-animate')).fontSize)")\
+        * zoom
+
+
 def test_upload_needs_consent(browser, launch_app, shared_dir):
     url, _ = launch_app(AppConfig())
     page, _, _ = open_page(browser, url)
