@@ -74,11 +74,12 @@ def _clip_path(clip: str) -> Path:
 def _render(portrait: str, clip: str, out, engine: str, settings: AnimateSettings,
             progress: Callable[[float, str], None] | None = None, store_root: str | None = None,
             cancel: Callable[[], bool] | None = None, shots: int = 1,
-            more_faces: tuple[str, ...] = ()) -> tuple[str, str, list[str]]:
+            more_faces: tuple[str, ...] = (), visitor_cache: str | None = None) -> tuple[str, str, list[str]]:
     """The device-bound work of one request (the function ZeroGPU runs on a GPU): (path, engine, notes).
 
     ``shots``/``more_faces``: the few-shot engine's K and the visitor's extra pictures of the face (paths,
-    so that the call's arguments stay picklable for ZeroGPU)."""
+    so that the call's arguments stay picklable for ZeroGPU). ``visitor_cache``: the folder of the
+    visitor's own cache, for anything uploaded (None: nothing cached)."""
     if engine == "fewshot" and (shots > 1 or more_faces):
         extra = [load_image(p) for p in more_faces]
         engine = create_engine("fewshot", shots=max(1, int(shots)), extra_images=extra)
@@ -87,9 +88,11 @@ def _render(portrait: str, clip: str, out, engine: str, settings: AnimateSetting
         got = store.get_or_render(portrait[len("gallery:"):], clip[len("gallery:"):], engine=engine,
                                   settings=settings, progress=progress, cancel=cancel)
         return str(got.path), got.engine, got.notes
-    # Anything uploaded: no shared cache, so no trace of the visitor outside their folder.
+    # Anything uploaded: no shared cache, so no trace of the visitor outside their folder; their own cache
+    # there keeps what the upload's check found and the motion of their clip for the next render (side by
+    # side, another painting).
     done = animate(portrait, clip, out, engine=engine, settings=settings, progress=progress, cancel=cancel,
-                   cache=DiskCache(enabled=False))
+                   cache=DiskCache(visitor_cache, enabled=visitor_cache is not None))
     return str(out), done.engine, done.notes
 
 
@@ -181,7 +184,12 @@ class Studio:
                                crop_only=bool(crop_only), max_duration=self.max_clip_s,
                                face_index=None if face is None or face < 0 else int(face))
 
-    def check_upload(self, path: str | None, kind: str) -> UploadCheck:
+    def visitor_cache(self, session_id: str | None) -> DiskCache:
+        """A cache of the visitor's own, in their folder (deleted with it): what their uploads' checks
+        found, and their clip's motion, for their next render."""
+        return DiskCache(self.files.session_dir(session_id) / "cache")
+
+    def check_upload(self, path: str | None, kind: str, session_id: str | None = None) -> UploadCheck:
         """What the visitor should know about a file the moment it arrives: the sentence a render would
         end with (not an image, no face, a clip too long), or that the picture has several faces (and how
         many, to choose from), or that a good clip's codec may leave its preview black. ``kind``: "portrait"
@@ -190,9 +198,9 @@ class Studio:
             return UploadCheck()
         try:
             if kind == "portrait":
-                note = check_portrait(path, self.settings())
+                note = check_portrait(path, self.settings(), self.visitor_cache(session_id))
                 return UploadCheck(faces=note.facts["count"] if note else 1)
-            info = check_clip(path, self.settings())
+            info = check_clip(path, self.settings(), self.visitor_cache(session_id))
             return UploadCheck(codec="" if info.codec in BROWSER_CODECS else info.codec)
         except TalkingHeadError as e:
             return UploadCheck(e, 0)
@@ -235,7 +243,8 @@ class Studio:
             said = None if progress is None else (lambda f, m: progress(f, localize(lang, m)))
             got = render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
                                    None if ON_ZERO_GPU else said, str(self.store.root),
-                                   None if ON_ZERO_GPU else cancel, int(shots or 1), more_faces)
+                                   None if ON_ZERO_GPU else cancel, int(shots or 1), more_faces,
+                                   str(self.visitor_cache(session_id).root) if personal else None)
             if isinstance(got, TalkingHeadError):
                 raise got
             path, used, notes = got

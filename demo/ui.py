@@ -442,15 +442,15 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             keep_uploads(path, request)
             return path, None, "", face_choices(0, lang0), "", None  # (the last attempt's message no longer holds)
 
-        def check_portrait(path, lang_):
-            checked = studio.check_upload(path, "portrait")
+        def check_portrait(path, lang_, request: gr.Request):
+            checked = studio.check_upload(path, "portrait", request.session_hash if request else None)
             # A file that is not a picture (or not a video, below) would stay in the field as a broken one:
             # the field is emptied, and the sentence under it says why.
             return (checked, _check_html(checked, lang_), face_choices(checked.faces, lang_),
                     *((None, None) if checked.unreadable else (gr.skip(), gr.skip())))
 
-        def check_clip(path, lang_):
-            checked = studio.check_upload(path, "clip")
+        def check_clip(path, lang_, request: gr.Request):
+            checked = studio.check_upload(path, "clip", request.session_hash if request else None)
             return checked, _check_html(checked, lang_), None if checked.unreadable else gr.skip()
 
         def face_choices(count, lang_, value=-1):

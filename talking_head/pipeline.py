@@ -218,20 +218,21 @@ def several_faces_note(count: int, chosen: int | None) -> Note | None:
                 "--face, or crop the picture around it.", reason="several_faces", count=count)
 
 
-def check_portrait(spec, settings: AnimateSettings | None = None) -> Note | None:
+def check_portrait(spec, settings: AnimateSettings | None = None, cache: DiskCache | None = None) -> Note | None:
     """Load a portrait and find its face exactly as a render would, before any rendering: raises the
     error the render would raise (not an image, damaged, too big, no face); returns the note a render
-    would add (several faces) or None. Nothing is cached: the file may be a visitor's."""
+    would add (several faces) or None. The face found goes into ``cache`` (none by default: the file may
+    be a visitor's), where a render given the same cache finds it."""
     settings = settings or AnimateSettings()
-    _, _, _, count = resolve_portrait(spec, settings, Gallery.default(), DiskCache(enabled=False))
+    _, _, _, count = resolve_portrait(spec, settings, Gallery.default(), cache or DiskCache(enabled=False))
     return several_faces_note(count, settings.face_index)
 
 
-def check_clip(path, settings: AnimateSettings | None = None) -> video.ClipInfo:
+def check_clip(path, settings: AnimateSettings | None = None, cache: DiskCache | None = None) -> video.ClipInfo:
     """Probe a driving clip as a render would (not a video, no frames, too long): raises what the render
-    would raise; nothing is cached."""
-    settings = settings or AnimateSettings()
-    return video.probe(path, max_duration=settings.max_duration)
+    would raise. The probe goes into ``cache`` as :func:`check_portrait`'s face does."""
+    settings, path, cache = settings or AnimateSettings(), Path(path), cache or DiskCache(enabled=False)
+    return _probe(path, _digest(path) if cache.enabled else None, settings, cache)
 
 
 def _check_found(raw: list[np.ndarray | None]) -> None:

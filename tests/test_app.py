@@ -122,6 +122,40 @@ def test_uploaded_portrait_needs_consent_and_stays_in_the_visitor_area(app, shar
     assert len(rendered) == 1
 
 
+def test_a_visitors_clip_is_read_once_for_their_check_and_renders_and_forgotten_with_them(app, monkeypatch):
+    """The check's probe of an uploaded clip serves the render, and the clip's motion the next render (side
+    by side, another painting), from a cache in the visitor's own folder, which goes when they leave: the
+    shared cache and other visitors see nothing of it."""
+    from demo.studio import Choice
+    from talking_head import pipeline
+    from talking_head.cache import DiskCache
+    studio, files = app[1].lp_studio, app[1].lp_files
+    clip = files.session_dir("visitor-a") / "my clip.mp4"
+    shutil.copy(studio.gallery.clip_path(CLIP), clip)  # (an upload: a file of the visitor's, not the gallery's)
+    shared = DiskCache()
+    shared_before = set(shared.root.rglob("*.bin"))
+    probes, tracked = [], []
+    real_probe, real_tracking = video.probe, pipeline._LiveTracking
+    monkeypatch.setattr(video, "probe", lambda *a, **k: probes.append(a) or real_probe(*a, **k))
+    monkeypatch.setattr(pipeline, "_LiveTracking", lambda *a, **k: tracked.append(a) or real_tracking(*a, **k))
+    assert studio.check_upload(str(clip), "clip", "visitor-a").ok
+    assert len(probes) == 1
+    upload = Choice(upload=str(clip))
+    first = studio.run(Choice(gallery_id="mona_lisa"), upload, studio.settings(), consent=True, session_id="visitor-a")
+    assert (len(probes), len(tracked)) == (1, 1)   # probed once, at the check; tracked by the first render
+    side = studio.run(Choice(gallery_id="girl_with_a_pearl_earring"), upload, studio.settings(side_by_side=True),
+                      consent=True, session_id="visitor-a")
+    assert (len(probes), len(tracked)) == (1, 1)   # the second render read the first one's motion
+    assert video.probe(side.path).n_frames == video.probe(first.path).n_frames == 78
+    other = studio.run(Choice(gallery_id="mona_lisa"), upload, studio.settings(), consent=True, session_id="visitor-b")
+    assert len(tracked) == 2 and other.path.is_file()   # another visitor's render finds nothing of visitor-a's
+    cached = list((files.session_dir("visitor-a") / "cache").rglob("*.bin"))
+    assert {p.parent.name for p in cached} >= {"probe", "motion"}
+    assert set(shared.root.rglob("*.bin")) == shared_before   # nothing of theirs in the shared cache
+    files.end_session("visitor-a")
+    assert not any(p.exists() for p in cached)
+
+
 def test_bad_upload_gets_a_clear_error_while_a_good_request_succeeds(app, tmp_path):
     client, _ = app
     bad = tmp_path / "holiday.jpg"
