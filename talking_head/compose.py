@@ -153,21 +153,41 @@ class I420Frame:
         self.cb = self.data[n:n + n // 4].reshape(height // 2, width // 2)
         self.cr = self.data[n + n // 4:].reshape(height // 2, width // 2)
 
-    def update(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-        """Convert ``rgb`` (the whole RGB frame) inside ``box`` (all of it when None); returns ``data``.
+    def update(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None, x_offset: int = 0) -> np.ndarray:
+        """Convert ``rgb`` inside ``box`` (all of it when None); returns ``data``. ``rgb`` is the frame
+        from column ``x_offset`` (even) on, the right part of a side-by-side frame, say; ``box`` is in
+        ``rgb``'s coordinates.
 
         The box is widened to even coordinates, since each chroma sample covers 2x2 pixels.
         """
-        x0, y0, x1, y1 = box or (0, 0, self.width, self.height)
+        x0, y0, x1, y1 = box or (0, 0, rgb.shape[1], rgb.shape[0])
         x0, y0 = max(0, x0 - x0 % 2), max(0, y0 - y0 % 2)
-        x1, y1 = min(self.width, x1 + x1 % 2), min(self.height, y1 + y1 % 2)
+        x1, y1 = min(self.width - x_offset, x1 + x1 % 2), min(self.height, y1 + y1 % 2)
         if x1 <= x0 or y1 <= y0:
             return self.data
         ycc = cv2.transform(rgb[y0:y1, x0:x1], _RGB_TO_YCC)
-        self.y[y0:y1, x0:x1] = ycc[..., 0]
+        ox0, ox1 = x0 + x_offset, x1 + x_offset
+        self.y[y0:y1, ox0:ox1] = ycc[..., 0]
         half = cv2.resize(ycc, ((x1 - x0) // 2, (y1 - y0) // 2), interpolation=cv2.INTER_AREA)
-        self.cb[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = half[..., 1]
-        self.cr[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = half[..., 2]
+        self.cb[y0 // 2:y1 // 2, ox0 // 2:ox1 // 2] = half[..., 1]
+        self.cr[y0 // 2:y1 // 2, ox0 // 2:ox1 // 2] = half[..., 2]
+        return self.data
+
+    def update_scaled(self, rgb: np.ndarray, width: int) -> np.ndarray:
+        """Put ``rgb`` (a smaller or larger picture, e.g. a driving frame) at the left edge, scaled to
+        ``width`` (even) x the frame's height as :func:`side_by_side` scales it; returns ``data``.
+
+        Converted at its own size and scaled plane by plane: a 480-px clip beside a 1280-px painting is
+        converted at a seventh of the pixels, and only the luma is scaled to the full size.
+        """
+        h = rgb.shape[0]
+        ycc = cv2.transform(rgb, _RGB_TO_YCC)
+        how = cv2.INTER_AREA if h > self.height else cv2.INTER_LINEAR
+        self.y[:, :width] = cv2.resize(np.ascontiguousarray(ycc[..., 0]), (width, self.height), interpolation=how)
+        half = cv2.resize(ycc, (width // 2, self.height // 2),
+                          interpolation=cv2.INTER_AREA if h > self.height // 2 else cv2.INTER_LINEAR)
+        self.cb[:, : width // 2] = half[..., 1]
+        self.cr[:, : width // 2] = half[..., 2]
         return self.data
 
 

@@ -66,6 +66,11 @@ ENCODER_PRESET = "superfast"
 # CAVLC instead of CABAC: the same pictures (the preset's decisions do not depend on the entropy
 # coder) for ~17 % less encoder time and a ~13 % larger file.
 ENCODER_PARAMS = "cabac=0"
+# Side by side, the driving panel is the clip scaled up to the portrait's height (a 480-px clip beside a
+# 1280-px painting): smooth, and at CRF 18 x264 gave it most of the bits (51.5 dB against the painting's
+# 49). Quantised 7 steps more coarsely it keeps 45 dB, and the encoder takes a third less time for half the
+# file (BENCHMARKS.md, "Side by side").
+SIDE_PANEL_COARSER = 7
 
 
 def _cores() -> int:
@@ -605,7 +610,7 @@ class _Compositor:
     """
 
     def __init__(self, image: np.ndarray, prepared: Prepared, settings: AnimateSettings, text: str, sbs_w: int,
-                 encode: bool):
+                 encode: bool, rgb: bool = True):
         self.image, self.text, self.crop_only, self.sbs_w = image, text, settings.crop_only, sbs_w
         base = prepared.crop if settings.crop_only else image
         self.out_w, self.out_h = even_size(base.shape[1], base.shape[0])
@@ -620,12 +625,16 @@ class _Compositor:
         self.label_moves = settings.crop_only or _overlaps(self.lbox, self.pbox)
         if not self.label_moves:
             draw_label(self.buffer, text, self.video_w)
+        # Side by side, the encoder's frame is put together in yuv420p (the panel scaled plane by plane) and
+        # the RGB one only for a caller that looks at frames (``rgb``).
         self.yuv = I420Frame(self.out_w + sbs_w, self.out_h) if encode else None
-        if self.yuv is not None and not sbs_w:
-            self.yuv.update(self.buffer)
+        self.rgb = rgb or not encode
+        if self.yuv is not None:
+            self.yuv.update(self.buffer, x_offset=sbs_w)
 
-    def compose(self, crop: np.ndarray, driving: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(the RGB frame, the same frame in yuv420p for the encoder or None); both buffers are reused."""
+    def compose(self, crop: np.ndarray, driving: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(the RGB frame, or None side by side when not asked for; the same frame in yuv420p for the encoder
+        or None); the buffers are reused."""
         x0, y0, x1, y1 = dirty = self.pbox
         lx0, ly0, lx1, ly1 = self.lbox
         if self.label_moves and not self.crop_only:
@@ -642,9 +651,10 @@ class _Compositor:
         if self.crop_only:
             dirty = None
         if self.sbs_w:
-            frame = side_by_side(driving, frame, self.sbs_w)
-            dirty = None
-        return frame, None if self.yuv is None else self.yuv.update(frame, dirty)
+            if self.yuv is not None:
+                self.yuv.update_scaled(driving, self.sbs_w)
+            frame = side_by_side(driving, frame, self.sbs_w) if self.rgb else None
+        return frame, None if self.yuv is None else self.yuv.update(self.buffer, dirty, x_offset=self.sbs_w)
 
 
 FALLBACK_ENGINE = "meshwarp"
@@ -763,11 +773,13 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
             sbs_w += sbs_w % 2
         t = time.perf_counter()
         done = 0
-        comp = _Compositor(image, prepared, settings, label or LABEL_TEXT, sbs_w, encode=out is not None)
+        comp = _Compositor(image, prepared, settings, label or LABEL_TEXT, sbs_w, encode=out is not None,
+                           rgb=on_frame is not None)
         writer_cm = _NoWriter() if out is None else video.VideoWriter(
             out, info.fps, (comp.out_w + sbs_w, comp.out_h), audio_from=clip_path if info.has_audio else None,
             audio_start=info.start, frame_times=info.frame_times,
             preset=ENCODER_PRESET, x264_params=encoder_params(), duration_hint=_duration(info, n), pix_fmt="yuv420p",
+            coarser=(0, 0, sbs_w, comp.out_h, SIDE_PANEL_COARSER) if sbs_w else None,
             metadata={"comment": "AI-generated animation of a portrait (Living Portraits)", "description": f"engine={eng.name}"})
         with writer_cm as writer, renderer_threads(out is not None):
             batch: list[DrivingFrame] = []

@@ -767,6 +767,9 @@ class VideoWriter:
     the clip's first frame keeps its delay. ``frame_times`` (seconds from the first frame, e.g.
     :attr:`ClipInfo.frame_times`) shows frame i at its own time instead of at i / ``fps``, for a
     clip whose rate varies: one output frame per write still, and the sound stays on the picture.
+    ``coarser`` (x, y, width, height, steps): x264 quantises that region ``steps`` quantiser steps more
+    coarsely than the rest (a region that needs fewer bits than ``crf`` would give it; 6 steps halve the
+    bits a picture gets).
 
     Frames go to ``.<name>.<random>.partial.mp4`` next to ``path``; only a clean close renames
     it onto ``path``. An exception in the ``with`` block, :meth:`abort`, or an encoder failure
@@ -788,6 +791,7 @@ class VideoWriter:
         x264_params: str | None = None,
         audio_start: float = 0.0,
         frame_times: list[float] | tuple[float, ...] | None = None,
+        coarser: tuple[int, int, int, int, float] | None = None,
     ):
         self.path = Path(path)
         if not self.path.parent.is_dir():
@@ -846,6 +850,10 @@ class VideoWriter:
             # Convert with the BT.709 matrix and tag it so: untagged yuv is guessed as BT.601 or
             # BT.709 depending on the player, which shifts skin tones between browsers.
             filters.append("scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")
+        if coarser is not None:
+            # libx264 reads the region from each frame's side data as an offset of qoffset x 25 steps.
+            x, y, rw, rh, steps = coarser
+            filters.append(f"addroi=x={int(x)}:y={int(y)}:w={int(rw)}:h={int(rh)}:qoffset={float(steps) / 25:.4f}")
 
         cmd = [
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",

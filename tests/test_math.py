@@ -434,3 +434,37 @@ def test_where_the_animated_crop_reaches_the_label_the_label_sits_on_the_animate
         frame, _ = comp.compose(crop, None)
         expected = draw_label(paste_back(image, crop, box, mask))
         np.testing.assert_array_equal(frame, expected)
+
+
+@pytest.mark.parametrize("driver_side", [120, 480])  # scaled up beside the result, and down
+def test_side_by_side_frames_reach_the_encoder_as_the_picture_shows_them(driver_side):
+    """Side by side, the encoder's yuv420p frame is put together from the driving frame converted at its
+    own size and scaled plane by plane, and from the result's changed region: it is the finished RGB frame
+    converted whole, within rounding, frame after frame."""
+    from talking_head.compose import I420Frame
+    from talking_head.engines.base import Prepared
+    from talking_head.pipeline import AnimateSettings, _Compositor
+
+    rng = np.random.default_rng(5)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), np.uint8), (0, 0), 3)
+    box = (100, 60, 260, 200)
+    w, h = box[2] - box[0], box[3] - box[1]
+    prepared = Prepared(box, image[60:200, 100:260].copy(), np.ones((h, w), np.float32))
+    sbs_w = 240
+    comp = _Compositor(image, prepared, AnimateSettings(side_by_side=True), "AI-generated", sbs_w, encode=True)
+    whole = I420Frame(320 + sbs_w, 240)
+    for k in range(3):
+        # Smooth pictures, as a camera's and a painting's are (noise would test the two scalers, not us).
+        driving = cv2.GaussianBlur(rng.integers(0, 256, (driver_side, driver_side, 3), np.uint8), (0, 0), 2)
+        crop = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), np.uint8), (0, 0), 2)
+        frame, encoded = comp.compose(crop, driving)
+        assert frame.shape == (240, 320 + sbs_w, 3)
+        expected = whole.update(frame).astype(int)
+        n = whole.y.size
+        assert np.abs(encoded[:n].astype(int) - expected[:n]).max() <= 2              # luma
+        assert np.abs(encoded[n:].astype(int) - expected[n:]).mean() < 1.0             # chroma, filtered apart
+        np.testing.assert_array_equal(encoded[:n].reshape(240, -1)[:, sbs_w:], expected[:n].reshape(240, -1)[:, sbs_w:])
+    # Without a caller that looks at the frames, no RGB side-by-side frame is made at all.
+    quiet = _Compositor(image, prepared, AnimateSettings(side_by_side=True), "AI-generated", sbs_w, encode=True, rgb=False)
+    frame, encoded = quiet.compose(crop, driving)
+    assert frame is None and encoded.size == whole.data.size

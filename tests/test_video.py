@@ -735,6 +735,25 @@ def test_writer_passes_x264_params(tmp_path):
     assert probe(out).n_frames == 3
 
 
+def test_writer_quantises_a_region_more_coarsely(tmp_path):
+    """``coarser``: that region gets fewer bits and a rougher copy of its pixels; the rest is as without."""
+    import cv2
+    rng = np.random.default_rng(7)
+    frames = [cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), np.uint8), (0, 0), 1.5) for _ in range(6)]
+    got = {}
+    for name, coarser in (("plain", None), ("coarser", (0, 0, 64, 96, 12))):
+        out = tmp_path / f"{name}.mp4"
+        with VideoWriter(out, 25, (128, 96), crf=18, preset="superfast", coarser=coarser) as wr:
+            for f in frames:
+                wr.write(f)
+        decoded = np.stack(list(read_frames(out, probe(out))))
+        err = np.abs(decoded.astype(int) - np.stack(frames)).mean(axis=(0, 1, 3))  # per column
+        got[name] = (out.stat().st_size, err[:64].mean(), err[64:].mean())
+    assert got["coarser"][0] < 0.8 * got["plain"][0]
+    assert got["coarser"][1] > 1.3 * got["plain"][1]               # the left half: rougher
+    assert got["coarser"][2] < 1.15 * got["plain"][2]              # the right half: as fine as before
+
+
 def test_encoder_pipe_holds_a_whole_frame(tmp_path):
     """With the default 64 KiB pipe Python and ffmpeg would take turns instead of working together."""
     fcntl = pytest.importorskip("fcntl")
