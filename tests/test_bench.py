@@ -21,3 +21,10 @@ def test_upload_checks_time_each_file_as_an_upload():
     rows = upload_checks(1, portraits=("gogol",), clips=("smile_eyes",))
     assert [(r["kind"], r["id"]) for r in rows] == [("portrait", "gogol"), ("clip", "smile_eyes")]
     assert rows[1]["size"].startswith("512x512, 3.1 s") and all(r["s"] > 0 for r in rows)
+
+
+def test_end_to_end_times_cached_uploaded_and_side_by_side_renders():
+    from talking_head.bench import end_to_end
+    (row,) = end_to_end(1, portraits=("lady_agnew",), clip_id="smile_eyes")
+    assert row["portrait"] == "lady_agnew" and row["duration"] == Gallery.default().clip("smile_eyes")["duration"]
+    assert all(row[k] > 0 for k in ("cached_s", "upload_s", "side_by_side_s"))
