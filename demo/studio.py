@@ -19,12 +19,13 @@ from pathlib import Path
 from talking_head import video
 from talking_head.cache import DiskCache
 from talking_head.engines import create_engine
-from talking_head.errors import TalkingHeadError
+from talking_head.errors import Cancelled, TalkingHeadError
 from talking_head.gallery import Gallery
 from talking_head.images import load_image
-from talking_head.pipeline import AnimateSettings, animate, check_clip, check_portrait
+from talking_head.pipeline import AnimateSettings, animate, check_clip, check_portrait, resolve_clip
 from talking_head.results import ResultStore
 
+from .read_ahead import ReadAhead
 from .strings import localize, say, t
 from .visitor_files import VisitorFiles
 
@@ -175,6 +176,7 @@ class Studio:
         self.engine = engine
         self.uploads = uploads
         self.max_clip_s = max_clip_s
+        self.ahead = ReadAhead()
 
     def settings(self, *, strength: float = 1.0, smoothing: float = 1.0, head_motion: bool = True,
                  side_by_side: bool = False, crop_only: bool = False, face: int | None = None) -> AnimateSettings:
@@ -188,6 +190,21 @@ class Studio:
         """A cache of the visitor's own, in their folder (deleted with it): what their uploads' checks
         found, and their clip's motion, for their next render."""
         return DiskCache(self.files.session_dir(session_id) / "cache")
+
+    def read_ahead(self, path: str | None, session_id: str | None = None) -> bool:
+        """Track the motion of a visitor's uploaded clip into their own cache now, in the background (call
+        it once they have agreed to the clip's use), so that their render finds it; False when not started
+        (uploads off, the clip under way already, another visitor's clip being read)."""
+        if not (self.uploads and path):
+            return False
+        settings, cache = self.settings(), self.visitor_cache(session_id)
+        return self.ahead.start(session_id or "", str(path), lambda stop, done: resolve_clip(
+            str(path), settings, self.gallery, cache, lambda fraction, _: done(fraction), stop))
+
+    def end_session(self, session_id: str | None) -> None:
+        """The visitor has left: stop reading their clip, then delete their files."""
+        self.ahead.stop(session_id or "")
+        self.files.end_session(session_id)
 
     def check_upload(self, path: str | None, kind: str, session_id: str | None = None) -> UploadCheck:
         """What the visitor should know about a file the moment it arrives: the sentence a render would
@@ -241,6 +258,9 @@ class Studio:
         out = self.files.new_result_path(session_id) if personal else None
         try:
             said = None if progress is None else (lambda f, m: progress(f, localize(lang, m)))
+            if clip.is_upload and self.ahead.wait(session_id or "", str(clip.upload), cancel):
+                if cancel is not None and cancel():  # (left while their clip was being read)
+                    raise Cancelled()
             got = render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
                                    None if ON_ZERO_GPU else said, str(self.store.root),
                                    None if ON_ZERO_GPU else cancel, int(shots or 1), more_faces,

@@ -420,7 +420,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         # The next visitor starts from nothing: the last visitor's files are deleted now (their uploads and
         # results), as when a visitor leaves the page, and the reloaded page has none of their choices.
         def end_session(request: gr.Request):
-            files.end_session(request.session_hash if request else None)
+            studio.end_session(request.session_hash if request else None)
 
         reset_btn.click(end_session, None, None, api_visibility="private", queue=False)
 
@@ -471,9 +471,17 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                                             [p_check, p_note, face_pick, p_upload, portrait_file], **private)
             p_upload.clear(lambda: (None, None, "", face_choices(0, lang0)), None,
                            [portrait_file, p_check, p_note, face_pick], **private)
+            # Once a good clip is there and the visitor has agreed to its use, its motion is read ahead while
+            # they choose a painting (studio.read_ahead): their render then starts as a gallery clip's does.
+            def read_ahead(checked, agreed, path, request: gr.Request):
+                if checked is not None and checked.ok and agreed and path:
+                    studio.read_ahead(path, request.session_hash if request else None)
+
             c_upload.upload(keep_uploads, c_upload, None, **private).then(
                 lambda: (None, "", "", None), None, [c_check, c_note, status, status_said], **private).then(
-                check_clip, [c_upload, lang], [c_check, c_note, c_upload], **private)
+                check_clip, [c_upload, lang], [c_check, c_note, c_upload], **private).then(
+                read_ahead, [c_check, c_consent, c_upload], None, **private)
+            c_consent.input(read_ahead, [c_check, c_consent, c_upload], None, **private)
             c_upload.clear(lambda: (None, ""), None, [c_check, c_note], **private)
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")

@@ -156,6 +156,69 @@ def test_a_visitors_clip_is_read_once_for_their_check_and_renders_and_forgotten_
     assert not any(p.exists() for p in cached)
 
 
+def test_a_visitors_clip_is_read_ahead_once_they_agree_and_the_render_finds_its_motion(app, monkeypatch):
+    """Once a visitor has agreed to their clip's use, its motion is tracked while they choose a painting:
+    the render tracks nothing. A visitor who leaves meanwhile leaves no folder behind."""
+    from demo.studio import Choice
+    from talking_head import pipeline
+    studio, files = app[1].lp_studio, app[1].lp_files
+    clip = files.session_dir("visitor-c") / "my clip.mp4"
+    shutil.copy(studio.gallery.clip_path(CLIP), clip)
+    extracted, tracked = [], []
+    real_extract, real_tracking = pipeline.extract_motion, pipeline._LiveTracking
+    monkeypatch.setattr(pipeline, "extract_motion", lambda *a, **k: extracted.append(a) or real_extract(*a, **k))
+    monkeypatch.setattr(pipeline, "_LiveTracking", lambda *a, **k: tracked.append(a) or real_tracking(*a, **k))
+    assert studio.read_ahead(str(clip), "visitor-c")
+    assert not studio.read_ahead(str(clip), "visitor-c")          # under way already
+    assert studio.ahead.wait("visitor-c", str(clip), at_least=0)  # (the visitor chooses a painting meanwhile)
+    done = studio.run(Choice(gallery_id="mona_lisa"), Choice(upload=str(clip)), studio.settings(), consent=True,
+                      session_id="visitor-c")
+    assert (len(extracted), len(tracked)) == (1, 0) and video.probe(done.path).n_frames == 78
+    # Animate pressed as soon as the reading has begun: it stops, and the render tracks the clip itself while
+    # it renders (faster than waiting for the rest of the reading).
+    again = files.session_dir("visitor-e") / "clip.mp4"
+    shutil.copy(clip, again)
+    assert studio.read_ahead(str(again), "visitor-e")
+    studio.run(Choice(gallery_id="mona_lisa"), Choice(upload=str(again)), studio.settings(), consent=True,
+               session_id="visitor-e")
+    assert len(tracked) == 1
+    files.end_session("visitor-e")
+    # Leaving while a clip is read: the reading stops, and nothing writes the folder back afterwards.
+    other = files.session_dir("visitor-d") / "clip.mp4"
+    shutil.copy(clip, other)
+    assert studio.read_ahead(str(other), "visitor-d")
+    studio.end_session("visitor-d")
+    time.sleep(0.5)
+    assert not other.parent.exists()
+    files.end_session("visitor-c")
+
+
+def test_read_ahead_runs_one_clip_a_visitor_and_waits_for_a_slot():
+    import threading
+
+    from demo.read_ahead import ReadAhead
+    ahead, release, stopped = ReadAhead(slots=1), threading.Event(), []
+
+    def work(stop, done):
+        done(0.6)
+        while not (release.is_set() or stop.is_set()):
+            time.sleep(0.01)
+        stopped.append(stop.is_set())
+
+    assert ahead.start("a", "one.mp4", work)
+    assert not ahead.start("b", "two.mp4", work)               # the one slot is busy: b's render tracks itself
+    assert ahead.start("a", "three.mp4", work)                 # a's new clip replaces the last one's reading
+    assert stopped == [True]
+    time.sleep(0.1)
+    release.set()
+    assert ahead.wait("a", "three.mp4") and not ahead.wait("a", "one.mp4") and not ahead.wait("b", "two.mp4")
+    assert stopped == [True, False]
+    # A reading not yet half done when the render wants the clip is stopped: the render tracks it itself.
+    release.clear()
+    assert ahead.start("b", "two.mp4", lambda stop, done: work(stop, lambda f: None))
+    assert not ahead.wait("b", "two.mp4") and stopped == [True, False, True]
+
+
 def test_bad_upload_gets_a_clear_error_while_a_good_request_succeeds(app, tmp_path):
     client, _ = app
     bad = tmp_path / "holiday.jpg"
