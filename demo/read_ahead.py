@@ -46,7 +46,7 @@ class ReadAhead:
             try:
                 work(job.stop, lambda fraction: setattr(job, "done", fraction))
                 job.done = 1.0
-            except Exception:  # noqa: BLE001 - the render tracks the clip again and says what is wrong with it
+            except Exception:  # the render tracks the clip again and says what is wrong with it
                 log.debug("reading a clip ahead stopped", exc_info=True)
             finally:
                 self._slots.release()

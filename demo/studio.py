@@ -22,7 +22,13 @@ from talking_head.engines import create_engine
 from talking_head.errors import Cancelled, TalkingHeadError
 from talking_head.gallery import Gallery
 from talking_head.images import load_image
-from talking_head.pipeline import AnimateSettings, animate, check_clip, check_portrait, resolve_clip
+from talking_head.pipeline import (
+    AnimateSettings,
+    animate,
+    check_clip,
+    check_portrait,
+    resolve_clip,
+)
 from talking_head.results import ResultStore
 
 from .read_ahead import ReadAhead
@@ -258,9 +264,9 @@ class Studio:
         out = self.files.new_result_path(session_id) if personal else None
         try:
             said = None if progress is None else (lambda f, m: progress(f, localize(lang, m)))
-            if clip.is_upload and self.ahead.wait(session_id or "", str(clip.upload), cancel):
-                if cancel is not None and cancel():  # (left while their clip was being read)
-                    raise Cancelled()
+            waited = clip.is_upload and self.ahead.wait(session_id or "", str(clip.upload), cancel)
+            if waited and cancel is not None and cancel():  # (left while their clip was being read)
+                raise Cancelled()
             got = render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
                                    None if ON_ZERO_GPU else said, str(self.store.root),
                                    None if ON_ZERO_GPU else cancel, int(shots or 1), more_faces,
