@@ -65,7 +65,7 @@ STRINGS: dict[str, dict[str, str]] = {
                               "it under the picture.",
         "note_chosen_face": "This picture has {count} faces; face no. {number} from the left was animated.",
         "faces_found": "This picture has {count} faces: the largest will come to life, or choose another below.",
-        "clip_other_codec": "This clip's video is {codec}, which some browsers cannot play, so it may show no "
+        "clip_other_codec": "This clip is in {codec}, a format some browsers cannot play, so it may show no "
                             "preview here; it can still be animated.",
         "no_preview": "No preview in this browser",
         "which_face": "Which face comes to life?",
@@ -151,8 +151,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "note_chosen_face": "Cette image contient {count} visages ; le n° {number} en partant de la gauche a été animé.",
         "faces_found": "Cette image contient {count} visages : le plus grand va s'animer, ou choisissez-en un autre "
                        "ci-dessous.",
-        "clip_other_codec": "La vidéo de ce clip est en {codec}, que certains navigateurs ne savent pas lire : "
-                            "il se peut qu'aucun aperçu ne s'affiche ici, mais il peut être animé.",
+        "clip_other_codec": "Ce clip est au format {codec}, que certains navigateurs ne savent pas lire : il se "
+                            "peut qu'aucun aperçu ne s'affiche ici, mais il peut être animé.",
         "no_preview": "Pas d'aperçu dans ce navigateur",
         "which_face": "Quel visage s'anime ?",
         "face_largest": "Le plus grand",

@@ -130,18 +130,31 @@ def _give_memory_back() -> None:
         pass
 
 
-# Video codecs every current browser plays in a <video> element; a clip in another (a phone's HEVC,
-# ProRes, MPEG-4 Part 2) renders all the same, but its preview may stay black.
+# Video codecs and containers (ffmpeg's names) that current browsers play in a <video> element; a clip in
+# another (a phone's HEVC, ProRes, MPEG-4 Part 2, an AVI file) renders all the same, but its preview may
+# stay black.
 BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})
-CODEC_NAMES = {"hevc": "HEVC (H.265)", "prores": "ProRes", "mpeg4": "MPEG-4 Part 2", "mjpeg": "Motion JPEG"}
+BROWSER_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "ogg"})
+CODEC_NAMES = {"h264": "H.264", "hevc": "HEVC (H.265)", "prores": "ProRes", "mpeg4": "MPEG-4 Part 2",
+               "mjpeg": "Motion JPEG", "vp8": "VP8", "vp9": "VP9", "av1": "AV1"}
+
+
+def unplayable_format(info: video.ClipInfo) -> str:
+    """How to name a clip's format that a browser may not preview ("HEVC (H.265)", "H.264 (AVI)"), or ""."""
+    codec, container = info.codec, info.container
+    known_container = not container or container in BROWSER_CONTAINERS
+    if codec in BROWSER_CODECS and known_container:
+        return ""
+    name = CODEC_NAMES.get(codec, codec.upper())
+    return name if known_container else f"{name} ({container.split(',')[0].upper()})"
 
 
 @dataclass(frozen=True)
 class UploadCheck:
     """What a visitor is told about a file when it arrives, said in their language when it is shown (so
     that a language switch says it again): the error a render would end with (or the key of one of our
-    own sentences), how many faces a picture has (0 where it cannot be used), or the codec of a good clip
-    that a browser may not preview (empty for one every browser plays)."""
+    own sentences), how many faces a picture has (0 where it cannot be used), or the format of a good clip
+    that a browser may not preview (see unplayable_format; empty for one every browser plays)."""
     said: TalkingHeadError | str | None = None
     faces: int = 1
     codec: str = ""
@@ -160,7 +173,7 @@ class UploadCheck:
         if self.said is not None:
             return say(lang, self.said)
         if self.codec:
-            return t(lang, "clip_other_codec", codec=CODEC_NAMES.get(self.codec, self.codec.upper()))
+            return t(lang, "clip_other_codec", codec=self.codec)
         return t(lang, "faces_found", count=self.faces) if self.faces > 1 else ""
 
 
@@ -194,7 +207,9 @@ class Studio:
 
     def visitor_cache(self, session_id: str | None) -> DiskCache:
         """A cache of the visitor's own, in their folder (deleted with it): what their uploads' checks
-        found, and their clip's motion, for their next render."""
+        found, and their clip's motion, for their next render. None (a disabled one) once they have left."""
+        if self.files.ended(session_id):
+            return DiskCache(enabled=False)
         return DiskCache(self.files.session_dir(session_id) / "cache")
 
     def read_ahead(self, path: str | None, session_id: str | None = None) -> bool:
@@ -224,13 +239,15 @@ class Studio:
                 note = check_portrait(path, self.settings(), self.visitor_cache(session_id))
                 return UploadCheck(faces=note.facts["count"] if note else 1)
             info = check_clip(path, self.settings(), self.visitor_cache(session_id))
-            return UploadCheck(codec="" if info.codec in BROWSER_CODECS else info.codec)
+            return UploadCheck(codec=unplayable_format(info))
         except TalkingHeadError as e:
             return UploadCheck(e, 0)
         except Exception:
             log.exception("checking an uploaded %s failed", kind)
             return UploadCheck("err_unexpected", 0)
         finally:
+            if self.files.ended(session_id):  # they left while it ran: what it cached goes too
+                self.files.end_session(session_id)
             _give_memory_back()
 
     def run(self, portrait: Choice, clip: Choice, settings: AnimateSettings, *, lang: str = "en",

@@ -58,6 +58,7 @@ class VisitorFiles:
         self.uploads_root = self.gradio_dir
         self._uploads: dict[str, set[Path]] = {}
         self._kept: set[str] = set()  # the page's own files in Gradio's folder (thumbnails): never swept
+        self._ended: dict[str, float] = {}  # sessions ended (name -> when), until they upload again
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -99,9 +100,16 @@ class VisitorFiles:
         """Note a file Gradio holds for this session (an upload, a result's copy), to delete it when the
         session ends."""
         p = Path(path).resolve()
-        if p.is_relative_to(self.uploads_root) and p != self.uploads_root:
-            with self._lock:
+        with self._lock:
+            self._ended.pop(self._name(session_id), None)  # (a kiosk page whose reload failed: the next visitor)
+            if p.is_relative_to(self.uploads_root) and p != self.uploads_root:
                 self._uploads.setdefault(self._name(session_id), set()).add(p)
+
+    def ended(self, session_id: str | None) -> bool:
+        """Whether the session has ended (and not uploaded since): work still running for it must not
+        write its folder back."""
+        with self._lock:
+            return self._name(session_id) in self._ended
 
     def new_result_path(self, session_id: str | None) -> Path:
         fd, path = tempfile.mkstemp(dir=self.session_dir(session_id), prefix="portrait-", suffix=".mp4")
@@ -122,6 +130,8 @@ class VisitorFiles:
 
     def end_session(self, session_id: str | None) -> None:
         name = self._name(session_id)
+        with self._lock:
+            self._ended[name] = time.time()
         shutil.rmtree(self.sessions_root / name, ignore_errors=True)
         with self._lock:
             uploads = self._uploads.pop(name, set())
@@ -157,6 +167,8 @@ class VisitorFiles:
         """Delete files and folders older than the time limit; returns how many entries went."""
         now = time.time() if now is None else now
         removed = 0
+        with self._lock:
+            self._ended = {k: when for k, when in self._ended.items() if now - when <= self.ttl_s}
         for top in (self.sessions_root, self.uploads_root):
             if not top.is_dir():
                 continue

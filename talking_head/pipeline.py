@@ -68,9 +68,9 @@ ENCODER_PRESET = "superfast"
 ENCODER_PARAMS = "cabac=0"
 # Side by side, the driving panel is the clip scaled up to the portrait's height (a 480-px clip beside a
 # 1280-px painting): smooth, and at CRF 18 x264 gave it most of the bits (51.5 dB against the painting's
-# 49). Quantised 7 steps more coarsely it keeps 45 dB, and the encoder takes a third less time for half the
-# file (BENCHMARKS.md, "Side by side").
-SIDE_PANEL_COARSER = 7
+# 49). Quantised 14 steps more coarsely it keeps 45 dB, and the encoder takes about a quarter less time for
+# half the file (BENCHMARKS.md, "Side by side").
+SIDE_PANEL_COARSER = 14
 
 
 def _cores() -> int:
@@ -305,7 +305,7 @@ def _probe(path: Path, digest: str | None, settings: AnimateSettings, cache: Dis
     """``video.probe``'s answer, remembered per file content: a probe decodes the clip."""
     if digest is None:
         return video.probe(path, max_duration=settings.max_duration)
-    key = cache.key("probe", digest, repr(settings.max_duration), "v2")  # v2: with ClipInfo.start and frame_times
+    key = cache.key("probe", digest, repr(settings.max_duration), "v3")  # v3: with ClipInfo.container
     blob = cache.get("probe", key)
     if blob is not None:
         fields = json.loads(blob)
@@ -779,7 +779,8 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
             out, info.fps, (comp.out_w + sbs_w, comp.out_h), audio_from=clip_path if info.has_audio else None,
             audio_start=info.start, frame_times=info.frame_times,
             preset=ENCODER_PRESET, x264_params=encoder_params(), duration_hint=_duration(info, n), pix_fmt="yuv420p",
-            coarser=(0, 0, sbs_w, comp.out_h, SIDE_PANEL_COARSER) if sbs_w else None,
+            # (whole macroblocks only: one that reaches into the painting would coarsen its edge)
+            coarser=(0, 0, sbs_w - sbs_w % 16, comp.out_h, SIDE_PANEL_COARSER) if sbs_w >= 16 else None,
             metadata={"comment": "AI-generated animation of a portrait (Living Portraits)", "description": f"engine={eng.name}"})
         with writer_cm as writer, renderer_threads(out is not None):
             batch: list[DrivingFrame] = []

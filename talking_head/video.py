@@ -161,6 +161,7 @@ class ClipInfo:
     variable_frame_rate: bool
     start: float = 0.0
     frame_times: tuple[float, ...] | None = None
+    container: str = ""  # ffmpeg's name for the file's format ("mov,mp4,m4a,3gp,3g2,mj2", "avi", ...)
 
 
 @dataclass(frozen=True)
@@ -633,6 +634,7 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         # ffmpeg counts timestamps from the file's earliest stream, so this is the first frame's offset.
         start=max(0.0, float(pts[0] * tb)),
         frame_times=_frame_times(pts, tb, fps) if vfr else None,
+        container=header.format_name,
     )
 
 
@@ -768,8 +770,8 @@ class VideoWriter:
     :attr:`ClipInfo.frame_times`) shows frame i at its own time instead of at i / ``fps``, for a
     clip whose rate varies: one output frame per write still, and the sound stays on the picture.
     ``coarser`` (x, y, width, height, steps): x264 quantises that region ``steps`` quantiser steps more
-    coarsely than the rest (a region that needs fewer bits than ``crf`` would give it; 6 steps halve the
-    bits a picture gets).
+    coarsely than the rest (a region that needs fewer bits than ``crf`` would give it; each 6 steps halve
+    the bits a picture gets). x264 takes whole 16-px macroblocks that the region touches.
 
     Frames go to ``.<name>.<random>.partial.mp4`` next to ``path``; only a clean close renames
     it onto ``path``. An exception in the ``with`` block, :meth:`abort`, or an encoder failure
@@ -851,9 +853,10 @@ class VideoWriter:
             # BT.709 depending on the player, which shifts skin tones between browsers.
             filters.append("scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")
         if coarser is not None:
-            # libx264 reads the region from each frame's side data as an offset of qoffset x 25 steps.
+            # libx264 reads the region from each frame's side data; qoffset 1 is the whole 8-bit quantiser
+            # range, 51 steps.
             x, y, rw, rh, steps = coarser
-            filters.append(f"addroi=x={int(x)}:y={int(y)}:w={int(rw)}:h={int(rh)}:qoffset={float(steps) / 25:.4f}")
+            filters.append(f"addroi=x={int(x)}:y={int(y)}:w={int(rw)}:h={int(rh)}:qoffset={float(steps) / 51:.5f}")
 
         cmd = [
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",

@@ -193,6 +193,26 @@ def test_a_visitors_clip_is_read_ahead_once_they_agree_and_the_render_finds_its_
     files.end_session("visitor-c")
 
 
+def test_a_check_that_ends_after_the_visitor_left_leaves_nothing_of_theirs(app, monkeypatch, tmp_path):
+    """The tab closed while their clip was being checked: what the check found is not written back into a
+    folder that was just deleted (it would stay until the sweeper's hour)."""
+    import threading
+    studio, files = app[1].lp_studio, app[1].lp_files
+    clip = tmp_path / "clip.mp4"  # (where Gradio keeps an upload)
+    shutil.copy(studio.gallery.clip_path(CLIP), clip)
+    real_probe = video.probe
+    monkeypatch.setattr(video, "probe", lambda *a, **k: time.sleep(1.0) or real_probe(*a, **k))
+    checked = []
+    check = threading.Thread(target=lambda: checked.append(studio.check_upload(str(clip), "clip", "visitor-f")))
+    check.start()
+    time.sleep(0.3)
+    files.end_session("visitor-f")
+    check.join()
+    assert checked[0].ok
+    assert not (files.sessions_root / "visitor-f").exists(), list((files.sessions_root / "visitor-f").rglob("*"))
+    assert not studio.visitor_cache("visitor-f").enabled     # nor by anything that still runs for them
+
+
 def test_read_ahead_runs_one_clip_a_visitor_and_waits_for_a_slot():
     import threading
 
@@ -446,9 +466,14 @@ def test_an_upload_is_checked_the_moment_it_arrives_in_the_visitors_language(app
     # A phone's HEVC clip renders, though a browser may not preview it: the visitor is told both.
     phone = studio.check_upload(str(badinput.make_hevc_clip(tmp_path)), "clip")
     assert phone.ok and not phone.unreadable
-    assert phone.message("en") == ("This clip's video is HEVC (H.265), which some browsers cannot play, so it may "
+    assert phone.message("en") == ("This clip is in HEVC (H.265), a format some browsers cannot play, so it may "
                                    "show no preview here; it can still be animated.")
     assert "HEVC (H.265)" in phone.message("fr")
+    # A format browsers play inside a file they do not (Chromium plays no AVI): said too.
+    avi = tmp_path / "h264.avi"
+    badinput.ff("-i", str(clip), "-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-an", str(avi))
+    assert "H.264 (AVI)" in said(avi, "clip")
+    assert "MPEG-4 Part 2 (AVI)" in said(badinput.make_camera_avi(tmp_path), "clip")
     short = type(studio)(studio.gallery, studio.store, studio.files, max_clip_s=2.0)
     assert short.check_upload(str(clip), "clip").message("fr") == (
         "La vidéo dure plus de 2 secondes ; coupez-la à 2 secondes au plus et réessayez.")

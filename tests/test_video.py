@@ -113,7 +113,7 @@ def test_exact_frame_count_and_fps(tmp_path, rate, fps):
     info = probe(clip)
     assert info == ClipInfo(
         path=clip, width=96, height=64, fps=fps, n_frames=37, duration=pytest.approx(37 / float(fps)),
-        has_audio=False, rotation=0, codec="h264", variable_frame_rate=False,
+        has_audio=False, rotation=0, codec="h264", variable_frame_rate=False, container="mov,mp4,m4a,3gp,3g2,mj2",
     )  # fmt: skip
     assert type(info.fps) is Fraction
     frames = list(read_frames(clip, info))
@@ -752,6 +752,13 @@ def test_writer_quantises_a_region_more_coarsely(tmp_path):
     assert got["coarser"][0] < 0.8 * got["plain"][0]
     assert got["coarser"][1] > 1.3 * got["plain"][1]               # the left half: rougher
     assert got["coarser"][2] < 1.15 * got["plain"][2]              # the right half: as fine as before
+    # By as many quantiser steps as asked: the decoder's per-macroblock quantisers (8 columns of 16 px).
+    log = subprocess.run([FF, "-hide_banner", "-debug", "qp", "-i", str(tmp_path / "coarser.mp4"), "-f", "null", "-"],
+                         capture_output=True, text=True).stderr
+    rows = np.array([[int(r[i:i + 2]) for i in range(0, 16, 2)]
+                     for r in re.findall(r"\] +\d+ ((?:[ \d]\d){8})$", log, re.M)])
+    assert len(rows) >= 6 * 6
+    assert rows[:, :4].mean() - rows[:, 4:].mean() == pytest.approx(12, abs=1.5)
 
 
 def test_encoder_pipe_holds_a_whole_frame(tmp_path):
