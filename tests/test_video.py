@@ -754,9 +754,9 @@ def test_writer_quantises_a_region_more_coarsely(tmp_path):
     assert got["coarser"][2] < 1.15 * got["plain"][2]              # the right half: as fine as before
     # By as many quantiser steps as asked: the decoder's per-macroblock quantisers (8 columns of 16 px).
     log = subprocess.run([FF, "-hide_banner", "-debug", "qp", "-i", str(tmp_path / "coarser.mp4"), "-f", "null", "-"],
-                         capture_output=True, text=True).stderr
+                         capture_output=True, text=True, check=True).stderr
     rows = np.array([[int(r[i:i + 2]) for i in range(0, 16, 2)]
-                     for r in re.findall(r"\] +\d+ ((?:[ \d]\d){8})$", log, re.M)])
+                     for r in re.findall(r"\] +\d+ ((?:[ \d]\d){8})$", log, re.MULTILINE)])
     assert len(rows) >= 6 * 6
     assert rows[:, :4].mean() - rows[:, 4:].mean() == pytest.approx(12, abs=1.5)
 
