@@ -186,6 +186,7 @@ def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
     expect(attract).to_be_hidden()
     page.wait_for_timeout(500)
     assert page.evaluate("() => !document.activeElement.closest('.thumbnail-item')"), "a focus ring on a painting"
+    assert page.locator("#lp-portraits .thumbnail-item.selected").count() == 0, "the tap chose the painting"
     expect(page.locator("#lp-selection")).not_to_contain_text("Gogol")
     # The next visitor starts in the kiosk's language, captions too, at the normal text size, with no work
     # highlighted and no result.

@@ -100,12 +100,25 @@
     };
     const rendering = () => !!document.querySelector("#lp-result-column .eta-bar, #lp-result-column .progress-text");
 
+    // The touch that wakes the kiosk only wakes it: a finger's tap goes on to send its mouse events and its
+    // click to whatever is under it once the start screen has gone (a painting, chosen and left with a
+    // focus ring), so the rest of that gesture is swallowed, up to its click (or for a second at most).
+    let waking = 0;
     const touched = (e) => {
       last = Date.now();
-      if (attractOn && e && e.type === "pointerdown") { e.preventDefault(); e.stopPropagation(); hideAttract(); }
+      if (attractOn && e && e.type === "pointerdown") {
+        e.preventDefault(); e.stopPropagation(); hideAttract(); waking = Date.now();
+      }
     };
     ["pointerdown", "keydown", "touchstart", "wheel"].forEach((e) =>
       document.addEventListener(e, touched, { capture: true }));
+    const swallow = (e) => {
+      if (!waking || Date.now() - waking > 1000) { waking = 0; return; }
+      e.preventDefault(); e.stopPropagation();
+      if (e.type === "click") waking = 0;
+    };
+    ["pointerup", "mousedown", "mouseup", "click", "touchend"].forEach((e) =>
+      document.addEventListener(e, swallow, { capture: true }));
 
     setInterval(() => {
       if (attractOn) {                        // the idle timer sleeps in the attract state,
