@@ -3,16 +3,32 @@ while they choose a painting, so that Animate finds it in their own cache and st
 
 One job per visitor (a new clip stops the last one's), and at most ``slots`` at a time in the process: a
 render that finds no read-ahead, or one not yet half done, tracks the clip itself, as it always could
-(while it renders: waiting for the rest of a reading that has just begun would be slower).
+(while it renders: waiting for the rest of a reading that has just begun would be slower). On Linux a
+reading runs at a lower priority (its decoder and tracker threads too), so that it takes only what the
+renders leave of the machine.
 """
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("living_portraits.app")
+
+NICENESS = 10  # how much lower a reading's priority is than the renders'
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's priority: on Linux a thread's own, inherited by the threads and processes
+    it starts (elsewhere ``nice`` would lower the whole app's, so nothing is done)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.nice(NICENESS)
+        except OSError:
+            pass
 
 
 @dataclass
@@ -44,6 +60,7 @@ class ReadAhead:
 
         def run():
             try:
+                _lower_priority()
                 work(job.stop, lambda fraction: setattr(job, "done", fraction))
                 job.done = 1.0
             except Exception:  # the render tracks the clip again and says what is wrong with it

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -237,6 +238,12 @@ def test_read_ahead_runs_one_clip_a_visitor_and_waits_for_a_slot():
     release.clear()
     assert ahead.start("b", "two.mp4", lambda stop, done: work(stop, lambda f: None))
     assert not ahead.wait("b", "two.mp4") and stopped == [True, False, True]
+    # A reading yields the machine to the renders (Linux: the reading thread's own priority, not the app's).
+    if sys.platform.startswith("linux"):
+        seen = []
+        assert ahead.start("c", "four.mp4", lambda stop, done: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))
+        assert ahead.wait("c", "four.mp4", at_least=0)
+        assert seen[0] > os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def test_bad_upload_gets_a_clear_error_while_a_good_request_succeeds(app, tmp_path):
