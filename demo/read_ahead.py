@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("living_portraits.app")
 
-NICENESS = 10  # how much lower a reading's priority is than the renders'
+NICENESS = 19  # the lowest: a reading takes only what the renders leave (BENCHMARKS.md, thirteenth session)
 
 
 def _lower_priority() -> None:
