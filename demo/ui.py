@@ -40,6 +40,11 @@ def _status_html(message: str = "", alert: bool = True) -> str:
     return f'<div class="lp-status{kind}" role="{role}">{html.escape(message)}</div>'
 
 
+def _said_html(said, lang: str) -> str:
+    """The line under Animate for what it says (a key or the library's error: strings.say), in ``lang``."""
+    return "" if said is None else _status_html(say(lang, said))
+
+
 def _check_html(check, lang: str) -> str:
     """An upload's ``studio.UploadCheck`` under its field, in ``lang``."""
     return "" if check is None else _status_html(check.message(lang), alert=not check.ok)
@@ -271,7 +276,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             """Clears the last attempt's message; says so (and stops the render) when the queue is full."""
             q = getattr(demo, "_queue", None)
             full = q is not None and q.max_size is not None and len(q) >= q.max_size
-            return _status_html(t(lang_, "err_busy") if full else ""), not full, "err_busy" if full else None
+            said = "err_busy" if full else None
+            return _said_html(said, lang_), not full, said
 
         def gate(ok_):
             if not ok_:  # the status line said why; nothing else to show
@@ -310,11 +316,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 session = request.session_hash if request else None
                 keep = Path(demo.move_resource_to_block_cache(files.keepsake(session, done.path, name)))
                 files.remember_upload(session, keep)
-            except VisitorError as e:  # already in the visitor's words
-                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status_html(str(e)), e.said
+            except VisitorError as e:
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _said_html(e.said, lang_), e.said
             except Exception:
                 log.exception("the page's render failed after the studio")
-                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _status_html(t(lang_, "err_unexpected")), "err_unexpected"
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _said_html("err_unexpected", lang_), "err_unexpected"
             return (str(done.path), _label_markdown(entry, lang_, done),
                     gr.update(value=str(keep), visible=not config.kiosk), (entry, done), _status_html(), None)
 
@@ -391,7 +397,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
         def set_language(lang_, pid, cid, psrc, csrc, shown_=None, said_=None, *uploads):
             label = gr.skip() if shown_ is None else _label_markdown(shown_[0], lang_, shown_[1])
-            status_ = _status_html(say(lang_, said_)) if said_ is not None else ""
+            status_ = _said_html(said_, lang_)
             said = []
             if uploads:  # the face choice (keeping the visitor's pick) and the uploads' messages
                 face_, p_chk, c_chk = uploads

@@ -182,13 +182,17 @@ class I420Frame:
         """
         h = rgb.shape[0]
         ycc = cv2.transform(rgb, _RGB_TO_YCC)
-        how = cv2.INTER_AREA if h > self.height else cv2.INTER_LINEAR
-        self.y[:, :width] = cv2.resize(np.ascontiguousarray(ycc[..., 0]), (width, self.height), interpolation=how)
-        half = cv2.resize(ycc, (width // 2, self.height // 2),
-                          interpolation=cv2.INTER_AREA if h > self.height // 2 else cv2.INTER_LINEAR)
+        self.y[:, :width] = cv2.resize(np.ascontiguousarray(ycc[..., 0]), (width, self.height),
+                                       interpolation=_scaler(h, self.height))
+        half = cv2.resize(ycc, (width // 2, self.height // 2), interpolation=_scaler(h, self.height // 2))
         self.cb[:, : width // 2] = half[..., 1]
         self.cr[:, : width // 2] = half[..., 2]
         return self.data
+
+
+def _scaler(src_h: int, dst_h: int) -> int:
+    """OpenCV's interpolation for scaling a picture from ``src_h`` to ``dst_h`` rows: area when shrinking."""
+    return cv2.INTER_AREA if src_h > dst_h else cv2.INTER_LINEAR
 
 
 def side_by_side(driving: np.ndarray, result: np.ndarray, width: int | None = None) -> np.ndarray:
@@ -200,7 +204,7 @@ def side_by_side(driving: np.ndarray, result: np.ndarray, width: int | None = No
     h = result.shape[0]
     dh, dw = driving.shape[:2]
     w = width if width is not None else max(2, round(dw * h / dh))
-    left = cv2.resize(driving, (w, h), interpolation=cv2.INTER_AREA if dh > h else cv2.INTER_LINEAR)
+    left = cv2.resize(driving, (w, h), interpolation=_scaler(dh, h))
     return np.concatenate([left, result], axis=1)
 
 
