@@ -279,6 +279,7 @@ class Studio:
         c_spec = f"gallery:{clip.gallery_id}" if clip.gallery_id else str(clip.upload)
         personal = portrait.is_upload or clip.is_upload or bool(more_faces)
         out = self.files.new_result_path(session_id) if personal else None
+        own = self.visitor_cache(session_id) if personal else None
         try:
             said = None if progress is None else (lambda f, m: progress(f, localize(lang, m)))
             waited = clip.is_upload and self.ahead.wait(session_id or "", str(clip.upload), cancel)
@@ -287,7 +288,7 @@ class Studio:
             got = render_on_device(p_spec, c_spec, out, engine or self.engine, settings,
                                    None if ON_ZERO_GPU else said, str(self.store.root),
                                    None if ON_ZERO_GPU else cancel, int(shots or 1), more_faces,
-                                   str(self.visitor_cache(session_id).root) if personal else None)
+                                   str(own.root) if own is not None and own.enabled else None)
             if isinstance(got, TalkingHeadError):
                 raise got
             path, used, notes = got
