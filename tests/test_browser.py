@@ -18,6 +18,8 @@ from playwright.sync_api import expect, sync_playwright
 from demo.strings import STRINGS
 from demo.ui import AppConfig
 
+pytestmark = pytest.mark.browser
+
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

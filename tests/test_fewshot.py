@@ -41,6 +41,8 @@ from talking_head.fewshot.losses import (
 from talking_head.fewshot.synthetic import SyntheticSubject
 from talking_head.fewshot.train import MetaLearner
 
+pytestmark = pytest.mark.neural
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -12,6 +12,8 @@ import torch
 from talking_head.engines.liveportrait import kpmath
 from talking_head.engines.liveportrait.nets import load_network
 
+pytestmark = pytest.mark.neural
+
 torch.set_num_threads(2)
 
 # README §3 thresholds (max abs error)
