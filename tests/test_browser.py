@@ -179,7 +179,16 @@ def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
     expect(page.locator("#lp-label h3")).to_be_in_viewport(timeout=10000)
     expect(page.locator("#lp-download")).to_be_hidden()
     page.screenshot(path=SHOTS / "6-kiosk-active.png")
-    page.evaluate("() => document.querySelector('#lp-result video').pause()")  # a playing result holds the timer
+    # The result plays again each time it ends; only its first play holds the idle timer, so a kiosk left with
+    # a result on repeat goes back to its start screen (the result is 3 s, the timeout 3 s).
+    peak, restarted, deadline = 0.0, False, time.time() + 20
+    while not restarted and time.time() < deadline:
+        now = page.evaluate("() => { const v = document.querySelector('#lp-result video');"
+                            " return v && !v.paused ? v.currentTime : -1; }")  # (-1: paused, or gone)
+        restarted = 0 <= now < peak - 1
+        peak = max(peak, now)
+        time.sleep(0.1)
+    assert restarted, f"the result did not play again after it ended (it got to {peak:.1f} s)"
     expect(attract).to_be_visible(timeout=20000)          # idle: back to the start screen
     # The touch that wakes the kiosk lands where a painting is under the start screen: it only wakes it (no
     # painting chosen, no focus ring left on it).

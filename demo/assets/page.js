@@ -94,9 +94,19 @@
       if (video) { video.pause(); video.removeAttribute("src"); video.load(); }
       document.body.dataset.lpState = "active";
     };
+    // A result plays again each time it ends (a visitor may have looked away), but only its first play holds
+    // off the idle reset: a kiosk left with a result on repeat still goes back to its start screen.
+    const firstPlay = (v) => v.dataset.lpPlayed !== v.currentSrc;
+    document.addEventListener("ended", (e) => {
+      const v = e.target;
+      if (!(v instanceof HTMLVideoElement) || !v.closest("#lp-result")) return;
+      if (firstPlay(v)) { v.dataset.lpPlayed = v.currentSrc; last = Date.now(); }
+      v.currentTime = 0;
+      v.play().catch(() => {});
+    }, { capture: true });
     const resultPlaying = () => {
       const v = document.querySelector("#lp-result video");
-      return v && !v.paused && !v.ended;
+      return v && !v.paused && !v.ended && firstPlay(v);
     };
     const rendering = () => !!document.querySelector("#lp-result-column .eta-bar, #lp-result-column .progress-text");
 
@@ -126,7 +136,7 @@
         if (overlay && overlay.hidden) showAttract();
         return;
       }
-      if (resultPlaying() || rendering()) { last = Date.now(); return; }  // and while a result plays or renders
+      if (resultPlaying() || rendering()) { last = Date.now(); return; }  // and while a result first plays or renders
       if (Date.now() - last > config().idleMs && !leaving) {
         // The server forgets the visitor (their uploads, results and choices), then the page starts afresh
         // for the next one: a new page has nothing of the last visitor's (highlighted thumbnails, text
