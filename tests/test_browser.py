@@ -102,6 +102,20 @@ def test_language_switch_to_french(browser, launch_app):
     page.locator("#lp-portraits .thumbnail-item").first.click()
     expect(page.locator("#lp-selection")).to_contain_text("La Joconde (Mona Lisa)")
     page.screenshot(path=SHOTS / "3-french.png", full_page=True)
+    # Gradio's own words (the upload fields' prompts) follow the page's language, not the browser's (English
+    # here). (A field already on the screen keeps the words it was drawn with: Gradio does not redraw them.)
+    page.get_by_role("tab", name="Importer").first.click()
+    expect(page.locator("#lp-portrait-upload")).to_contain_text("Déposez l'image ici")
+
+
+def test_a_french_browser_on_an_english_page_gets_gradios_words_in_english(browser, launch_app):
+    """A kiosk set to English, opened by a browser in French: the page is English, Gradio's prompts too."""
+    url, _ = launch_app(AppConfig(uploads=True, language="en", kiosk=True))
+    page, _, _ = open_page(browser, url, locale="fr-FR")
+    page.locator("#lp-attract").click()
+    expect(page.locator("#lp-animate")).to_have_text("Animate")
+    page.get_by_role("tab", name="Upload").first.click()
+    expect(page.locator("#lp-portrait-upload")).to_contain_text("Drop Image Here")
 
 
 def test_the_largest_text_still_fits_a_laptop_screen(browser, launch_app):
@@ -361,7 +375,7 @@ def test_a_clip_the_browser_cannot_play_is_still_animated(browser, launch_app, t
     field, note = page.locator("#lp-clip-upload"), page.locator("#lp-clip-note")
     for clip, codec in ((camera, "MPEG-4 Part 2"), (phone, "HEVC (H.265)")):
         if clip is phone:
-            field.get_by_role("button", name="Clear").click()
+            field.get_by_role("button", name="Effacer").click()   # (Gradio's own words follow the page's)
             expect(note).to_be_hidden()
         field.locator("input[type=file]").set_input_files(str(clip))
         expect(note).to_contain_text(codec, timeout=30000)
@@ -415,13 +429,20 @@ def test_kiosk_idle_reset_while_the_app_is_away_keeps_the_start_screen(browser, 
     """The idle reset reloads the page only when the server answers: while the app restarts (an update),
     a kiosk shows its start screen, not the browser's "cannot reach this page"."""
     url, demo = launch_app(AppConfig(kiosk=True, idle_timeout_s=3))
+    demo.lp_store.get_or_render("mona_lisa", "smile_eyes", settings=demo.lp_studio.settings())
     page, _, _ = open_page(browser, url)
     attract = page.locator("#lp-attract")
     expect(attract).to_be_visible(timeout=10000)
     attract.click()
     expect(attract).to_be_hidden()
+    page.locator("#lp-portraits .thumbnail-item").first.click()   # a visitor's result, on repeat
+    page.locator("#lp-clips .thumbnail-item").first.click()
+    page.locator("#lp-animate").click()
+    page.locator("#lp-result video").wait_for(timeout=60000)
     demo.close()                                           # the app goes away
     expect(attract).to_be_visible(timeout=20000)           # idle: the start screen, on the same page
-    page.wait_for_timeout(2500)
+    page.wait_for_timeout(4000)                            # (longer than the 3-s result)
     assert page.url.rstrip("/") == url.rstrip("/")
     assert page.locator("#lp-portraits .thumbnail-item").count() == 14  # still the app's page
+    # The result left on the page under the start screen is not played (nor heard) again.
+    assert page.evaluate("() => document.querySelector('#lp-result video').paused")

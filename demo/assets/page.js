@@ -39,15 +39,32 @@
     if (field && field.dataset.lpNoPreview && e.target.closest && e.target.closest("#lp-lang")) noPreview(field, true);
   });
 
+  // Gradio's own words (an upload field's "Drop Image Here") follow the browser's language. They are set to
+  // the page's through the locale switch of Gradio's own settings panel (`changeLocale`, exported by its core
+  // module, which the page has loaded); where that is not found they stay in the browser's language.
+  let gradioCore = null;
+  const gradioSpeaks = async (lang) => {
+    gradioCore = gradioCore || (async () => {
+      const urls = [...document.querySelectorAll("link[rel=modulepreload], script[type=module]")]
+        .map((e) => e.href || e.src).concat(performance.getEntriesByType("resource").map((r) => r.name));
+      const url = urls.find((u) => /\/assets\/core-[\w-]+\.js$/.test(u));
+      return url ? import(url) : null;
+    })().catch(() => null);
+    const core = await gradioCore;
+    if (core && typeof core.changeLocale === "function") core.changeLocale(lang);
+  };
+
   const start = () => {
     const cfg0 = config();
     if (!cfg0) { setTimeout(start, 200); return; }
-    let shown = "";
-    setInterval(() => {                      // a new result: bring it and the top of its label into view
-      const v = document.querySelector("#lp-result video");
-      const src = (v && v.currentSrc) || "";
+    let shown = "", spoken = "";
+    setInterval(() => {
+      const v = document.querySelector("#lp-result video");   // a new result: bring it and the top of its
+      const src = (v && v.currentSrc) || "";                   // label into view
       if (src && src !== shown) $("lp-result").scrollIntoView({ block: "start", behavior: "smooth" });
       shown = src;
+      const lang = language(config() || cfg0);                 // the page's language, set by the server on
+      if (lang !== spoken) { spoken = lang; gradioSpeaks(lang); }  // load or by the visitor's switch
     }, 500);
     if (!cfg0.kiosk) return;
     document.body.classList.add("lp-kiosk");
@@ -79,7 +96,8 @@
     const showAttract = () => {
       const overlay = $("lp-attract"), cfg = config();
       if (!overlay) { setTimeout(showAttract, 200); return; }
-      const lang = language(cfg);
+      const lang = language(cfg), result = document.querySelector("#lp-result video");
+      if (result) result.pause();            // a result left on the page is not heard under the start screen
       overlay.querySelector(".lp-attract-text").textContent = cfg.touch[lang] || cfg.touch.en;
       overlay.hidden = false;
       attractOn = true;
@@ -97,10 +115,13 @@
     // A result plays again each time it ends (a visitor may have looked away), but only its first play holds
     // off the idle reset: a kiosk left with a result on repeat still goes back to its start screen.
     const firstPlay = (v) => v.dataset.lpPlayed !== v.currentSrc;
+    // Not under the start screen (a reset that found the server away leaves the page as it was) nor while the
+    // next one renders: there it stops at its end, as before.
     document.addEventListener("ended", (e) => {
       const v = e.target;
       if (!(v instanceof HTMLVideoElement) || !v.closest("#lp-result")) return;
       if (firstPlay(v)) { v.dataset.lpPlayed = v.currentSrc; last = Date.now(); }
+      if (attractOn || leaving || rendering()) return;
       v.currentTime = 0;
       v.play().catch(() => {});
     }, { capture: true });
