@@ -230,47 +230,54 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         demo.load(attract_html, None, attract_box, api_visibility="private", queue=False)
 
         # -- events -------------------------------------------------------------------------------
-        def describe(pid, cid, lang_, psrc, csrc):
+        # The portrait upload reaches the render as the file's path, kept when it arrives (see below).
+        portrait_file = gr.State(None)
+        # What the selection line reads: the choices, and the visitor's files (none where uploads are off).
+        uploaded = [portrait_file, c_upload] if config.uploads_enabled else [gr.State(None), gr.State(None)]
+        chosen = [portrait_id, clip_id, lang, portrait_src, clip_src, *uploaded]
+
+        def describe(pid, cid, lang_, psrc, csrc, pfile=None, cfile=None):
+            """The line under "3": what will be animated. An Upload tab with no file in it yet is not a choice."""
             if psrc == "gallery" and pid:
                 p = t(lang_, "selected_portrait", title=_localized(manifest["portraits"][pid], "title", lang_))
-            elif psrc == "upload":
+            elif psrc == "upload" and pfile:
                 p = t(lang_, "selected_portrait", title=t(lang_, "your_upload"))
             else:
                 p = t(lang_, "selected_portrait", title="—")
             if csrc == "gallery" and cid:
                 c = t(lang_, "selected_clip", title=_localized(manifest["clips"][cid], "title", lang_))
-            elif csrc == "upload":
+            elif csrc == "upload" and cfile:
                 c = t(lang_, "selected_clip", title=t(lang_, "your_upload"))
             else:
                 c = t(lang_, "selected_clip", title="—")
             return f"{p}  \n{c}"
 
-        def pick_portrait(evt: gr.SelectData, cid, lang_, csrc):
+        def pick_portrait(evt: gr.SelectData, cid, lang_, csrc, cfile):
             pid = portrait_ids[evt.index]
-            return pid, "gallery", describe(pid, cid, lang_, "gallery", csrc)
+            return pid, "gallery", describe(pid, cid, lang_, "gallery", csrc, None, cfile)
 
-        p_gallery.select(pick_portrait, [clip_id, lang, clip_src], [portrait_id, portrait_src, selection],
+        p_gallery.select(pick_portrait, [clip_id, lang, clip_src, uploaded[1]], [portrait_id, portrait_src, selection],
                          api_visibility="private", queue=False)
 
-        def pick_clip(evt: gr.SelectData, pid, lang_, psrc):
+        def pick_clip(evt: gr.SelectData, pid, lang_, psrc, pfile):
             cid = clip_ids[evt.index]
-            return cid, "gallery", str(gallery.clip_path(cid)), describe(pid, cid, lang_, psrc, "gallery")
+            return cid, "gallery", str(gallery.clip_path(cid)), describe(pid, cid, lang_, psrc, "gallery", pfile)
 
-        c_gallery.select(pick_clip, [portrait_id, lang, portrait_src], [clip_id, clip_src, c_preview, selection],
-                         api_visibility="private", queue=False)
+        c_gallery.select(pick_clip, [portrait_id, lang, portrait_src, uploaded[0]],
+                         [clip_id, clip_src, c_preview, selection], api_visibility="private", queue=False)
 
         def source_switcher(which, value):
-            def switch(pid, cid, lang_, psrc, csrc):
+            def switch(pid, cid, lang_, psrc, csrc, pfile, cfile):
                 psrc, csrc = (value, csrc) if which == "portrait" else (psrc, value)
-                return psrc, csrc, describe(pid, cid, lang_, psrc, csrc)
+                return psrc, csrc, describe(pid, cid, lang_, psrc, csrc, pfile, cfile)
             return switch
 
         tab_events = [(p_tab_gallery, "portrait", "gallery"), (c_tab_gallery, "clip", "gallery")]
         if config.uploads_enabled:
             tab_events += [(p_tab_upload, "portrait", "upload"), (c_tab_upload, "clip", "upload")]
         for tab, which, value in tab_events:
-            tab.select(source_switcher(which, value), [portrait_id, clip_id, lang, portrait_src, clip_src],
-                       [portrait_src, clip_src, selection], api_visibility="private", queue=False)
+            tab.select(source_switcher(which, value), chosen, [portrait_src, clip_src, selection],
+                       api_visibility="private", queue=False)
 
         def busy_check(lang_):
             """Clears the last attempt's message; says so (and stops the render) when the queue is full."""
@@ -324,8 +331,6 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             return (str(done.path), _label_markdown(entry, lang_, done),
                     gr.update(value=str(keep), visible=not config.kiosk), (entry, done), _status_html(), None)
 
-        # The portrait upload reaches the render as the file's path, kept when it arrives (see below).
-        portrait_file = gr.State(None)
         p_check, c_check = gr.State(None), gr.State(None)  # studio.UploadCheck of each upload
         status_said = gr.State(None)  # what the line under Animate says, unsaid (see strings.say), or None
         upload_inputs = ([portrait_file, p_consent, face_pick] if config.uploads_enabled
@@ -392,18 +397,18 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             return updates
 
         # The uploads' messages and the last attempt's are said again in the new language.
-        upload_in = [face_pick, p_check, c_check] if config.uploads_enabled else []
+        upload_in = [face_pick, p_check, c_check, *uploaded] if config.uploads_enabled else []
         upload_out = [face_pick, p_note, c_note] if config.uploads_enabled else []
 
         def set_language(lang_, pid, cid, psrc, csrc, shown_=None, said_=None, *uploads):
             label = gr.skip() if shown_ is None else _label_markdown(shown_[0], lang_, shown_[1])
             status_ = _said_html(said_, lang_)
-            said = []
+            said, files_ = [], ()
             if uploads:  # the face choice (keeping the visitor's pick) and the uploads' messages
-                face_, p_chk, c_chk = uploads
+                face_, p_chk, c_chk, *files_ = uploads
                 said = [face_choices(p_chk.faces if p_chk else 0, lang_, face_), _check_html(p_chk, lang_),
                         _check_html(c_chk, lang_)]
-            return ([lang_, describe(pid, cid, lang_, psrc, csrc), gr.update(value=portrait_items(lang_)),
+            return ([lang_, describe(pid, cid, lang_, psrc, csrc, *files_), gr.update(value=portrait_items(lang_)),
                      gr.update(value=clip_items(lang_)), label, status_] + said + relabel(lang_))
 
         lang_outputs = ([lang, selection, p_gallery, c_gallery, museum_label, status, *upload_out]
@@ -418,7 +423,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             if config.kiosk:
                 lang_ = lang0  # a kiosk speaks the language it was set up in until a visitor switches
             return [gr.update(value=lang_)] + set_language(lang_, None, None, "gallery", "gallery", None, None,
-                                                           *([-1, None, None] if upload_in else []))
+                                                           *([-1, None, None, None, None] if upload_in else []))
 
         demo.load(on_load, None, [lang_pick] + lang_outputs, api_visibility="private", queue=False)
 
@@ -471,12 +476,15 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             more_faces.upload(keep_uploads, more_faces, None, api_visibility="private", queue=False)
             # (Not queued: a check takes under a second, and a queue full of renders must not refuse it.)
             private = {"api_visibility": "private", "queue": False}
+            # The selection line follows the files: a file in the field is the choice, an emptied field is none.
             p_upload.upload(take_portrait, p_upload, [portrait_file, p_check, p_note, face_pick, status, status_said],
                             preprocess=False,
                             **private).then(check_portrait, [portrait_file, lang],
-                                            [p_check, p_note, face_pick, p_upload, portrait_file], **private)
+                                            [p_check, p_note, face_pick, p_upload, portrait_file], **private).then(
+                describe, chosen, selection, **private)
             p_upload.clear(lambda: (None, None, "", face_choices(0, lang0)), None,
-                           [portrait_file, p_check, p_note, face_pick], **private)
+                           [portrait_file, p_check, p_note, face_pick], **private).then(
+                describe, chosen, selection, **private)
             # Once a good clip is there and the visitor has agreed to its use, its motion is read ahead while
             # they choose a painting (studio.read_ahead): their render then starts as a gallery clip's does.
             def read_ahead(checked, agreed, path, request: gr.Request):
@@ -486,9 +494,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             c_upload.upload(keep_uploads, c_upload, None, **private).then(
                 lambda: (None, "", "", None), None, [c_check, c_note, status, status_said], **private).then(
                 check_clip, [c_upload, lang], [c_check, c_note, c_upload], **private).then(
+                describe, chosen, selection, **private).then(
                 read_ahead, [c_check, c_consent, c_upload], None, **private)
             c_consent.input(read_ahead, [c_check, c_consent, c_upload], None, **private)
-            c_upload.clear(lambda: (None, ""), None, [c_check, c_note], **private)
+            c_upload.clear(lambda: (None, ""), None, [c_check, c_note], **private).then(
+                describe, chosen, selection, **private)
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")
         larger.click(None, js="() => window.lpTextSize && window.lpTextSize(1)")
@@ -563,4 +573,8 @@ def launch_kwargs(config: AppConfig, demo: gr.Blocks) -> dict:
                 allowed_paths=[str(store.root), str(thumbs_dir()), str(store.gallery.root)],
                 # Visitors see our own sentences (gr.Error) only: an internal error's text (Gradio's own
                 # component errors name the server's upload paths) becomes Gradio's plain "Error".
-                max_file_size=f"{config.max_upload_mb}mb", show_error=False)
+                max_file_size=f"{config.max_upload_mb}mb", show_error=False,
+                # The page as tested: rendered in the browser. (A Space may turn on server-side rendering with
+                # GRADIO_SSR_MODE; it serves Gradio's code from elsewhere, and page.js would not find the
+                # locale switch that puts Gradio's own words in the page's language.)
+                ssr_mode=False)

@@ -43,6 +43,16 @@ def test_one_named_endpoint(app):
     assert list(info["named_endpoints"]) == ["/animate"]
 
 
+def test_the_page_is_rendered_in_the_browser_as_tested_even_where_a_space_asks_for_ssr(app, monkeypatch):
+    """page.js finds Gradio's locale switch among the client-rendered page's modules; server-side rendering
+    (which a Space may ask for with GRADIO_SSR_MODE) serves them from elsewhere."""
+    from demo.ui import launch_kwargs
+    _, demo = app
+    monkeypatch.setenv("GRADIO_SSR_MODE", "true")
+    kwargs = launch_kwargs(AppConfig(), demo)
+    assert demo._resolve_ssr_mode(kwargs["ssr_mode"]) is False
+
+
 def test_gallery_portrait_with_gallery_clip(app):
     client, demo = app
     out = result_path(call(client, portrait="mona_lisa"))

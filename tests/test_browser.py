@@ -94,7 +94,7 @@ def test_visitor_animates_a_gallery_portrait(browser, launch_app):
 
 def test_language_switch_to_french(browser, launch_app):
     url, _ = launch_app(AppConfig())
-    page, _, _ = open_page(browser, url)
+    page, _, errors = open_page(browser, url)
     page.get_by_label("Français").check()
     expect(page.locator("#lp-animate")).to_have_text("Animer")
     expect(page.locator("#lp-title")).to_contain_text("Portraits vivants")
@@ -104,18 +104,22 @@ def test_language_switch_to_french(browser, launch_app):
     page.screenshot(path=SHOTS / "3-french.png", full_page=True)
     # Gradio's own words (the upload fields' prompts) follow the page's language, not the browser's (English
     # here). (A field already on the screen keeps the words it was drawn with: Gradio does not redraw them.)
+    page.wait_for_function("() => document.documentElement.lang === 'fr'", timeout=10000)  # Gradio's locale
     page.get_by_role("tab", name="Importer").first.click()
     expect(page.locator("#lp-portrait-upload")).to_contain_text("Déposez l'image ici")
+    assert errors == []
 
 
 def test_a_french_browser_on_an_english_page_gets_gradios_words_in_english(browser, launch_app):
     """A kiosk set to English, opened by a browser in French: the page is English, Gradio's prompts too."""
     url, _ = launch_app(AppConfig(uploads=True, language="en", kiosk=True))
-    page, _, _ = open_page(browser, url, locale="fr-FR")
+    page, _, errors = open_page(browser, url, locale="fr-FR")
     page.locator("#lp-attract").click()
     expect(page.locator("#lp-animate")).to_have_text("Animate")
+    page.wait_for_function("() => document.documentElement.lang === 'en'", timeout=10000)  # Gradio's locale
     page.get_by_role("tab", name="Upload").first.click()
     expect(page.locator("#lp-portrait-upload")).to_contain_text("Drop Image Here")
+    assert errors == []
 
 
 def test_the_largest_text_still_fits_a_laptop_screen(browser, launch_app):
@@ -143,9 +147,12 @@ def test_upload_needs_consent(browser, launch_app, shared_dir):
     url, _ = launch_app(AppConfig())
     page, _, _ = open_page(browser, url)
     page.get_by_role("tab", name="Upload").first.click()
+    expect(page.locator("#lp-selection")).to_contain_text("Portrait: —")   # an empty field is no choice yet
     page.locator("#lp-portrait-upload input[type=file]").set_input_files(
         str(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg"))
+    expect(page.locator("#lp-selection")).to_contain_text("Portrait: your upload")
     page.locator("#lp-clips .thumbnail-item").first.click()
+    expect(page.locator("#lp-selection")).to_contain_text("Portrait: your upload")
     page.locator("#lp-animate").click()
     # The sentence stays under Animate (a pop-up fades, and left a bare "Error" badge behind).
     expect(page.locator("#lp-status")).to_contain_text("tick the box", timeout=30000)
@@ -352,6 +359,7 @@ def test_a_text_file_named_jpg_is_refused_with_what_to_do(browser, launch_app, t
     expect(page.locator("#lp-clip-note")).to_contain_text("video", timeout=30000)
     expect(page.locator("#lp-portrait-note")).to_have_text(sentence)
     expect(page.locator("#lp-clip-upload video")).to_have_count(0)   # taken out of the field, as the picture
+    expect(page.locator("#lp-selection")).to_contain_text("Performance: —")   # and no longer the choice
     expect(page.locator("#lp-status")).to_be_hidden()                 # a new file: the last attempt's line goes
     page.screenshot(path=SHOTS / "9-not-an-image.png")
     shown = page.locator("body").inner_text()
@@ -387,6 +395,7 @@ def test_a_clip_the_browser_cannot_play_is_still_animated(browser, launch_app, t
             page.screenshot(path=SHOTS / "11-clip-without-preview.png", full_page=True)
     page.get_by_label("English").check()
     expect(field).to_have_attribute("data-lp-no-preview", "No preview in this browser")
+    expect(page.locator("#lp-selection")).to_contain_text("Performance: your upload")
     page.locator("#lp-consent-clip input").check()
     page.locator("#lp-portraits .thumbnail-item").first.click()
     page.locator("#lp-animate").click()
@@ -441,8 +450,12 @@ def test_kiosk_idle_reset_while_the_app_is_away_keeps_the_start_screen(browser, 
     page.locator("#lp-result video").wait_for(timeout=60000)
     demo.close()                                           # the app goes away
     expect(attract).to_be_visible(timeout=20000)           # idle: the start screen, on the same page
+    # The result left on the page is stopped as the start screen comes, and is not played (nor heard) again
+    # under it. (Whether it was stopped mid-play or at its end depends on where the reset fell in a replay.)
+    result = "document.querySelector('#lp-result video')"
+    assert page.evaluate(f"() => {result}.paused")
+    at = page.evaluate(f"() => {result}.currentTime")
     page.wait_for_timeout(4000)                            # (longer than the 3-s result)
+    assert page.evaluate(f"() => {result}.paused && {result}.currentTime === {at}")
     assert page.url.rstrip("/") == url.rstrip("/")
     assert page.locator("#lp-portraits .thumbnail-item").count() == 14  # still the app's page
-    # The result left on the page under the start screen is not played (nor heard) again.
-    assert page.evaluate("() => document.querySelector('#lp-result video').paused")

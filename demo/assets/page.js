@@ -41,7 +41,9 @@
 
   // Gradio's own words (an upload field's "Drop Image Here") follow the browser's language. They are set to
   // the page's through the locale switch of Gradio's own settings panel (`changeLocale`, exported by its core
-  // module, which the page has loaded); where that is not found they stay in the browser's language.
+  // module, which the page has loaded); where that is not found they stay in the browser's language. Gradio
+  // writes the locale it has applied to <html lang>: the page's language is asked for again until it is there
+  // (a language whose words are still loading can land after a later switch).
   let gradioCore = null;
   const gradioSpeaks = async (lang) => {
     gradioCore = gradioCore || (async () => {
@@ -53,18 +55,22 @@
     const core = await gradioCore;
     if (core && typeof core.changeLocale === "function") core.changeLocale(lang);
   };
+  const speakPageLanguage = (cfg) => {
+    const lang = language(cfg);
+    if (document.documentElement.lang !== lang) gradioSpeaks(lang).catch(() => {});
+  };
 
   const start = () => {
     const cfg0 = config();
     if (!cfg0) { setTimeout(start, 200); return; }
-    let shown = "", spoken = "";
+    let shown = "";
+    speakPageLanguage(cfg0);
     setInterval(() => {
       const v = document.querySelector("#lp-result video");   // a new result: bring it and the top of its
       const src = (v && v.currentSrc) || "";                   // label into view
       if (src && src !== shown) $("lp-result").scrollIntoView({ block: "start", behavior: "smooth" });
       shown = src;
-      const lang = language(config() || cfg0);                 // the page's language, set by the server on
-      if (lang !== spoken) { spoken = lang; gradioSpeaks(lang); }  // load or by the visitor's switch
+      speakPageLanguage(config() || cfg0);  // the page's language, set by the server on load or by a switch
     }, 500);
     if (!cfg0.kiosk) return;
     document.body.classList.add("lp-kiosk");
