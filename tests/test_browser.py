@@ -5,6 +5,7 @@ Screenshots go to test-artifacts/screenshots/ for a person to look at.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -146,13 +147,16 @@ def test_the_largest_text_still_fits_a_laptop_screen(browser, launch_app):
 def test_upload_needs_consent(browser, launch_app, shared_dir):
     url, _ = launch_app(AppConfig())
     page, _, _ = open_page(browser, url)
+    selection = page.locator("#lp-selection")
+    page.locator("#lp-portraits .thumbnail-item").first.click()
+    expect(selection).to_contain_text("Portrait: Mona Lisa")
     page.get_by_role("tab", name="Upload").first.click()
-    expect(page.locator("#lp-selection")).to_contain_text("Portrait: —")   # an empty field is no choice yet
+    expect(selection).to_contain_text("Portrait: —")   # an empty field is no choice yet
     page.locator("#lp-portrait-upload input[type=file]").set_input_files(
         str(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg"))
-    expect(page.locator("#lp-selection")).to_contain_text("Portrait: your upload")
+    expect(selection).to_contain_text("Portrait: your upload")
     page.locator("#lp-clips .thumbnail-item").first.click()
-    expect(page.locator("#lp-selection")).to_contain_text("Portrait: your upload")
+    expect(selection).to_contain_text(re.compile(r"Portrait: your upload\s*Performance: [^—\s]"))
     page.locator("#lp-animate").click()
     # The sentence stays under Animate (a pop-up fades, and left a bare "Error" badge behind).
     expect(page.locator("#lp-status")).to_contain_text("tick the box", timeout=30000)
@@ -385,8 +389,10 @@ def test_a_clip_the_browser_cannot_play_is_still_animated(browser, launch_app, t
         if clip is phone:
             field.get_by_role("button", name="Effacer").click()   # (Gradio's own words follow the page's)
             expect(note).to_be_hidden()
+            expect(page.locator("#lp-selection")).to_contain_text("Interprétation : —")
         field.locator("input[type=file]").set_input_files(str(clip))
         expect(note).to_contain_text(codec, timeout=30000)
+        expect(page.locator("#lp-selection")).to_contain_text("Interprétation : votre fichier")
         expect(note).to_contain_text("il peut être animé")
         expect(field).to_have_attribute("data-lp-no-preview", "Pas d'aperçu dans ce navigateur", timeout=30000)
         page.wait_for_timeout(1000)        # (a pop-up would have had its time to appear)
