@@ -234,6 +234,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         portrait_file = gr.State(None)
         # What the selection line reads: the choices, and the visitor's files (none where uploads are off).
         uploaded = [portrait_file, c_upload] if config.uploads_enabled else [gr.State(None), gr.State(None)]
+        p_file_in, c_file_in = uploaded
         chosen = [portrait_id, clip_id, lang, portrait_src, clip_src, *uploaded]
 
         def describe(pid, cid, lang_, psrc, csrc, pfile=None, cfile=None):
@@ -256,14 +257,14 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             pid = portrait_ids[evt.index]
             return pid, "gallery", describe(pid, cid, lang_, "gallery", csrc, None, cfile)
 
-        p_gallery.select(pick_portrait, [clip_id, lang, clip_src, uploaded[1]], [portrait_id, portrait_src, selection],
+        p_gallery.select(pick_portrait, [clip_id, lang, clip_src, c_file_in], [portrait_id, portrait_src, selection],
                          api_visibility="private", queue=False)
 
         def pick_clip(evt: gr.SelectData, pid, lang_, psrc, pfile):
             cid = clip_ids[evt.index]
             return cid, "gallery", str(gallery.clip_path(cid)), describe(pid, cid, lang_, psrc, "gallery", pfile)
 
-        c_gallery.select(pick_clip, [portrait_id, lang, portrait_src, uploaded[0]],
+        c_gallery.select(pick_clip, [portrait_id, lang, portrait_src, p_file_in],
                          [clip_id, clip_src, c_preview, selection], api_visibility="private", queue=False)
 
         def source_switcher(which, value):
@@ -422,8 +423,9 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             lang_ = pick_language(request.headers.get("accept-language") if request else None, lang0)
             if config.kiosk:
                 lang_ = lang0  # a kiosk speaks the language it was set up in until a visitor switches
+            nothing_uploaded = [-1] + [None] * (len(upload_in) - 1) if upload_in else []  # (the largest face)
             return [gr.update(value=lang_)] + set_language(lang_, None, None, "gallery", "gallery", None, None,
-                                                           *([-1, None, None, None, None] if upload_in else []))
+                                                           *nothing_uploaded)
 
         demo.load(on_load, None, [lang_pick] + lang_outputs, api_visibility="private", queue=False)
 

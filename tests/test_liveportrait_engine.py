@@ -169,6 +169,11 @@ def short_clip(tmp_path_factory):
     return out
 
 
+def _grey(x_d: torch.Tensor) -> torch.Tensor:
+    """What stands in for the decoder's images where the decoder is not what a test checks."""
+    return torch.full((len(x_d), 3, 512, 512), 0.5)
+
+
 def test_cli_renders_with_liveportrait_on_cpu(lp_ready, short_clip, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(lpengine, "best_device", lambda: "cpu")  # (on a GPU machine too: the model patched here)
     model = lpengine.load_model("cpu", "fp32")
@@ -207,7 +212,7 @@ def test_cli_renders_with_liveportrait_on_cpu(lp_ready, short_clip, tmp_path, mo
     monkeypatch.setattr(model, "extract_motion", lambda images: seen.append(len(images)) or real(images))
     driven.clear()
     monkeypatch.setattr(model, "warp_decode",
-                        lambda f_s, x_s, x_d: driven.append((f_s, x_s, x_d)) or torch.full((len(x_d), 3, 512, 512), 0.5))
+                        lambda f_s, x_s, x_d: driven.append((f_s, x_s, x_d)) or _grey(x_d))
     out2 = tmp_path / "lp2.mp4"
     assert cli.main(["animate", "--portrait", "gallery:mona_lisa", "--clip", str(short_clip), "--out", str(out2),
                      "--engine", "liveportrait"]) == 0
@@ -228,7 +233,7 @@ def test_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(lp_ready, sho
         sizes.append(x_d.shape[0])
         if x_d.shape[0] > 1:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return torch.full((1, 3, 512, 512), 0.5)
+        return _grey(x_d)
     monkeypatch.setattr(model, "warp_decode", tight)
     eng = lpengine.LivePortraitEngine(device="cpu", batch_size=4)
     res = animate("gallery:mona_lisa", str(short_clip), tmp_path / "a.mp4", engine=eng)
