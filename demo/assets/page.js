@@ -75,17 +75,22 @@
     if (!cfg0.kiosk) return;
     document.body.classList.add("lp-kiosk");
     let next = 0;
+    let playlist = null;                     // the playlist being played (its items' text)
     let last = Date.now();
     let attractOn = false;
     let stillTimer = null;
     let leaving = false;
 
     // The start screen's playlist (built by the server): stored results, and paintings shown still with
-    // their titles between them while few results are stored.
-    const playNext = () => {
+    // their titles between them while few results are stored. ``again``: the start screen was drawn anew
+    // (the page's load swaps in the playlist as it is now), so what it showed is shown again; a playlist
+    // that changed starts from its beginning, a stored result.
+    const playNext = (again) => {
       const cfg = config(), video = $("lp-attract-video"), img = $("lp-attract-still");
-      clearTimeout(stillTimer);              // (the page's load may swap in a new playlist)
+      clearTimeout(stillTimer);
       if (!attractOn || !cfg || !video || !img || !cfg.items.length) return;
+      const items = JSON.stringify(cfg.items);
+      if (items !== playlist) { playlist = items; next = 0; } else if (again === true) next = Math.max(0, next - 1);
       const item = cfg.items[next % cfg.items.length], caption = $("lp-attract-caption");
       next += 1;
       video.hidden = !item.video;
@@ -99,16 +104,16 @@
       video.src = item.video;
       video.play().catch(() => {});
     };
-    const showAttract = () => {
+    const showAttract = (again) => {
       const overlay = $("lp-attract"), cfg = config();
-      if (!overlay) { setTimeout(showAttract, 200); return; }
+      if (!overlay) { setTimeout(() => showAttract(again), 200); return; }
       const lang = language(cfg), result = document.querySelector("#lp-result video");
       if (result) result.pause();            // a result left on the page is not heard under the start screen
       overlay.querySelector(".lp-attract-text").textContent = cfg.touch[lang] || cfg.touch.en;
       overlay.hidden = false;
       attractOn = true;
       document.body.dataset.lpState = "attract";
-      playNext();
+      playNext(again);
     };
     const hideAttract = () => {
       const overlay = $("lp-attract"), video = $("lp-attract-video");
@@ -160,7 +165,7 @@
     setInterval(() => {
       if (attractOn) {                        // the idle timer sleeps in the attract state,
         const overlay = $("lp-attract");      // but a re-rendered overlay must come back
-        if (overlay && overlay.hidden) showAttract();
+        if (overlay && overlay.hidden) showAttract(true);
         return;
       }
       if (resultPlaying() || rendering()) { last = Date.now(); return; }  // and while a result first plays or renders
