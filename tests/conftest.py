@@ -68,9 +68,8 @@ def lp_synthetic(shared_dir):
 
 @pytest.fixture(scope="session")
 def lp_hub_cache(tmp_path_factory, lp_synthetic):
-    """A fake hub cache holding all five LivePortrait files in the official layout (written once per
-    test process, ~500 MB: once by each of the two workers whose files use it); returns (cache dir,
-    {path in repo: file})."""
+    """A fake hub cache holding all five LivePortrait files in the official layout (written once in each
+    worker process that runs a test using it, ~500 MB); returns (cache dir, {path in repo: file})."""
     from hubcache import write_hub_cache
     cache = tmp_path_factory.mktemp("hub")
     return cache, write_hub_cache(cache, lp_synthetic)
