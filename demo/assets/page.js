@@ -82,15 +82,14 @@
     let leaving = false;
 
     // The start screen's playlist (built by the server): stored results, and paintings shown still with
-    // their titles between them while few results are stored. ``again``: the start screen was drawn anew
-    // (the page's load swaps in the playlist as it is now), so what it showed is shown again; a playlist
-    // that changed starts from its beginning, a stored result.
-    const playNext = (again) => {
+    // their titles between them while few results are stored. The page's load puts in the playlist as it is
+    // now where that has changed: a changed playlist starts from its beginning, a stored result.
+    const playNext = () => {
       const cfg = config(), video = $("lp-attract-video"), img = $("lp-attract-still");
-      clearTimeout(stillTimer);
+      clearTimeout(stillTimer);              // (the page's load may swap in a new playlist)
       if (!attractOn || !cfg || !video || !img || !cfg.items.length) return;
       const items = JSON.stringify(cfg.items);
-      if (items !== playlist) { playlist = items; next = 0; } else if (again === true) next = Math.max(0, next - 1);
+      if (items !== playlist) { playlist = items; next = 0; }
       const item = cfg.items[next % cfg.items.length], caption = $("lp-attract-caption");
       next += 1;
       video.hidden = !item.video;
@@ -104,16 +103,16 @@
       video.src = item.video;
       video.play().catch(() => {});
     };
-    const showAttract = (again) => {
+    const showAttract = () => {
       const overlay = $("lp-attract"), cfg = config();
-      if (!overlay) { setTimeout(() => showAttract(again), 200); return; }
+      if (!overlay) { setTimeout(showAttract, 200); return; }
       const lang = language(cfg), result = document.querySelector("#lp-result video");
       if (result) result.pause();            // a result left on the page is not heard under the start screen
       overlay.querySelector(".lp-attract-text").textContent = cfg.touch[lang] || cfg.touch.en;
       overlay.hidden = false;
       attractOn = true;
       document.body.dataset.lpState = "attract";
-      playNext(again);
+      playNext();
     };
     const hideAttract = () => {
       const overlay = $("lp-attract"), video = $("lp-attract-video");
@@ -165,7 +164,7 @@
     setInterval(() => {
       if (attractOn) {                        // the idle timer sleeps in the attract state,
         const overlay = $("lp-attract");      // but a re-rendered overlay must come back
-        if (overlay && overlay.hidden) showAttract(true);
+        if (overlay && overlay.hidden) showAttract();
         return;
       }
       if (resultPlaying() || rendering()) { last = Date.now(); return; }  // and while a result first plays or renders
