@@ -54,8 +54,8 @@ def new_page(browser, **ctx):
     return page
 
 
-def open_page(browser, url, **ctx):
-    page = new_page(browser, viewport={"width": 1440, "height": 1000}, **ctx)
+def open_page(browser, url, viewport=None, **ctx):
+    page = new_page(browser, viewport=viewport or {"width": 1440, "height": 1000}, **ctx)
     outside = []
     page.on("request", lambda r: outside.append(r.url)
             if not r.url.startswith((url.rstrip("/"), "data:", "blob:")) else None)
@@ -334,11 +334,7 @@ def test_on_a_phone_the_page_fits_the_screen_and_shows_every_work(browser, launc
     """A 390-px-wide phone: no sideways scrolling, and every portrait and clip is on the page within the
     screen's width (three a row), none hidden inside a gallery that scrolls on its own."""
     url, _ = launch_app(AppConfig())
-    page = new_page(browser, viewport={"width": 390, "height": 844})
-    page.goto(url, wait_until="load")
-    page.locator("#lp-portraits .thumbnail-item").first.wait_for(timeout=30000)
-    page.wait_for_function("() => ![...document.querySelectorAll('.progress-text')].some(e => e.offsetParent)",
-                           timeout=30000)
+    page, _, _ = open_page(browser, url, viewport={"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     for gallery, n in (("#lp-portraits", 14), ("#lp-clips", 7)):
         boxes = page.evaluate(f"""() => [...document.querySelectorAll('{gallery} .thumbnail-item')].map(e => {{
