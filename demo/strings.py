@@ -68,6 +68,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "clip_other_codec": "This clip is in {codec}, a format some browsers cannot play, so it may show no "
                             "preview here; it can still be animated.",
         "no_preview": "No preview in this browser",
+        # An empty upload field's prompt (Gradio's own words stay in the language they were first drawn in)
+        "drop_image": "Drop a picture here",
+        "drop_video": "Drop a video here",
+        "drop_or": "- or -",
+        "drop_click": "Click to choose a file",
         "which_face": "Which face comes to life?",
         "face_largest": "The largest",
         "face_from_left": "No. {n} from the left",
@@ -154,6 +159,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "clip_other_codec": "Ce clip est au format {codec}, que certains navigateurs ne savent pas lire : il se "
                             "peut qu'aucun aperçu ne s'affiche ici, mais il peut être animé.",
         "no_preview": "Pas d'aperçu dans ce navigateur",
+        "drop_image": "Déposez une image ici",
+        "drop_video": "Déposez une vidéo ici",
+        "drop_or": "- ou -",
+        "drop_click": "Cliquez pour choisir un fichier",
         "which_face": "Quel visage s'anime ?",
         "face_largest": "Le plus grand",
         "face_from_left": "N° {n} en partant de la gauche",

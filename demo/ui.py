@@ -499,6 +499,17 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 describe, chosen, selection, **private).then(
                 read_ahead, [c_check, c_consent, c_upload], None, **private)
             c_consent.input(read_ahead, [c_check, c_consent, c_upload], None, **private)
+
+            # The line under Animate that asked for a tick goes once every upload in use has its box ticked
+            # (it said so until the next attempt, to a visitor who had done what it asked).
+            def consent_given(pconsent, cconsent, psrc, csrc, said_):
+                if said_ == "err_consent" and (psrc != "upload" or pconsent) and (csrc != "upload" or cconsent):
+                    return "", None
+                return gr.skip(), gr.skip()
+
+            for box in (p_consent, c_consent):
+                box.input(consent_given, [p_consent, c_consent, portrait_src, clip_src, status_said],
+                          [status, status_said], **private)
             c_upload.clear(lambda: (None, ""), None, [c_check, c_note], **private).then(
                 describe, chosen, selection, **private)
 
@@ -531,6 +542,7 @@ def _client_gone(demo: gr.Blocks) -> Callable[[], bool] | None:
     return gone
 
 
+KIOSK_DARK = "#141210"  # the kiosk's start screen, and its page until the start screen is up
 ATTRACT_FULL = 6  # stored results enough for the start screen to show only them
 
 
@@ -552,7 +564,9 @@ def _attract_html(videos: list[Path], stills: list[tuple[Path, str]], config: Ap
     cfg = {"kiosk": config.kiosk, "idleMs": int(config.idle_timeout_s * 1000), "lang": lang,
            "items": _attract_items(videos, stills),
            "touch": {code: t(code, "touch_to_start") for code in LANGUAGE_NAMES},
-           "noPreview": {code: t(code, "no_preview") for code in LANGUAGE_NAMES}}
+           "noPreview": {code: t(code, "no_preview") for code in LANGUAGE_NAMES},
+           "drop": {code: {"image": t(code, "drop_image"), "video": t(code, "drop_video"), "or": t(code, "drop_or"),
+                           "click": t(code, "drop_click")} for code in LANGUAGE_NAMES}}
     return (f'<div id="lp-config" data-cfg="{html.escape(json.dumps(cfg))}"></div>'
             f'<div id="lp-attract" role="button" aria-label="{html.escape(t(lang, "touch_to_start"))}" hidden>'
             '<video id="lp-attract-video" muted playsinline></video>'
@@ -565,10 +579,17 @@ def launch_kwargs(config: AppConfig, demo: gr.Blocks) -> dict:
     store: ResultStore = demo.lp_store
     css = (ASSETS / "style.css").read_text(encoding="utf-8")
     js = (ASSETS / "page.js").read_text(encoding="utf-8")
-    return dict(theme=gr.themes.Soft(primary_hue="amber", neutral_hue="stone", font=[gr.themes.Font("Georgia"), gr.themes.Font("serif")],
-                                     font_mono=[gr.themes.Font("monospace")],
-                                     text_size=gr.themes.sizes.text_lg if config.kiosk else gr.themes.sizes.text_md),
-                css=css, js=js, footer_links=[] if config.kiosk else ["api", "settings"],
+    theme = gr.themes.Soft(primary_hue="amber", neutral_hue="stone", font=[gr.themes.Font("Georgia"), gr.themes.Font("serif")],
+                           font_mono=[gr.themes.Font("monospace")],
+                           text_size=gr.themes.sizes.text_lg if config.kiosk else gr.themes.sizes.text_md)
+    head = None
+    if config.kiosk:
+        # Dark until the start screen is up (kiosk-head.css): the page Gradio serves is painted in the theme's
+        # page colour before any of Gradio's code or css (the head's included) has run.
+        light = theme._get_computed_value("body_background_fill")  # (what Gradio itself writes into the page)
+        theme = theme.set(body_background_fill=KIOSK_DARK, body_background_fill_dark=KIOSK_DARK)
+        head = f"<style>:root {{ --lp-page: {light}; }}\n{(ASSETS / 'kiosk-head.css').read_text(encoding='utf-8')}</style>"
+    return dict(theme=theme, css=css, js=js, footer_links=[] if config.kiosk else ["api", "settings"], head=head,
                 # Gradio serves only files under the working folder or the temporary folder unless told:
                 # the stored results, the thumbnails (in the cache, ~/.cache by default) and the gallery's
                 # clips (the preview) wherever the app is started from.

@@ -4,6 +4,8 @@ Screenshots go to test-artifacts/screenshots/ for a person to look at.
 """
 from __future__ import annotations
 
+import base64
+import io
 import os
 import re
 import shutil
@@ -13,7 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from demo.strings import STRINGS
@@ -62,13 +66,40 @@ def open_page(browser, url, viewport=None, **ctx):
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url, wait_until="load")
-    page.locator("#lp-portraits .thumbnail-item").first.wait_for(timeout=30000)
+    # (attached: a kiosk's page is hidden under its start screen until it is touched)
+    page.locator("#lp-portraits .thumbnail-item").first.wait_for(state="attached", timeout=30000)
     # The page's load event fills in the galleries; until it ends every block shows a loading timer, and
     # then fades in (endless animations, like the kiosk's pulsing prompt, are not waited for).
     page.wait_for_function("() => ![...document.querySelectorAll('.progress-text')].some(e => e.offsetParent)"
                            " && document.getAnimations().every(a => a.playState !== 'running'"
                            " || a.effect.getTiming().iterations === Infinity)", timeout=30000)
     return page, outside, errors
+
+
+class Screencast:
+    """What the screen showed: the browser's own frames (CDP screencast) with the time each arrived."""
+
+    def __init__(self, page):
+        self.frames: list[tuple[float, bytes]] = []
+        self.cdp = page.context.new_cdp_session(page)
+        self.cdp.on("Page.screencastFrame", self._frame)
+        self.cdp.send("Page.startScreencast", {"format": "jpeg", "quality": 40, "maxWidth": 320, "maxHeight": 240})
+
+    def _frame(self, event):
+        self.frames.append((time.time(), base64.b64decode(event["data"])))
+        self.cdp.send("Page.screencastFrameAck", {"sessionId": event["sessionId"]})
+
+    def stop(self):
+        self.cdp.send("Page.stopScreencast")
+
+    def bright_since(self, since: float) -> list[float]:
+        """Seconds after ``since`` of the frames that were mostly light (the app's page, a white loader)."""
+        out = []
+        for at, data in self.frames:
+            grey = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+            if at > since and (grey > 200).mean() > 0.3:
+                out.append(round(at - since, 2))
+        return out
 
 
 def video_playing(page, selector):
@@ -84,12 +115,16 @@ def test_visitor_animates_a_gallery_portrait(browser, launch_app):
     page.locator("#lp-clips .thumbnail-item").first.click()        # the shortest clip
     expect(page.locator("#lp-selection")).to_contain_text("Girl with a Pearl Earring")
     expect(page.locator("#lp-clip-preview video")).to_be_visible()
+    page.wait_for_function("() => { const v = document.querySelector('#lp-clip-preview video');"
+                           " return v && !v.paused && !v.muted && v.currentTime > 0; }", timeout=30000)  # heard
     page.locator("#lp-animate").click()
     page.locator("#lp-result video").wait_for(timeout=180000)
     deadline = time.time() + 30
     while not video_playing(page, "#lp-result") and time.time() < deadline:
         time.sleep(0.25)
     assert video_playing(page, "#lp-result"), "the result should start playing by itself"
+    # The performance's preview, which was playing with the same soundtrack, is paused (one voice at a time).
+    assert page.evaluate("() => document.querySelector('#lp-clip-preview video').paused"), "two soundtracks at once"
     expect(page.locator("#lp-label")).to_contain_text("Johannes Vermeer")
     expect(page.locator("#lp-label h3")).to_be_in_viewport(timeout=10000)  # the page scrolled to the result
     expect(page.locator("#lp-label")).to_contain_text("Animated with meshwarp")  # which engine made it
@@ -114,6 +149,8 @@ def test_visitor_animates_a_gallery_portrait(browser, launch_app):
 def test_language_switch_to_french(browser, launch_app):
     url, _ = launch_app(AppConfig())
     page, _, errors = open_page(browser, url)
+    page.get_by_role("tab", name="Upload").nth(1).click()   # a field drawn in English before the switch
+    expect(page.locator("#lp-clip-upload")).to_contain_text(STRINGS["en"]["drop_video"])
     page.get_by_label("Français").check()
     expect(page.locator("#lp-animate")).to_have_text("Animer")
     expect(page.locator("#lp-title")).to_contain_text("Portraits vivants")
@@ -121,11 +158,15 @@ def test_language_switch_to_french(browser, launch_app):
     page.locator("#lp-portraits .thumbnail-item").first.click()
     expect(page.locator("#lp-selection")).to_contain_text("La Joconde (Mona Lisa)")
     page.screenshot(path=SHOTS / "3-french.png", full_page=True)
-    # Gradio's own words (the upload fields' prompts) follow the page's language, not the browser's (English
-    # here). (A field already on the screen keeps the words it was drawn with: Gradio does not redraw them.)
+    # Gradio's own words follow the page's language, not the browser's (English here); an empty upload field
+    # says ours, also where it was drawn before the switch (Gradio draws its words once).
     page.wait_for_function("() => document.documentElement.lang === 'fr'", timeout=10000)  # Gradio's locale
+    expect(page.locator("#lp-clip-upload")).to_contain_text(STRINGS["fr"]["drop_video"])
+    expect(page.locator("#lp-clip-upload")).to_contain_text(STRINGS["fr"]["drop_click"])
     page.get_by_role("tab", name="Importer").first.click()
-    expect(page.locator("#lp-portrait-upload")).to_contain_text("Déposez l'image ici")
+    expect(page.locator("#lp-portrait-upload")).to_contain_text(STRINGS["fr"]["drop_image"])
+    expect(page.locator("#lp-portrait-upload").get_by_role("button", name=STRINGS["fr"]["drop_image"])).to_have_count(1)
+    assert "Drop" not in page.locator("#lp-portrait-upload").inner_text() + page.locator("#lp-clip-upload").inner_text()
     assert errors == []
 
 
@@ -137,7 +178,7 @@ def test_a_french_browser_on_an_english_page_gets_gradios_words_in_english(brows
     expect(page.locator("#lp-animate")).to_have_text("Animate")
     page.wait_for_function("() => document.documentElement.lang === 'en'", timeout=10000)  # Gradio's locale
     page.get_by_role("tab", name="Upload").first.click()
-    expect(page.locator("#lp-portrait-upload")).to_contain_text("Drop Image Here")
+    expect(page.locator("#lp-portrait-upload")).to_contain_text(STRINGS["en"]["drop_image"])
     assert errors == []
 
 
@@ -186,6 +227,21 @@ def test_upload_needs_consent(browser, launch_app, shared_dir):
     expect(page.locator("#lp-status")).to_have_text(STRINGS["fr"]["err_consent"])
     page.get_by_label("English").check()
     expect(page.locator("#lp-status")).to_have_text(STRINGS["en"]["err_consent"])
+    # Ticking the box answers it: the line goes (it stayed until the next attempt).
+    page.locator("#lp-consent-portrait input[type=checkbox]").check()
+    expect(page.locator("#lp-status")).to_be_hidden()
+
+
+def test_the_page_keeps_its_width_whichever_tabs_are_open(browser, launch_app):
+    """Opening both Upload tabs (narrower than the galleries) narrowed and re-centred the whole page."""
+    url, _ = launch_app(AppConfig())
+    page, _, _ = open_page(browser, url, viewport={"width": 1366, "height": 900})
+    width = "() => document.querySelector('.gradio-container').getBoundingClientRect().width"
+    galleries = page.evaluate(width)
+    page.get_by_role("tab", name="Upload").nth(0).click()
+    page.get_by_role("tab", name="Upload").nth(1).click()
+    expect(page.locator("#lp-clip-upload")).to_be_visible()
+    assert page.evaluate(width) == galleries == 1366
 
 
 def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
@@ -235,7 +291,17 @@ def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
         peak = max(peak, now)
         time.sleep(0.1)
     assert restarted, f"the result did not play again after it ended (it got to {peak:.1f} s)"
-    expect(attract).to_be_visible(timeout=20000)          # idle: back to the start screen
+    # Idle: back to the start screen at once, then on a new page for the next visitor. The screen stays dark
+    # all along: the new page showed the app in its light colours (and a white loader first) for a second or
+    # more before its start screen, a flash at every reset in a dim gallery.
+    screen = Screencast(page)
+    with page.expect_navigation(timeout=30000):
+        expect(attract).to_be_visible(timeout=20000)
+        covered = time.time() + 0.3                       # (a frame or two on its way when it came)
+    expect(attract).to_be_visible(timeout=10000)
+    page.wait_for_timeout(1000)
+    screen.stop()
+    assert screen.bright_since(covered) == [], "the app flashed up between the reset and the new start screen"
     # The touch that wakes the kiosk lands where a painting is under the start screen: it only wakes it (no
     # painting chosen, no focus ring left on it).
     gogol = page.locator("#lp-portraits .thumbnail-item").nth(4).bounding_box()
@@ -277,7 +343,9 @@ def test_kiosk_with_uploads_gives_the_next_visitor_a_clean_page(browser, launch_
     while not demo.lp_files.visitor_files() and time.time() < deadline:
         time.sleep(0.2)
     assert demo.lp_files.visitor_files(), "the upload is on the server"
-    expect(attract).to_be_visible(timeout=20000)          # idle: the reset
+    with page.expect_navigation(timeout=30000):          # idle: the reset, and a new page
+        expect(attract).to_be_visible(timeout=20000)
+    expect(attract).to_be_visible(timeout=10000)
     attract.click()
     page.get_by_role("tab", name="Upload").first.click()
     expect(page.locator("#lp-consent-portrait input")).not_to_be_checked()
@@ -400,6 +468,7 @@ def test_a_clip_the_browser_cannot_play_is_still_animated(browser, launch_app, t
     url, _ = launch_app(AppConfig())
     page, _, errors = open_page(browser, url)
     page.get_by_label("Français").check()
+    page.wait_for_function("() => document.documentElement.lang === 'fr'", timeout=10000)  # Gradio's locale
     page.get_by_role("tab", name="Importer").nth(1).click()
     field, note = page.locator("#lp-clip-upload"), page.locator("#lp-clip-note")
     for clip, codec in ((camera, "MPEG-4 Part 2"), (phone, "HEVC (H.265)")):

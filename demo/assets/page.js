@@ -8,7 +8,13 @@
     (document.querySelector(".gradio-container") || document.body).style.zoom = zoom;
   };
   const $ = (id) => document.getElementById(id);
-  const config = () => { const el = $("lp-config"); return el ? JSON.parse(el.dataset.cfg) : null; };
+  let cfgText = null, cfgParsed = null;    // (read often: parsed again only when the server changed it)
+  const config = () => {
+    const el = $("lp-config");
+    if (!el) return null;
+    if (el.dataset.cfg !== cfgText) { cfgText = el.dataset.cfg; cfgParsed = JSON.parse(cfgText); }
+    return cfgParsed;
+  };
 
   const language = (cfg) => (document.querySelector("#lp-lang input:checked") || {}).value || cfg.lang;
 
@@ -60,6 +66,44 @@
     if (document.documentElement.lang !== lang) gradioSpeaks(lang).catch(() => {});
   };
 
+  // An empty upload field's prompt ("Drop Image Here - or - Click to Upload") is drawn once by Gradio, in
+  // its language of that moment, and stays so after a switch. It says our own words (cfg.drop), in the
+  // page's language: put in as Gradio draws a field (before it is painted) and again on a switch.
+  const dropFields = [["#lp-portrait-upload", "image"], ["#lp-clip-upload", "video"]];
+  const ourDropWords = () => {
+    const cfg = config();
+    const words = cfg && cfg.drop && (cfg.drop[language(cfg)] || cfg.drop.en);
+    if (!words) return;
+    for (const [field, kind] of dropFields) {
+      const box = document.querySelector(`${field} [data-testid="upload-text"]`);
+      const or = box && box.querySelector(".or");
+      if (!or || box.dataset.lpWords === words[kind]) continue;
+      const texts = (from, step) => {   // the text nodes beside the "or" on one side, nearest first
+        const out = [];
+        for (let n = from; n; n = n[step]) if (n.nodeType === Node.TEXT_NODE && n.nodeValue.trim()) out.push(n);
+        return out;
+      };
+      const [before] = texts(or.previousSibling, "previousSibling"), [after] = texts(or.nextSibling, "nextSibling");
+      if (!before || !after) continue;
+      before.nodeValue = `${words[kind]} `;
+      if (or.firstChild && or.firstChild.nodeType === Node.TEXT_NODE) or.firstChild.nodeValue = words.or;
+      after.nodeValue = ` ${words.click}`;
+      const button = box.closest("button");
+      if (button) button.setAttribute("aria-label", words[kind]);
+      box.dataset.lpWords = words[kind];
+    }
+  };
+  new MutationObserver(ourDropWords).observe(document.body, { childList: true, subtree: true });
+
+  // One voice at a time: a video that starts playing with its sound (the performance's preview, an uploaded
+  // clip, the result) pauses the page's others. They carry the same soundtrack, out of step.
+  const voices = "#lp-result video, #lp-clip-preview video, #lp-clip-upload video";
+  document.addEventListener("play", (e) => {
+    const v = e.target;
+    if (!(v instanceof HTMLVideoElement) || v.muted || !v.matches(voices)) return;
+    document.querySelectorAll(voices).forEach((other) => { if (other !== v && !other.paused) other.pause(); });
+  }, { capture: true });
+
   const start = () => {
     const cfg0 = config();
     if (!cfg0) { setTimeout(start, 200); return; }
@@ -71,6 +115,7 @@
       if (src && src !== shown) $("lp-result").scrollIntoView({ block: "start", behavior: "smooth" });
       shown = src;
       speakPageLanguage(config() || cfg0);  // the page's language, set by the server on load or by a switch
+      ourDropWords();
     }, 500);
     if (!cfg0.kiosk) return;
     document.body.classList.add("lp-kiosk");
@@ -148,7 +193,8 @@
     const touched = (e) => {
       last = Date.now();
       if (attractOn && e && e.type === "pointerdown") {
-        e.preventDefault(); e.stopPropagation(); hideAttract(); waking = Date.now();
+        e.preventDefault(); e.stopPropagation(); waking = Date.now();
+        if (!leaving) hideAttract();          // (leaving: the new page, with its own start screen, is coming)
       }
     };
     ["pointerdown", "keydown", "touchstart", "wheel"].forEach((e) =>
@@ -174,15 +220,17 @@
         // size, language, scroll), and opens on the start screen.
         // Reloaded only when the server answers: a kiosk must not be left on the browser's "cannot reach this
         // page" while the app restarts (an update); it shows the start screen instead and tries next time.
+        // The start screen comes at once, and stays over the page until the new one has put up its own
+        // (the new page is dark until then: see kiosk_head in ui.py), so a passer-by sees no flash of the app.
         leaving = true;
         const reset = $("lp-reset");
         if (reset) reset.click();
+        showAttract();
         setTimeout(async () => {
           try {
             if ((await fetch(window.location.href, { cache: "no-store" })).ok) { window.location.reload(); return; }
           } catch (e) { /* the server is away */ }
           leaving = false;
-          showAttract();
         }, 1500);
       }
     }, 500);
