@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import threading
@@ -28,7 +29,9 @@ def call(client: Client, portrait="", clip=CLIP, portrait_file=None, clip_file=N
 
 
 def result_path(value) -> str:
-    return value["video"] if isinstance(value, dict) else value
+    """The endpoint's answer as the README shows it: the downloaded mp4's path."""
+    assert isinstance(value, str), f"the README says /animate gives a path, not {value!r}"
+    return value
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,19 @@ def test_one_named_endpoint(app):
     client, _ = app
     info = client.view_api(return_format="dict", print_info=False)
     assert list(info["named_endpoints"]) == ["/animate"]
+
+
+def test_the_readmes_api_example_runs_as_written(launch_app, capsys):
+    """The README's gradio_client example, pointed at an app of its own: it prints the path of a playable mp4
+    (it printed video["video"], a TypeError with the pinned gradio_client, which gives the path itself)."""
+    url, _ = launch_app(AppConfig())
+    client = Client(url, verbose=False)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    [example] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "client.predict" in b]
+    assert 'Client("http://127.0.0.1:7860/")' in example
+    exec(example.replace('Client("http://127.0.0.1:7860/")', "given_client"), {"given_client": client})  # noqa: S102
+    printed = capsys.readouterr().out.strip()
+    assert printed.endswith(".mp4") and video.probe(printed).n_frames > 0, printed
 
 
 def test_the_page_is_rendered_in_the_browser_as_tested_even_where_a_space_asks_for_ssr(app, monkeypatch):
