@@ -170,12 +170,15 @@ def _where(spec: FileSpec, local_dir: Path | None) -> str:
     return str(local_dir) if local_dir else f"the Hugging Face cache ({hub_cache_dir()})"
 
 
-def _missing(spec: FileSpec, local_dir: Path | None, why: str = "") -> CheckpointError:
+def _missing(spec: FileSpec, local_dir: Path | None, why: str = "", reason: str = "missing") -> CheckpointError:
     src = f"{spec.filename} from {spec.repo_id}" if spec.on_hub else spec.filename
     why = why or ("HF_HUB_OFFLINE is set, so nothing was downloaded" if offline() else "")
     extra = f" ({why})" if why else ""
     return CheckpointError(f"The {spec.title} weights ({src}) are not in {_where(spec, local_dir)}{extra}; "
-                           f"run `{fix_command(spec)}` on a machine with network.", spec=spec, reason="missing")
+                           f"run `{fix_command(spec)}` on a machine with network.", spec=spec, reason=reason)
+
+
+UNREACHABLE = "unreachable"  # a CheckpointError's reason: the download could not reach the Hub at all
 
 
 def locate(spec: FileSpec, *, local_dir: Path | str | None = None, download: bool = False,
@@ -199,6 +202,8 @@ def locate(spec: FileSpec, *, local_dir: Path | str | None = None, download: boo
         p = hf_hub_download(spec.repo_id, spec.filename, local_files_only=not download or offline(),
                             force_download=force and download and not offline(), **kwargs)
     except LocalEntryNotFoundError:
+        if download and not offline():  # (what huggingface_hub raises, after its retries, with no connection)
+            raise _missing(spec, local_dir, "the Hugging Face Hub could not be reached", UNREACHABLE) from None
         raise _missing(spec, local_dir) from None
     except (HfHubHTTPError, OSError, ValueError) as e:  # network down, repo/file gone, disk full
         raise _missing(spec, local_dir, f"download failed: {_short(e)}") from e
@@ -380,8 +385,9 @@ class PrefetchRow:
     details: dict = field(default_factory=dict)
 
 
-def prefetch_one(spec: FileSpec, *, local_dir: Path | None = None) -> PrefetchRow:
-    """Make one file present and valid: keep a good copy, download a missing one, replace a bad one."""
+def prefetch_one(spec: FileSpec, *, local_dir: Path | None = None, download: bool = True) -> PrefetchRow:
+    """Make one file present and valid: keep a good copy, download a missing one, replace a bad one (the
+    last two only with ``download``)."""
     fetched = False
     try:
         try:
@@ -389,26 +395,35 @@ def prefetch_one(spec: FileSpec, *, local_dir: Path | None = None) -> PrefetchRo
             verify(spec, path)
             read(spec, path)
         except CheckpointError as e:
-            if offline():
+            if offline() or not download:
                 raise
             path = locate(spec, local_dir=local_dir, download=True, force=e.reason != "missing")
             fetched = True
             verify(spec, path)
             read(spec, path)
     except CheckpointError as e:
-        return PrefetchRow(spec, False, str(e))
+        return PrefetchRow(spec, False, str(e), details={"reason": e.reason})
     checked = "sha256 ok" if spec.sha256 else "loads (no published sha256)"
     return PrefetchRow(spec, True, f"{'downloaded' if fetched else 'ready'}, {checked}", path)
 
 
 def prefetch(local_dir: Path | str | None = None, engines: Iterable[str] = ENGINES,
              report: Callable[[PrefetchRow], None] | None = None) -> list[PrefetchRow]:
-    """Download and check every file of ``engines``; one row per file (failures are rows, not exceptions)."""
+    """Download and check every file of ``engines``; one row per file (failures are rows, not exceptions).
+
+    Once the Hub could not be reached, the later Hub files are only looked for where they are kept: each
+    attempt took huggingface_hub about 25 s of retries, two minutes for nothing on a machine offline."""
     local_dir = Path(local_dir) if local_dir else default_local_dir()
     rows = []
+    hub_reached = True
     for engine in engines:
         for spec in specs(engine):
-            row = prefetch_one(spec, local_dir=local_dir)
+            row = prefetch_one(spec, local_dir=local_dir, download=hub_reached or not spec.on_hub)
+            if spec.on_hub and row.details.get("reason") == UNREACHABLE:
+                hub_reached = False
+            elif spec.on_hub and not hub_reached and row.details.get("reason") == "missing":
+                why = "not downloaded: the Hugging Face Hub could not be reached for an earlier file"
+                row = PrefetchRow(spec, False, str(_missing(spec, local_dir, why)), details={"reason": UNREACHABLE})
             rows.append(row)
             if report:
                 report(row)

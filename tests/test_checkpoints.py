@@ -264,6 +264,31 @@ def test_prefetch_replaces_a_corrupt_file(monkeypatch, hub, synthetic):
     assert calls == [False, True]
 
 
+def test_prefetch_without_a_connection_tries_the_hub_once_and_says_so(monkeypatch, hub):
+    """With no connection, huggingface_hub retried each file for about 25 s and then said only that the file
+    was not in the cache: two minutes for five files. The first says the Hub could not be reached, and
+    the others are looked for where they are kept, not fetched again."""
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import LocalEntryNotFoundError
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    tries = []
+
+    def no_connection(repo_id, filename, **kw):  # what huggingface_hub raises after its retries
+        if not kw.get("local_files_only"):
+            tries.append(filename)
+        raise LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub and we cannot "
+                                      "find the requested files in the local cache. Please check your connection")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_connection)
+    rows = ck.prefetch(engines=["liveportrait"])
+    assert len(rows) >= 5 and not any(r.ok for r in rows)
+    assert tries == [rows[0].spec.filename]
+    assert all("the Hugging Face Hub could not be reached" in r.message for r in rows), [r.message for r in rows]
+    assert "for an earlier file" in rows[1].message and "python -m talking_head prefetch" in rows[1].message
+
+
 def test_face_alignment_specs_match_the_installed_package():
     from face_alignment import api
     from face_alignment.detection.sfd import sfd_detector

@@ -105,7 +105,7 @@ class FewShotEngine(Engine):
         from ..fewshot.specs import MODEL_FILES, model_specs
         source, revision = _configured_source()
         if source is None:
-            return ("no few-shot checkpoint is configured: train one (python -m talking_head.fewshot.train), then set "
+            return ("no few-shot checkpoint is configured: train one (python -m talking_head train --config FILE), then set "
                     "LIVING_PORTRAITS_FEWSHOT_DIR to its model folder or LIVING_PORTRAITS_FEWSHOT_REPO to a Hub repo")
         if os.environ.get("LIVING_PORTRAITS_FEWSHOT_DIR"):
             missing = [f for f in MODEL_FILES if not (Path(source) / f).is_file()]
