@@ -19,7 +19,7 @@ from pathlib import Path
 from talking_head import video
 from talking_head.cache import DiskCache
 from talking_head.engines import create_engine
-from talking_head.errors import Cancelled, TalkingHeadError
+from talking_head.errors import Cancelled, SettingsError, TalkingHeadError
 from talking_head.gallery import Gallery
 from talking_head.images import load_image
 from talking_head.pipeline import (
@@ -199,11 +199,15 @@ class Studio:
 
     def settings(self, *, strength: float = 1.0, smoothing: float = 1.0, head_motion: bool = True,
                  side_by_side: bool = False, crop_only: bool = False, face: int | None = None) -> AnimateSettings:
-        """``face``: which face of a picture with several, counted from the left from 0 (None: the largest)."""
-        return AnimateSettings(expression_strength=float(strength), smoothing=float(smoothing),
-                               head_motion=bool(head_motion), side_by_side=bool(side_by_side),
-                               crop_only=bool(crop_only), max_duration=self.max_clip_s,
-                               face_index=None if face is None or face < 0 else int(face))
+        """``face``: which face of a picture with several, counted from the left from 0 (None: the largest).
+        A number out of its range (an API call's) raises VisitorError with the range."""
+        try:
+            return AnimateSettings(expression_strength=float(strength), smoothing=float(smoothing),
+                                   head_motion=bool(head_motion), side_by_side=bool(side_by_side),
+                                   crop_only=bool(crop_only), max_duration=self.max_clip_s,
+                                   face_index=None if face is None or face < 0 else int(face))
+        except SettingsError as e:
+            raise VisitorError(e) from None
 
     def visitor_cache(self, session_id: str | None) -> DiskCache:
         """A cache of the visitor's own, in their folder (deleted with it): what their uploads' checks

@@ -376,9 +376,9 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 raise gr.Error(f"{p.gallery_id!r} is a clip, not a portrait.")
             if c.gallery_id and c.gallery_id not in manifest["clips"]:
                 raise gr.Error(f"{c.gallery_id!r} is a portrait, not a clip.")
-            settings = studio.settings(strength=strength, smoothing=smoothing, head_motion=head_motion,
-                                       side_by_side=side_by_side, crop_only=crop_only)
             try:
+                settings = studio.settings(strength=strength, smoothing=smoothing, head_motion=head_motion,
+                                           side_by_side=side_by_side, crop_only=crop_only)
                 return str(render(p, c, settings, "en", bool(consent), engine_ or config.engine, request, progress).path)
             except VisitorError as e:
                 raise gr.Error(str(e)) from None

@@ -24,13 +24,13 @@ def _add_animate(sub) -> None:
     p.add_argument("--side-by-side", action="store_true", help="driving clip | result in one video")
     p.add_argument("--crop-only", action="store_true", help="output the animated face crop instead of the whole canvas")
     p.add_argument("--strength", type=float, default=1.0, help="expression strength (0 still, 1 as driven, up to 2)")
-    p.add_argument("--head-strength", type=float, default=1.0, help="how much of the driver's head motion to use")
+    p.add_argument("--head-strength", type=float, default=1.0, help="how much of the driver's head motion to use (0 to 2)")
     p.add_argument("--no-head-motion", action="store_true", help="only the face moves; the head stays still")
     p.add_argument("--smoothing", type=float, default=1.0, help="motion smoothing (0 off, 1 default, 2 strong)")
     p.add_argument("--face", type=int, default=None, help="which face, counted from the left from 0 (default: the largest)")
     p.add_argument("--landmarks", default="auto", help="landmark backend: auto, mediapipe, face_alignment")
     p.add_argument("--max-duration", type=float, default=30.0, help="longest driving clip accepted, seconds (default 30)")
-    p.add_argument("--max-side", type=int, default=1280, help="long side of the output canvas in pixels (default 1280)")
+    p.add_argument("--max-side", type=int, default=1280, help="long side of the output canvas in pixels, 240 to 8192 (default 1280)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk cache")
 
 
@@ -91,6 +91,7 @@ def _add_gallery(sub) -> None:
     ap.add_argument("--licence", required=True, help="why the work may be shown (e.g. public domain because ...)")
     ap.add_argument("--source", default="", help="holding museum or collection")
     ap.add_argument("--face", type=int, default=None, help="which face, counted from the left from 0")
+    ap.add_argument("--replace", action="store_true", help="replace the work already under this id")
     ac = gs.add_parser("add-clip", help="copy a driving clip in, extract its motion, write its manifest entry")
     ac.add_argument("path")
     ac.add_argument("--id", required=True)
@@ -101,6 +102,7 @@ def _add_gallery(sub) -> None:
     ac.add_argument("--licence", required=True)
     ac.add_argument("--consent", required=True, help="how the performer's consent was recorded")
     ac.add_argument("--max-duration", type=float, default=30.0)
+    ac.add_argument("--replace", action="store_true", help="replace the clip already under this id")
     rt = gs.add_parser("retrack", help="extract the clips' motion again (after the tracking has changed)")
     rt.add_argument("ids", nargs="*", help="clip ids (default: every clip)")
 
@@ -125,7 +127,7 @@ def _run_gallery(a) -> int:
         # The app shows these in French where they are given, the English ones elsewhere.
         info.update({f"{k}_fr": getattr(a, f"{k}_fr") for k in ("title", "short_title", "artist", "year")
                      if getattr(a, f"{k}_fr")})
-        e = g.add_portrait(Path(a.path), a.id, info, face_index=a.face)
+        e = g.add_portrait(Path(a.path), a.id, info, face_index=a.face, replace=a.replace)
         print(f"Added portrait {a.id!r} ({e['size'][0]}x{e['size'][1]}, face at {e['face']['box']})")
         return 0
     if a.gallery_cmd == "retrack":
@@ -135,7 +137,7 @@ def _run_gallery(a) -> int:
         return 0
     info = {k: getattr(a, k) for k in ("title", "shows", "provenance", "licence", "consent")}
     info["title_fr"] = a.title_fr
-    e = g.add_clip(Path(a.path), a.id, info, max_duration=a.max_duration)
+    e = g.add_clip(Path(a.path), a.id, info, max_duration=a.max_duration, replace=a.replace)
     print(f"Added clip {a.id!r} ({e['duration']} s at {e['fps']} fps, face in {e['faces_found']} frames)")
     return 0
 

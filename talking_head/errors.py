@@ -47,6 +47,12 @@ class FaceNotFoundError(TalkingHeadError):
     """No usable face where one is needed."""
 
 
+class SettingsError(TalkingHeadError):
+    """A render setting out of its range (an API call's or a command line's number)."""
+
+    reason = "bad_setting"
+
+
 class GalleryError(TalkingHeadError):
     """A gallery id or manifest problem."""
 

@@ -91,11 +91,14 @@ class Gallery:
         return FaceLandmarks(np.asarray(face["points"], dtype=np.float32), face["layout"])
 
     # -- adding works -------------------------------------------------------------------------
-    def add_portrait(self, src: Path, item_id: str, info: dict, *, backend: str = "auto", face_index: int | None = None) -> dict:
-        """Copy an image in, find its face once, and record it in the manifest."""
+    def add_portrait(self, src: Path, item_id: str, info: dict, *, backend: str = "auto", face_index: int | None = None,
+                     replace: bool = False) -> dict:
+        """Copy an image in, find its face once, and record it in the manifest (an id already there only with
+        ``replace``)."""
         from .faces import detect_face
         from .images import load_image
         check_id(item_id)
+        self._may_add("portraits", item_id, replace)
         img = load_image(src)
         face = detect_face(img, backend=backend, face_index=face_index)
         name = f"{item_id}{Path(src).suffix.lower()}"
@@ -104,11 +107,14 @@ class Gallery:
                           "points": np.round(face.points.astype(np.float64), 2).tolist()}}
         return self._record("portraits", item_id, entry, [(self.root / "portraits" / name, _copy_from(src))])
 
-    def add_clip(self, src: Path, item_id: str, info: dict, *, backend: str = "auto", max_duration: float | None = None) -> dict:
-        """Copy a clip in, extract its motion once, and record it in the manifest."""
+    def add_clip(self, src: Path, item_id: str, info: dict, *, backend: str = "auto", max_duration: float | None = None,
+                 replace: bool = False) -> dict:
+        """Copy a clip in, extract its motion once, and record it in the manifest (an id already there only with
+        ``replace``)."""
         from .pipeline import extract_motion
         from .video import probe
         check_id(item_id)
+        self._may_add("clips", item_id, replace)
         clip = probe(src, max_duration=max_duration)
         track = extract_motion(Path(src), clip, backend=backend)
         name = f"{item_id}{Path(src).suffix.lower()}"
@@ -126,6 +132,15 @@ class Gallery:
         track = extract_motion(path, clip, backend=backend)
         entry = {**self.manifest()["clips"][item_id], **_clip_fields(clip, track)}
         return self._record("clips", item_id, entry, [(self.motion_path(item_id), track.save)])
+
+    def _may_add(self, kind: str, item_id: str, replace: bool) -> None:
+        """Refuses an id the gallery has already, unless the work is to be replaced (a curator's slip would
+        have put another picture under a work's title without a word)."""
+        old = self.manifest().get(kind, {}).get(item_id)
+        if old is not None and not replace:
+            noun = "portrait" if kind == "portraits" else "clip"
+            raise GalleryError(f"The gallery already has a {noun} {item_id!r} ({old.get('title', 'untitled')}); "
+                               "choose another --id, or add --replace to replace it.", reason="id_taken", id=item_id)
 
     def _record(self, kind: str, item_id: str, entry: dict, files: list[tuple[Path, Callable[[Path], None]]]) -> dict:
         """Write a work's files (each through its writer) and then its manifest entry.
@@ -151,7 +166,8 @@ class Gallery:
                     created.append(dest)
                 write(dest)
             m = copy.deepcopy(self.manifest())  # the cached copy stays untouched until the write lands
-            m.setdefault(kind, {})[item_id] = entry
+            replaced = m.setdefault(kind, {}).get(item_id)
+            m[kind][item_id] = entry
             self._write(m)
         except OSError as e:
             for p in created:
@@ -163,6 +179,8 @@ class Gallery:
                                "and run the command again.") from None
         for _, previous in kept:
             previous.unlink(missing_ok=True)
+        if replaced and replaced.get("file") and replaced["file"] != entry.get("file"):
+            (self.root / kind / replaced["file"]).unlink(missing_ok=True)  # the work replaced, in another format
         return entry
 
 

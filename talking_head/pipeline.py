@@ -43,7 +43,14 @@ from .engines import (
     SourceStore,
     create_engine,
 )
-from .errors import Cancelled, ClipError, FaceNotFoundError, Note, TalkingHeadError
+from .errors import (
+    Cancelled,
+    ClipError,
+    FaceNotFoundError,
+    Note,
+    SettingsError,
+    TalkingHeadError,
+)
 from .faces import FaceLandmarks, LandmarkBackend, choose_face, get_backend
 from .faces.patches import track_on_skin
 from .gallery import Gallery
@@ -140,6 +147,27 @@ class AnimateSettings:
     face_index: int | None = None      # which face of the portrait (from the left); None: the largest
     landmarks: str = "auto"            # landmark backend
     max_side: int = 1280               # canvas long side: portraits larger than this are scaled down first
+
+    def __post_init__(self):
+        """A number out of its range is refused with the range (SettingsError): a strength of 50 smeared the
+        face away, a max side of 10 wrote a 6x10 video whose label could not be seen, NaN stopped OpenCV."""
+        for name, what, low, high in _SETTING_RANGES:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                    and low <= value <= high and (name != "max_side" or value == int(value))):
+                kind = "a whole number of pixels" if name == "max_side" else "a number"
+                raise SettingsError(f"Use {kind} from {low:g} to {high:g} for the {what}; {value!r} is not one.",
+                                    setting=name, low=low, high=high, value=value)
+
+
+# (field, its name for a person, lowest, highest): AnimateSettings' numbers.
+_SETTING_RANGES = (
+    ("expression_strength", "expression strength", 0.0, 2.0),
+    ("head_strength", "head motion strength", 0.0, 2.0),
+    ("smoothing", "smoothing", 0.0, 2.0),
+    ("max_duration", "longest clip accepted (seconds)", 0.1, 3600.0),
+    ("max_side", "canvas's long side", 240, 8192),
+)
 
 
 @dataclass

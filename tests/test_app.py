@@ -293,6 +293,11 @@ def test_unknown_ids_and_missing_choices_are_explained(app):
         call(client, portrait="")
     with pytest.raises(Exception, match="is a clip, not a portrait"):
         call(client, portrait=CLIP)
+    # The API's numbers have no slider to keep them in range: a strength of 50 rendered a smear.
+    with pytest.raises(Exception, match="from 0 to 2 for the expression strength"):
+        call(client, portrait="mona_lisa", strength=50.0)
+    with pytest.raises(Exception, match="from 0 to 2 for the smoothing"):
+        call(client, portrait="mona_lisa", smoothing=-1.0)
 
 
 def test_full_queue_says_busy(launch_app, tmp_path):

@@ -35,7 +35,13 @@ import pytest
 from PIL import Image
 
 from talking_head import TalkingHeadError, animate
-from talking_head.errors import Cancelled, ClipError, FaceNotFoundError, ImageError
+from talking_head.errors import (
+    Cancelled,
+    ClipError,
+    FaceNotFoundError,
+    ImageError,
+    SettingsError,
+)
 from talking_head.pipeline import AnimateSettings
 from talking_head.video import ClipTooLongError, probe
 
@@ -489,13 +495,14 @@ def _our_stderr(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith(NATIVE_NOISE)]
 
 
-@pytest.mark.parametrize("case", ["not_an_image", "no_face", "too_long", "corrupt_clip"])
+@pytest.mark.parametrize("case", ["not_an_image", "no_face", "too_long", "corrupt_clip", "strength_nan"])
 def test_cli_reports_one_error_line_and_exits_2(corpus, out_dir, case):
     portrait, clip, extra = {
         "not_an_image": (str(corpus["text_as_jpg"]), CLIP, []),
         "no_face": (str(corpus["no_face"]), CLIP, []),
         "too_long": (PORTRAIT, CLIP, ["--max-duration", "1"]),
         "corrupt_clip": (PORTRAIT, str(corpus["random_bytes"]), []),
+        "strength_nan": (PORTRAIT, CLIP, ["--strength", "nan"]),   # was an internal error from OpenCV, on two lines
     }[case]
     out = out_dir / "cli.mp4"
     r = _cli("--portrait", portrait, "--clip", clip, "--out", str(out), "--max-side", "480", *extra)
@@ -507,6 +514,25 @@ def test_cli_reports_one_error_line_and_exits_2(corpus, out_dir, case):
     assert msg and not NOISE.search(msg) and ACTION.search(msg), lines[0]
     assert "Wrote" not in r.stdout
     assert_clean_dir(out_dir, out, success=False)
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("expression_strength", 50.0, "from 0 to 2 for the expression strength"),   # smeared the face away
+    ("expression_strength", -3.0, "from 0 to 2"),
+    ("expression_strength", float("nan"), "from 0 to 2"),
+    ("head_strength", -5.0, "head motion strength"),
+    ("smoothing", 1e9, "from 0 to 2 for the smoothing"),
+    ("max_side", 10, "from 240 to 8192 for the canvas's long side"),            # a 6x10 video, its label unseen
+    ("max_side", -5, "240"),                                                       # was an internal error
+    ("max_side", 480.5, "whole number"),
+    ("max_duration", 0.0, "longest clip accepted"),
+])
+def test_settings_out_of_range_are_refused_with_the_range(field, value, says):
+    with pytest.raises(SettingsError) as e:
+        AnimateSettings(**{field: value})
+    msg = assert_helpful(e.value, SettingsError)
+    assert says in msg, msg
+    assert AnimateSettings(**{field: {"max_side": 240, "max_duration": 0.1}.get(field, 2.0)})  # the ends are fine
 
 
 def test_cli_good_case_exits_0(out_dir):

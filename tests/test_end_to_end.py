@@ -217,6 +217,22 @@ def test_a_museum_adds_its_own_painting_and_clip_and_renders_them(tmp_path, shar
     assert entry["title_fr"] == "Portrait de sir Isaac Newton" and "artist_fr" not in entry
     assert len(entry["face"]["points"]) == 478
 
+    # The same id again: refused, saying how to replace it (it replaced the work without a word, and left the
+    # old file behind when the new one was another format); with --replace the new work takes its place alone.
+    Image.open(src / "paintings/newton_kneller_1702.jpg").save(tmp_path / "newton.png")
+    again = ["gallery", "add-portrait", str(tmp_path / "newton.png"), "--id", "newton_copy", "--title", "Newton",
+             "--artist", "Kneller", "--year", "1702", "--label", "-", "--provenance", "-", "--licence", "-"]
+    before = (root / "manifest.json").read_bytes()
+    r = run_cli(*again, env=env)
+    lines = error_lines(r.stderr)
+    assert r.returncode == 2 and len(lines) == 1 and "--replace" in lines[0], r.stderr
+    assert (root / "manifest.json").read_bytes() == before
+    r = run_cli(*again, "--replace", env=env)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (root / "portraits").iterdir()) == ["newton_copy.png"]
+    entry = Gallery(root).portrait("newton_copy")
+    assert entry["file"] == "newton_copy.png" and entry["title"] == "Newton"
+
     # A picture with no face: one clear line, nothing copied, the manifest as it was.
     ramp = np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))
     Image.fromarray(ramp).save(tmp_path / "wall.png")

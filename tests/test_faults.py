@@ -348,12 +348,12 @@ def test_a_failed_manifest_write_puts_back_the_work_it_was_replacing(tmp_path, m
     with pytest.raises(GalleryError):
         g.add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "mona_lisa",
                        {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
-                        "licence": "-"})
+                        "licence": "-"}, replace=True)
     assert _listing(root) == before
     monkeypatch.undo()
     g.add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "mona_lisa",
                    {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
-                    "licence": "-"})  # when it succeeds, only the new work is left
+                    "licence": "-"}, replace=True)  # when it succeeds, only the new work is left
     assert sorted(p.name for p in (root / "portraits").iterdir()) == ["mona_lisa.jpg"]
     assert Gallery(root).portrait("mona_lisa")["title"] == "Newton"
 
