@@ -144,7 +144,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 tr(gr.Markdown(t(lang0, "step1"), elem_classes="lp-step"), "step1", "value")
-                with gr.Tabs():
+                tabs_class = None if config.uploads_enabled else "lp-one-tab"  # (style.css: no lone tab bar)
+                with gr.Tabs(elem_classes=tabs_class):
                     with tr(gr.Tab(t(lang0, "tab_gallery"), id="p-gallery"), "tab_gallery") as p_tab_gallery:
                         p_gallery = tr(gr.Gallery(portrait_items(lang0), label=t(lang0, "portrait_gallery"),
                                                   columns=5, height="auto", allow_preview=False, object_fit="cover",
@@ -162,7 +163,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                                            "consent")
 
                 tr(gr.Markdown(t(lang0, "step2"), elem_classes="lp-step"), "step2", "value")
-                with gr.Tabs():
+                with gr.Tabs(elem_classes=tabs_class):
                     with tr(gr.Tab(t(lang0, "tab_gallery"), id="c-gallery"), "tab_gallery") as c_tab_gallery:
                         with gr.Row(equal_height=False):
                             c_gallery = tr(gr.Gallery(clip_items(lang0), label=t(lang0, "clip_gallery"), columns=3,

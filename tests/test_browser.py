@@ -263,6 +263,7 @@ def test_kiosk_attract_loop_and_idle_reset(browser, launch_app):
     attract.click()
     expect(attract).to_be_hidden()
     assert page.get_by_role("tab", name="Upload").count() == 0, "no uploads in kiosk mode"
+    expect(page.get_by_role("tab", name="Gallery").first).to_be_hidden()   # nor a bar with one lone tab
     expect(page.locator("footer")).to_be_hidden()
     page.locator("#lp-portraits .thumbnail-item").nth(4).click()
     expect(page.locator("#lp-selection")).to_contain_text("Gogol")
