@@ -24,11 +24,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="renders at once (per device)")
     p.add_argument("--queue-size", type=int, default=int(os.environ.get("LP_QUEUE_SIZE", "12")),
                    help="requests allowed to wait; beyond that visitors are told to try again")
-    p.add_argument("--max-clip-seconds", type=float, default=30.0, help="longest uploaded driving clip accepted")
+    p.add_argument("--max-clip-seconds", type=float, default=30.0,
+                   help="longest uploaded driving clip accepted, 0.1 to 3600 seconds (default 30)")
     p.add_argument("--host", default=None,
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 on a Hugging Face Space)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    from talking_head.errors import SettingsError
+    from talking_head.pipeline import AnimateSettings
+    try:  # checked once here: out of range, every visitor's upload and render would be refused
+        AnimateSettings(max_duration=a.max_clip_seconds)
+    except SettingsError as e:
+        p.error(f"--max-clip-seconds: {e}")
+    return a
 
 
 def server_host(args: argparse.Namespace, environ=os.environ) -> str:

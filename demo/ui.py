@@ -503,13 +503,17 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
             # The line under Animate that asked for a tick goes once every upload in use has its box ticked
             # (it said so until the next attempt, to a visitor who had done what it asked).
-            def consent_given(pconsent, cconsent, psrc, csrc, said_):
-                if said_ == "err_consent" and (psrc != "upload" or pconsent) and (csrc != "upload" or cconsent):
-                    return "", None
-                return gr.skip(), gr.skip()
+            # (A box unticked answers nothing.)
+            def consent_given(own: int):
+                def answer(pconsent, cconsent, psrc, csrc, said_):
+                    if (said_ == "err_consent" and (pconsent, cconsent)[own] and (psrc != "upload" or pconsent)
+                            and (csrc != "upload" or cconsent)):
+                        return "", None
+                    return gr.skip(), gr.skip()
+                return answer
 
-            for box in (p_consent, c_consent):
-                box.input(consent_given, [p_consent, c_consent, portrait_src, clip_src, status_said],
+            for own, box in enumerate((p_consent, c_consent)):
+                box.input(consent_given(own), [p_consent, c_consent, portrait_src, clip_src, status_said],
                           [status, status_said], **private)
             c_upload.clear(lambda: (None, ""), None, [c_check, c_note], **private).then(
                 describe, chosen, selection, **private)

@@ -206,8 +206,22 @@ def locate(spec: FileSpec, *, local_dir: Path | str | None = None, download: boo
             raise _missing(spec, local_dir, "the Hugging Face Hub could not be reached", UNREACHABLE) from None
         raise _missing(spec, local_dir) from None
     except (HfHubHTTPError, OSError, ValueError) as e:  # network down, repo/file gone, disk full
+        if download and not offline() and _no_connection(e):  # (a forced download wraps it in a ValueError)
+            raise _missing(spec, local_dir, "the Hugging Face Hub could not be reached", UNREACHABLE) from e
         raise _missing(spec, local_dir, f"download failed: {_short(e)}") from e
     return Path(p)
+
+
+def _no_connection(e: BaseException) -> bool:
+    """Whether ``e``, or what it was raised from, is a failure to connect (name lookup, refused, timed out)."""
+    import socket
+    seen = 0
+    while e is not None and seen < 8:
+        name = type(e).__name__
+        if isinstance(e, (ConnectionError, socket.gaierror, TimeoutError)) or "Connect" in name or "Timeout" in name:
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 def _locate_url(spec: FileSpec, *, download: bool, force: bool) -> Path:

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import math
+import numbers
 import os
 import threading
 import time
@@ -153,11 +154,13 @@ class AnimateSettings:
         face away, a max side of 10 wrote a 6x10 video whose label could not be seen, NaN stopped OpenCV."""
         for name, what, low, high in _SETTING_RANGES:
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
                     and low <= value <= high and (name != "max_side" or value == int(value))):
                 kind = "a whole number of pixels" if name == "max_side" else "a number"
                 raise SettingsError(f"Use {kind} from {low:g} to {high:g} for the {what}; {value!r} is not one.",
                                     setting=name, low=low, high=high, value=value)
+            # (plain numbers from here on: a numpy int or a float of a whole number of pixels come in too)
+            object.__setattr__(self, name, int(value) if name == "max_side" else float(value))
 
 
 # (field, its name for a person, lowest, highest): AnimateSettings' numbers.

@@ -136,7 +136,7 @@ class ResultStore:
             try:
                 meta = {"portrait": portrait_id, "clip": clip_id, "engine": eng.name, "settings": asdict(settings),
                         "bytes": os.path.getsize(tmp), "sha256": file_digest(tmp), "version": __version__,
-                        "code": source_digest(), "created": time.time()}
+                        "code": source_digest(), "created": time.time(), "works": self._works(portrait_id, clip_id)}
                 os.replace(tmp, self.root / f"{key}.mp4")
                 replace_file(self.root / f"{key}.json", json.dumps(meta, indent=1))
             except OSError as e:
@@ -156,9 +156,24 @@ class ResultStore:
             if self._code_of(record) != source_digest():
                 continue
             found = self.lookup(record.stem)
-            if found is not None:
+            if found is not None and self._works_unchanged(record, found):
                 out.append(found)
         return out
+
+    def _works(self, portrait_id: str, clip_id: str) -> dict[str, str]:
+        """The digests of a render's portrait and clip files (a work replaced in the gallery has others)."""
+        g = self.gallery
+        return {"portrait": _digest(g.portrait_path(portrait_id)), "clip": _digest(g.clip_path(clip_id))}
+
+    def _works_unchanged(self, record: Path, found: StoredResult) -> bool:
+        """Whether the gallery still holds the files the result was rendered from: after `gallery add-portrait
+        --replace` the start screen went on playing the old picture. (Records from before this check say
+        nothing about their files and stay.)"""
+        try:
+            works = json.loads(record.read_text(encoding="utf-8")).get("works")
+            return works is None or works == self._works(found.portrait, found.clip)
+        except (OSError, ValueError, AttributeError, TalkingHeadError):
+            return False  # unreadable now, or the work has left the gallery
 
     @staticmethod
     def _code_of(record: Path) -> str | None:

@@ -295,6 +295,21 @@ def _listing(root: Path) -> dict:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def test_a_replaced_work_leaves_the_start_screen(tmp_path, shared_dir):
+    """After `gallery add-portrait --replace`, the results rendered from the old picture are no longer stored
+    results: the kiosk's start screen went on playing the painting that had been replaced."""
+    from talking_head.results import ResultStore
+    root = tmp_path / "gallery"
+    _small_gallery(root)
+    store = ResultStore(tmp_path / "results", gallery=Gallery(root))
+    store.get_or_render("mona_lisa", SHORT_CLIP, settings=AnimateSettings(max_side=320), cache=DiskCache(enabled=False))
+    assert [r.portrait for r in store.stored()] == ["mona_lisa"]
+    Gallery(root).add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "mona_lisa",
+                               {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
+                                "licence": "-"}, replace=True)
+    assert store.stored() == []
+
+
 def test_disk_full_while_adding_a_clip_cli(tmp_path, shared_dir):
     """`gallery add-clip` under a 100 kB file-size limit (the clip is 187 kB): the copy fails part-way; one line
     says to free disk space, and the gallery is exactly as it was (no part of the clip, no motion, no

@@ -267,6 +267,15 @@ def test_host_defaults_to_localhost():
     assert app_module.server_host(app_module.parse_args(["--kiosk"]), {}) == "127.0.0.1"
 
 
+def test_a_clip_limit_out_of_range_stops_the_app_at_start(capsys):
+    """Out of range, --max-clip-seconds made every visitor's upload and render fail once the app was up."""
+    import app as app_module
+    with pytest.raises(SystemExit) as e:
+        app_module.parse_args(["--max-clip-seconds", "7200"])
+    assert e.value.code == 2 and "from 0.1 to 3600" in capsys.readouterr().err
+    assert app_module.parse_args(["--max-clip-seconds", "600"]).max_clip_seconds == 600
+
+
 def _listening(port: int) -> list[str]:
     """Local addresses (hex, as in /proc/net/tcp*) of sockets listening on ``port``."""
     out = []

@@ -77,32 +77,33 @@
     for (const [field, kind] of dropFields) {
       const box = document.querySelector(`${field} [data-testid="upload-text"]`);
       const or = box && box.querySelector(".or");
-      if (!or || box.dataset.lpWords === words[kind]) continue;
+      if (!or) continue;
       const texts = (from, step) => {   // the text nodes beside the "or" on one side, nearest first
         const out = [];
         for (let n = from; n; n = n[step]) if (n.nodeType === Node.TEXT_NODE && n.nodeValue.trim()) out.push(n);
         return out;
       };
       const [before] = texts(or.previousSibling, "previousSibling"), [after] = texts(or.nextSibling, "nextSibling");
-      if (!before || !after) continue;
+      if (!before || !after || (before.nodeValue === `${words[kind]} ` && after.nodeValue === ` ${words.click}`)) continue;
       before.nodeValue = `${words[kind]} `;
       if (or.firstChild && or.firstChild.nodeType === Node.TEXT_NODE) or.firstChild.nodeValue = words.or;
       after.nodeValue = ` ${words.click}`;
       const button = box.closest("button");
       if (button) button.setAttribute("aria-label", words[kind]);
-      box.dataset.lpWords = words[kind];
     }
   };
   new MutationObserver(ourDropWords).observe(document.body, { childList: true, subtree: true });
 
   // One voice at a time: a video that starts playing with its sound (the performance's preview, an uploaded
   // clip, the result) pauses the page's others. They carry the same soundtrack, out of step.
+  // (A video unmuted while playing counts as starting to be heard.)
   const voices = "#lp-result video, #lp-clip-preview video, #lp-clip-upload video";
-  document.addEventListener("play", (e) => {
+  const heard = (e) => {
     const v = e.target;
-    if (!(v instanceof HTMLVideoElement) || v.muted || !v.matches(voices)) return;
+    if (!(v instanceof HTMLVideoElement) || v.muted || v.paused || !v.matches(voices)) return;
     document.querySelectorAll(voices).forEach((other) => { if (other !== v && !other.paused) other.pause(); });
-  }, { capture: true });
+  };
+  ["play", "volumechange"].forEach((e) => document.addEventListener(e, heard, { capture: true }));
 
   const start = () => {
     const cfg0 = config();
@@ -151,8 +152,8 @@
     const showAttract = () => {
       const overlay = $("lp-attract"), cfg = config();
       if (!overlay) { setTimeout(showAttract, 200); return; }
-      const lang = language(cfg), result = document.querySelector("#lp-result video");
-      if (result) result.pause();            // a result left on the page is not heard under the start screen
+      const lang = language(cfg);
+      document.querySelectorAll(voices).forEach((v) => v.pause());  // nothing is heard under the start screen
       overlay.querySelector(".lp-attract-text").textContent = cfg.touch[lang] || cfg.touch.en;
       overlay.hidden = false;
       attractOn = true;
