@@ -201,13 +201,14 @@ def locate(spec: FileSpec, *, local_dir: Path | str | None = None, download: boo
     try:
         p = hf_hub_download(spec.repo_id, spec.filename, local_files_only=not download or offline(),
                             force_download=force and download and not offline(), **kwargs)
-    except LocalEntryNotFoundError:
-        if download and not offline():  # (what huggingface_hub raises, after its retries, with no connection)
-            raise _missing(spec, local_dir, "the Hugging Face Hub could not be reached", UNREACHABLE) from None
-        raise _missing(spec, local_dir) from None
-    except (HfHubHTTPError, OSError, ValueError) as e:  # network down, repo/file gone, disk full
-        if download and not offline() and _no_connection(e):  # (a forced download wraps it in a ValueError)
+    except (HfHubHTTPError, OSError, ValueError) as e:  # network down, repo/file gone, disk full, not cached
+        not_cached = isinstance(e, LocalEntryNotFoundError)
+        # With no connection huggingface_hub raises LocalEntryNotFoundError after its retries; a forced
+        # download wraps the connection error in a ValueError.
+        if download and not offline() and (not_cached or _no_connection(e)):
             raise _missing(spec, local_dir, "the Hugging Face Hub could not be reached", UNREACHABLE) from e
+        if not_cached:
+            raise _missing(spec, local_dir) from None
         raise _missing(spec, local_dir, f"download failed: {_short(e)}") from e
     return Path(p)
 

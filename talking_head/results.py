@@ -79,9 +79,9 @@ class ResultStore:
     def key(self, portrait_id: str, clip_id: str, engine: Engine, settings: AnimateSettings,
             label: str | None = None) -> str:
         g = self.gallery
+        works = self._works(portrait_id, clip_id)
         parts = [__version__, source_digest(), engine.settings_key(), json.dumps(asdict(settings), sort_keys=True), label or "",
-                 _digest(g.portrait_path(portrait_id)), json.dumps(g.portrait(portrait_id), sort_keys=True),
-                 _digest(g.clip_path(clip_id))]
+                 works["portrait"], json.dumps(g.portrait(portrait_id), sort_keys=True), works["clip"]]
         motion = g.motion_path(clip_id)
         parts.append(_digest(motion) if motion.is_file() else "")
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
@@ -153,10 +153,11 @@ class ResultStore:
         """Every valid result the present code stored (for the kiosk's attract loop), oldest first."""
         out = []
         for record in sorted(self.root.glob("*.json"), key=lambda p: p.stat().st_mtime):
-            if self._code_of(record) != source_digest():
+            meta = self._meta(record)
+            if meta.get("code") != source_digest():
                 continue
             found = self.lookup(record.stem)
-            if found is not None and self._works_unchanged(record, found):
+            if found is not None and self._works_unchanged(meta.get("works"), found):
                 out.append(found)
         return out
 
@@ -165,22 +166,23 @@ class ResultStore:
         g = self.gallery
         return {"portrait": _digest(g.portrait_path(portrait_id)), "clip": _digest(g.clip_path(clip_id))}
 
-    def _works_unchanged(self, record: Path, found: StoredResult) -> bool:
-        """Whether the gallery still holds the files the result was rendered from: after `gallery add-portrait
-        --replace` the start screen went on playing the old picture. (Records from before this check say
-        nothing about their files and stay.)"""
+    def _works_unchanged(self, works: dict | None, found: StoredResult) -> bool:
+        """Whether the gallery still holds the files (``works``, from the result's record) the result was
+        rendered from: after `gallery add-portrait --replace` the start screen went on playing the old picture.
+        (Records from before this check say nothing about their files and stay.)"""
         try:
-            works = json.loads(record.read_text(encoding="utf-8")).get("works")
             return works is None or works == self._works(found.portrait, found.clip)
-        except (OSError, ValueError, AttributeError, TalkingHeadError):
-            return False  # unreadable now, or the work has left the gallery
+        except (OSError, TalkingHeadError):
+            return False  # the work has left the gallery
 
     @staticmethod
-    def _code_of(record: Path) -> str | None:
+    def _meta(record: Path) -> dict:
+        """A result's record ({} where it cannot be read)."""
         try:
-            return json.loads(record.read_text(encoding="utf-8")).get("code")
-        except (OSError, ValueError, AttributeError):
-            return None
+            meta = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
 
     def prune(self, stray_age_s: float = 3600.0) -> int:
         """Delete what will never be served: results stored by other code (before an update; their keys are
@@ -190,7 +192,7 @@ class ResultStore:
         if not self.root.is_dir():
             return gone
         for record in self.root.glob("*.json"):
-            if self._code_of(record) != source_digest():
+            if self._meta(record).get("code") != source_digest():
                 for p in (record, record.with_suffix(".mp4")):
                     if p.is_file():
                         p.unlink(missing_ok=True)

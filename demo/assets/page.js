@@ -78,12 +78,11 @@
       const box = document.querySelector(`${field} [data-testid="upload-text"]`);
       const or = box && box.querySelector(".or");
       if (!or) continue;
-      const texts = (from, step) => {   // the text nodes beside the "or" on one side, nearest first
-        const out = [];
-        for (let n = from; n; n = n[step]) if (n.nodeType === Node.TEXT_NODE && n.nodeValue.trim()) out.push(n);
-        return out;
+      const nearestText = (step) => {   // the first text with words beside the "or", on one side
+        for (let n = or[step]; n; n = n[step]) if (n.nodeType === Node.TEXT_NODE && n.nodeValue.trim()) return n;
+        return null;
       };
-      const [before] = texts(or.previousSibling, "previousSibling"), [after] = texts(or.nextSibling, "nextSibling");
+      const before = nearestText("previousSibling"), after = nearestText("nextSibling");
       if (!before || !after || (before.nodeValue === `${words[kind]} ` && after.nodeValue === ` ${words.click}`)) continue;
       before.nodeValue = `${words[kind]} `;
       if (or.firstChild && or.firstChild.nodeType === Node.TEXT_NODE) or.firstChild.nodeValue = words.or;
