@@ -130,3 +130,59 @@ def test_hair_and_ears_behind_the_face_move_less_than_it_when_the_head_turns():
     # Behind the face: the hair beside it moves less than the nose, and less than a flat ring did.
     assert np.median(ring * np.sign(nose)) < 0.5 * abs(nose)
     assert np.median(ring * np.sign(nose)) < np.median(ring_flat * np.sign(nose)) - 2
+
+
+def _mouth_open_frames(face, indices):
+    settings = AnimateSettings(max_side=800)
+    path, info, track, _, _ = _find_clip("gallery:mouth_open", settings, Gallery.default(), DiskCache(enabled=False))
+    drive = _stored_drive(track, face, settings, path, info, False)
+    try:
+        return [fr for fr in drive if fr.index in indices]
+    finally:
+        drive.close()
+
+
+@pytest.mark.parametrize("work", ["girl_with_a_pearl_earring", "rousseau", "mark_twain", "mona_lisa"])
+def test_the_mesh_leaves_no_gap_between_the_face_and_the_rings(work):
+    """The rings meet the face along straight lines between its outline points, and the face's own edge
+    between two of them need not run straight. Where it bowed inward (the Girl with a Pearl Earring's
+    lip corner; Rousseau's and Mark Twain's jaws) no triangle covered the sliver, and the warp showed the
+    still painting there: beside the girl's lips, her dark background, as a streak once the mouth moved.
+    Every pixel of the crop must belong to a triangle, at rest and as the mouth opens."""
+    from talking_head.warp import MeshWarper
+
+    img, face = gallery_portrait(work, 800)
+    eng = create_engine("meshwarp", grid_step=1, fill_mouth=False, layered=False)
+    prepared = eng.prepare(img, face)
+    s = prepared.state
+    h, w = prepared.crop.shape[:2]
+    warper = MeshWarper(w, h, 1)
+    poses = [(s.rest, s.rest_z)] + [eng.vertices(prepared, fr) for fr in _mouth_open_frames(face, {30, 60, 90})]
+    for k, (dst, z) in enumerate(poses):
+        warper.table(dst, s.tex, z, s.tris)
+        gaps = int((warper.covered() < 1).sum())
+        assert gaps == 0, f"pose {k}: {gaps} pixels of the crop lie in no triangle"
+
+
+def test_no_dark_streak_beside_the_pearl_girls_lips():
+    """Vermeer x mouth_open at 1 s: where only the underlay covers (the sliver beside her lip corner), the
+    frame shows her skin, as around it, not the background behind her cheek."""
+    from talking_head.warp import MeshWarper
+
+    img, face = gallery_portrait("girl_with_a_pearl_earring", 800)
+    eng = create_engine("meshwarp", fill_mouth=False)
+    prepared = eng.prepare(img, face)
+    s = prepared.state
+    (frame,) = _mouth_open_frames(face, {30})
+    out = eng.render(prepared, [frame])[0]
+    dst, z = eng.vertices(prepared, frame)
+    h, w = out.shape[:2]
+    warper = MeshWarper(w, h, 1)
+    face_and_rings = s.tris[(s.tris < len(s.rest) - len(s.underlay)).all(axis=1)]
+    warper.table(dst, s.tex, z, face_and_rings)
+    sliver = warper.covered() < 1
+    assert sliver.sum() >= 10, "the sliver this test is about is there"
+    luma = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
+    near = (cv2.dilate(sliver.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~sliver
+    skin = np.median(luma[near & (luma > 60)])  # the sliver's skin neighbours, not the background beyond
+    assert np.median(luma[sliver]) > 0.7 * skin, "the sliver shows something far darker than the skin beside it"

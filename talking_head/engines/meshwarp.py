@@ -59,6 +59,9 @@ _NECK_SPAN = 0.6
 # A turned face's hidden far cheek takes its pixels this far (in eye distances) inside the silhouette:
 # right at the edge they are half background (and half transparent on the sitter layer).
 _FOLD_INSET = 0.05
+# How far behind the anchors the underlay lies, in face heights: behind any face point a turning head
+# moves back (see prepare).
+_UNDERLAY_DEPTH = 2.0
 _CROP_SCALE = 2.6       # crop side / face outline size
 _BORDER_POINTS = 8      # fixed anchors per crop edge
 # Residual flow (see talking_head/flow.py), measured on a small grayscale crop of the driver's face
@@ -134,6 +137,7 @@ class _MeshState:
     # (V, 2) where each vertex takes its pixels from: ``rest``, except where a turned face's far cheek
     # folds behind its silhouette; those hidden points take the silhouette's skin (see ``_silhouette``).
     tex: np.ndarray
+    underlay: np.ndarray       # (U,) the outline's face points, copied as the underlay's last U vertices
     driver: _DriverFlow | None = None  # the driving clip's frame 0, set when it arrives
     prev_disp: np.ndarray | None = None  # the last frame's residual on the remap grid
     mouth_warper: MeshWarper | None = None  # maps the driver's mouth interior; grows to the widest mouth
@@ -389,8 +393,9 @@ class MeshWarpEngine(Engine):
         # v5: a turned face's rings start at its silhouette (v4 dragged the far cheek out past the face),
         # and a turned portrait turns back toward the viewer only so far (motion._limit_turn_back).
         # v6: rings move with the head in depth (_RING_DEPTH) and stand still under the tracker's noise
-        # (_RING_STILL), and the chin follows an opening mouth further (motion.JAW_SHORTFALL).
-        return (f"meshwarp-v6-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        # (_RING_STILL), and the chin follows an opening mouth further (motion.JAW_SHORTFALL). v7: an underlay
+        # fills the slivers between the face and the rings (v6 showed the background there as a streak).
+        return (f"meshwarp-v7-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}" + ("-detail1" if self.detail else ""))
 
     # -- preparation --------------------------------------------------------------------------
@@ -438,10 +443,13 @@ class MeshWarpEngine(Engine):
         weights = np.concatenate(weights)
 
         n = len(face_xy)
-        rest = np.concatenate([face_xy, anchors])
-        # Anchors sit behind the face, so where the mesh folds the face is drawn on top.
+        # Vertices: the face's points, the anchors, then the underlay's copies of the outline (see below).
+        rest = np.concatenate([face_xy, anchors, edge])
+        # Anchors sit behind the face, so where the mesh folds the face is drawn on top; the underlay
+        # lies behind everything.
         depth_behind = float(face_z.max() + 0.5 * face_h)
-        rest_z = np.concatenate([face_z, np.full(len(anchors), depth_behind)])
+        rest_z = np.concatenate([face_z, np.full(len(anchors), depth_behind),
+                                 np.full(len(edge), depth_behind + _UNDERLAY_DEPTH * face_h)])
 
         # The face keeps its own topology; the rings are triangulated around the outline only.
         ring_pts = np.concatenate([edge, anchors])
@@ -450,16 +458,23 @@ class MeshWarpEngine(Engine):
         centroids = ring_pts[dela].mean(axis=1)
         outer = ~_inside(edge, centroids)
         ring_tris = ring_idx[dela[outer]]
-        tris = np.concatenate([face_triangles(layout, face_xy), ring_tris]).astype(np.int32)
+        # The rest of that triangulation, inside the outline, is the underlay: drawn behind the face, it
+        # shows only where the face's own triangles leave a gap. Between two outline points the face's
+        # edge need not run straight; where it bows inward (a turned face's lip corner) no triangle
+        # covered the sliver between it and the rings, and the warp showed the still painting there:
+        # the background, as a dark streak beside the Girl with a Pearl Earring's lips.
+        under_idx = np.concatenate([n + len(anchors) + np.arange(len(edge)), n + np.arange(len(anchors))])
+        tris = np.concatenate([face_triangles(layout, face_xy), ring_tris, under_idx[dela[~outer]]]).astype(np.int32)
         mouth_tris, _ = hole_triangles(layout)
 
         warper = MeshWarper(cw, ch, self.grid_step or _auto_step(cw, ch))
         rest, rest_z = rest.astype(np.float32), rest_z.astype(np.float32)
-        tex = _unseen_at_rest(warper, rest, rest_z, tris, np.concatenate([tex, anchors]).astype(np.float32))
+        tex = _unseen_at_rest(warper, rest, rest_z, tris, np.concatenate([tex, anchors, tex[outline]]).astype(np.float32))
         state = _MeshState(layout, rest, rest_z, n, weights.astype(np.float32),
                            np.concatenate(follow).astype(np.float32), np.concatenate(follow_idx).astype(np.int64),
                            np.concatenate(depth).astype(np.float32), tris, mouth_tris.astype(np.int32),
-                           float(mouth_opening(layout, face_xy)), iod, _RING_STILL * face_h, warper, tex)
+                           float(mouth_opening(layout, face_xy)), iod, _RING_STILL * face_h, warper, tex,
+                           outline.astype(np.int64))
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
         if self.layered:
             state.sitter, state.plate = _layers(crop, oval, self.source_store)
@@ -481,7 +496,7 @@ class MeshWarpEngine(Engine):
             """Where the head's rigid motion takes points at ``xy`` and ``depth``."""
             return xy @ a.T + depth[:, None] * per_z + b
 
-        anchors = s.rest[s.n_face:]
+        anchors = s.rest[s.n_face:len(s.rest) - len(s.underlay)]
         moved = rigid(anchors, s.anchor_z)
         # The outline's motion beyond what the head's rigid motion explains (jaw, cheeks).
         src = s.anchor_source
@@ -490,7 +505,7 @@ class MeshWarpEngine(Engine):
         length = np.sqrt((step ** 2).sum(axis=1, keepdims=True))
         anchors = anchors + step * np.clip(1 - s.ring_still / np.maximum(length, 1e-6), 0, 1)
         z = np.concatenate([frame.target[:, 2], s.rest_z[s.n_face:]])
-        return np.concatenate([face, anchors]).astype(np.float32), z.astype(np.float32)
+        return np.concatenate([face, anchors, face[s.underlay]]).astype(np.float32), z.astype(np.float32)
 
     def render(self, prepared: Prepared, frames: list[DrivingFrame]) -> list[np.ndarray]:
         s: _MeshState = prepared.state
