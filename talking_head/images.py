@@ -69,7 +69,7 @@ def load_image(source: str | os.PathLike | bytes | np.ndarray, *, max_side: int 
         raise ImageError(f"The image has more than {MAX_PIXELS / 1e6:.0f} megapixels; scale it down "
                          "(e.g. to 2048 pixels on the long side) and try again.", reason="image_too_big") from None
     except UnidentifiedImageError:
-        raise ImageError("This file is not an image we can read; upload a JPEG, PNG or WebP portrait.",
+        raise ImageError("This file is not an image we can read; choose a JPEG, PNG or WebP portrait.",
                          reason="not_image") from None
     except (OSError, SyntaxError, ValueError) as e:
         # Pillow reports truncated/corrupt data as OSError("image file is truncated ...") or similar.

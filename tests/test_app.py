@@ -490,7 +490,7 @@ def test_an_upload_is_checked_the_moment_it_arrives_in_the_visitors_language(app
         return studio.check_upload(str(path), kind).message(lang)
 
     # In English the library's own sentence; in French ours for the same reason.
-    assert said(fake, "portrait") == "This file is not an image we can read; upload a JPEG, PNG or WebP portrait."
+    assert said(fake, "portrait") == "This file is not an image we can read; choose a JPEG, PNG or WebP portrait."
     assert said(fake, "portrait", "fr") == STRINGS["fr"]["err_not_image"]
     assert said(no_face, "portrait", "fr").startswith("Aucun visage")
     assert studio.check_upload(str(group), "portrait").faces == 3

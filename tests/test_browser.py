@@ -214,6 +214,14 @@ def test_upload_needs_consent(browser, launch_app, shared_dir):
     page.locator("#lp-portrait-upload input[type=file]").set_input_files(
         str(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg"))
     expect(selection).to_contain_text("Portrait: your upload")
+    # The field's label sits above the picture, not over its top (it covered a sitter's hair).
+    page.wait_for_function("() => document.querySelector('#lp-portrait-upload img')?.naturalWidth > 0")
+    label_bottom, picture_top = page.evaluate("""() => {
+        const img = document.querySelector('#lp-portrait-upload img'), r = img.getBoundingClientRect();
+        const k = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
+        return [document.querySelector('#lp-portrait-upload label').getBoundingClientRect().bottom,
+                r.top + (r.height - img.naturalHeight * k) / 2]; }""")
+    assert label_bottom <= picture_top + 0.5, (label_bottom, picture_top)
     page.locator("#lp-clips .thumbnail-item").first.click()
     expect(selection).to_contain_text(re.compile(r"Portrait: your upload\s*Performance: [^—\s]"))
     page.locator("#lp-animate").click()
@@ -403,8 +411,12 @@ def test_on_a_phone_the_page_fits_the_screen_and_shows_every_work(browser, launc
     """A 390-px-wide phone: no sideways scrolling, and every portrait and clip is on the page within the
     screen's width (three a row), none hidden inside a gallery that scrolls on its own."""
     url, _ = launch_app(AppConfig())
-    page, _, _ = open_page(browser, url, viewport={"width": 390, "height": 844})
+    page, _, _ = open_page(browser, url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # Targets a finger can hit: the text-size buttons and the tabs were 26 and 32 px tall.
+    heights = page.evaluate("""() => [...document.querySelectorAll('#lp-text-smaller, #lp-text-larger, [role=tab]')]
+        .filter(e => e.offsetParent).map(e => e.getBoundingClientRect().height)""")
+    assert len(heights) >= 4 and min(heights) >= 44, heights
     for gallery, n in (("#lp-portraits", 14), ("#lp-clips", 7)):
         boxes = page.evaluate(f"""() => [...document.querySelectorAll('{gallery} .thumbnail-item')].map(e => {{
             const r = e.getBoundingClientRect(); return [r.left, r.right, r.top + scrollY, r.bottom + scrollY]; }})""")
@@ -431,7 +443,7 @@ def test_a_text_file_named_jpg_is_refused_with_what_to_do(browser, launch_app, t
     page, _, _ = open_page(browser, url)
     page.get_by_role("tab", name="Upload").first.click()
     page.locator("#lp-portrait-upload input[type=file]").set_input_files(str(fake))
-    sentence = "This file is not an image we can read; upload a JPEG, PNG or WebP portrait."
+    sentence = "This file is not an image we can read; choose a JPEG, PNG or WebP portrait."
     expect(page.locator("#lp-portrait-note")).to_have_text(sentence, timeout=30000)   # under the field
     expect(page.locator("#lp-portrait-upload img")).to_have_count(0)  # (not left there as a broken picture)
     page.locator("#lp-consent-portrait input").check()
