@@ -186,3 +186,29 @@ def test_no_dark_streak_beside_the_pearl_girls_lips():
     near = (cv2.dilate(sliver.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~sliver
     skin = np.median(luma[near & (luma > 60)])  # the sliver's skin neighbours, not the background beyond
     assert np.median(luma[sliver]) > 0.7 * skin, "the sliver shows something far darker than the skin beside it"
+
+
+def test_hair_and_body_travel_with_a_head_that_moves_across_the_picture():
+    """talking_02's driver moves about: his face's centre travels a median 0.57 and up to 1.35 eye distances.
+    Rings that took only their share of the head's whole motion (0.55 and 0.18 beyond the first) squeezed
+    Walt Whitman's hair and beard between his face and a still body, and the face slid over them as an
+    oval mask. A sitter's hair and shoulders travel with the head; only the crop's border stays."""
+    img, face = gallery_portrait("walt_whitman", 700)
+    pts = face.points.astype(np.float64)
+    iod = float(np.linalg.norm(pts[[33, 133]].mean(axis=0)[:2] - pts[[362, 263]].mean(axis=0)[:2]))
+    moved = pts + (0.6 * iod, 0, 0)
+    track = MotionTrack(np.array([pts, moved], np.float32), np.ones(2, bool), face.layout, 25,
+                        (img.shape[1], img.shape[0]))
+    mot = retarget(decompose(track), face.points, face.layout)
+    eng = create_engine("meshwarp", fill_mouth=False)
+    prepared = eng.prepare(img, face)
+    s = prepared.state
+    v, _ = eng.vertices(prepared, DrivingFrame(1, None, moved, mot.targets[1], mot.head[1]))
+    nose = v[4, 0] - s.rest[4, 0]
+    assert nose == pytest.approx(0.6 * iod, rel=0.05)
+    anchors = np.arange(s.n_face, len(s.rest) - len(s.underlay))
+    rings = anchors[s.anchor_weight > 0]
+    travel = (v[rings, 0] - s.rest[rings, 0]) / nose
+    assert travel.min() >= 0.55, f"a ring point took {travel.min():.0%} of the head's travel"
+    border = anchors[s.anchor_weight == 0]
+    np.testing.assert_allclose(v[border], s.rest[border], atol=1e-3)

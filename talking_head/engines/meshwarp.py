@@ -40,6 +40,12 @@ _RINGS = ((1.22, 1.0), (1.6, 0.55), (2.1, 0.18))
 # How much of the face outline's own (non-rigid) motion each ring takes: a dropping jaw pulls the
 # skin just outside it along, instead of squeezing it against a ring that only follows the skull.
 _RING_FOLLOW = (0.4, 0.1, 0.0)
+# How much of the head's travel across the picture each ring takes (at least its share of the whole head
+# motion): a sitter's body sways with the head, and rings that took only their share of it (0.55, 0.18)
+# squeezed hair and beard between the face and the still body when a driver moved about (talking_02 moves
+# the face's centre by a median 0.57 and up to 1.35 eye distances; on Walt Whitman the face slid over his
+# hair as an oval mask). The neck's lighter share (_NECK_DROP) is for turning, not for travel.
+_RING_TRAVEL = (1.0, 0.9, 0.6)
 # How far behind the face's outline (its mean depth) a ring lies, in face heights per unit of ring scale
 # beyond 1: hair and ears sit behind the face, so a nodding or turning head moves them less than the
 # face, or the other way. (In self-reenactment flat rings dragged hair, ears and neck further than the
@@ -121,13 +127,15 @@ _LAYER_LOCK = threading.Lock()
 @dataclass
 class _MeshState:
     layout: Layout
-    rest: np.ndarray        # (V, 2) rest vertices in crop pixels (face points, then anchors)
+    rest: np.ndarray        # (V, 2) rest vertices in crop pixels (face points, anchors, the underlay's)
     rest_z: np.ndarray      # (V,) depth at rest
     n_face: int
-    anchor_weight: np.ndarray  # (V - n_face,) share of the head's rigid motion
-    anchor_follow: np.ndarray  # (V - n_face,) share of their outline point's non-rigid motion
-    anchor_source: np.ndarray  # (V - n_face,) index of that outline point
-    anchor_z: np.ndarray       # (V - n_face,) depth at which the head's rigid motion moves them
+    anchor_weight: np.ndarray  # (A,) per anchor: share of the head's rigid motion
+    anchor_follow: np.ndarray  # (A,) per anchor: share of their outline point's non-rigid motion
+    anchor_travel: np.ndarray  # (A,) per anchor: share of the head's travel (see _RING_TRAVEL)
+    centre: np.ndarray         # (3,) the rest face's centre (its rigid points' mean, depth last): what travels
+    anchor_source: np.ndarray  # (A,) per anchor: index of that outline point
+    anchor_z: np.ndarray       # (A,) per anchor: depth at which the head's rigid motion moves them
     tris: np.ndarray
     mouth_tris: np.ndarray
     rest_opening: float
@@ -394,8 +402,9 @@ class MeshWarpEngine(Engine):
         # and a turned portrait turns back toward the viewer only so far (motion._limit_turn_back).
         # v6: rings move with the head in depth (_RING_DEPTH) and stand still under the tracker's noise
         # (_RING_STILL), and the chin follows an opening mouth further (motion.JAW_SHORTFALL). v7: an underlay
-        # fills the slivers between the face and the rings (v6 showed the background there as a streak).
-        return (f"meshwarp-v7-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        # fills the slivers between the face and the rings (v6 showed the background there as a streak). v8:
+        # the rings take more of the head's travel (_RING_TRAVEL).
+        return (f"meshwarp-v8-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}" + ("-detail1" if self.detail else ""))
 
     # -- preparation --------------------------------------------------------------------------
@@ -417,9 +426,9 @@ class MeshWarpEngine(Engine):
         outline, tex = _silhouette(layout, face_xy, face_z, centre, iod)
         edge = face_xy[outline]
 
-        anchors, weights, follow, follow_idx, depth = [], [], [], [], []
+        anchors, weights, follow, follow_idx, depth, travel = [], [], [], [], [], []
         outline_z = float(np.mean(face_z[outline]))
-        for (scale, weight), fol in zip(_RINGS, _RING_FOLLOW):
+        for (scale, weight), fol, trav in zip(_RINGS, _RING_FOLLOW, _RING_TRAVEL):
             ring = centre + scale * (edge - centre)
             # Below the chin is neck and collar: it follows the head less than hair does.
             below = np.clip((ring[:, 1] - chin_y) / (_NECK_SPAN * face_h), 0, 1)
@@ -428,6 +437,7 @@ class MeshWarpEngine(Engine):
             anchors.append(ring[keep])
             weights.append(wts[keep])
             follow.append(np.full(int(keep.sum()), fol))
+            travel.append(np.maximum(wts[keep], trav))
             follow_idx.append(outline[keep])
             depth.append(np.full(int(keep.sum()), outline_z + _RING_DEPTH * (scale - 1) * face_h))
         t = np.linspace(0, 1, _BORDER_POINTS + 1)[:-1]
@@ -437,6 +447,7 @@ class MeshWarpEngine(Engine):
         anchors.append(border)
         weights.append(np.zeros(len(border)))
         follow.append(np.zeros(len(border)))
+        travel.append(np.zeros(len(border)))
         follow_idx.append(np.zeros(len(border), dtype=int))
         depth.append(np.zeros(len(border)))  # (the border does not move)
         anchors = np.concatenate(anchors)
@@ -470,11 +481,15 @@ class MeshWarpEngine(Engine):
         warper = MeshWarper(cw, ch, self.grid_step or _auto_step(cw, ch))
         rest, rest_z = rest.astype(np.float32), rest_z.astype(np.float32)
         tex = _unseen_at_rest(warper, rest, rest_z, tris, np.concatenate([tex, anchors, tex[outline]]).astype(np.float32))
-        state = _MeshState(layout, rest, rest_z, n, weights.astype(np.float32),
-                           np.concatenate(follow).astype(np.float32), np.concatenate(follow_idx).astype(np.int64),
-                           np.concatenate(depth).astype(np.float32), tris, mouth_tris.astype(np.int32),
-                           float(mouth_opening(layout, face_xy)), iod, _RING_STILL * face_h, warper, tex,
-                           outline.astype(np.int64))
+        rigid = list(layout.rigid)
+        state = _MeshState(
+            layout=layout, rest=rest, rest_z=rest_z, n_face=n, anchor_weight=weights.astype(np.float32),
+            anchor_follow=np.concatenate(follow).astype(np.float32),
+            anchor_travel=np.concatenate(travel).astype(np.float32),
+            centre=np.append(face_xy[rigid].mean(axis=0), face_z[rigid].mean()),
+            anchor_source=np.concatenate(follow_idx).astype(np.int64), anchor_z=np.concatenate(depth).astype(np.float32),
+            tris=tris, mouth_tris=mouth_tris.astype(np.int32), rest_opening=float(mouth_opening(layout, face_xy)),
+            iod=iod, ring_still=_RING_STILL * face_h, warper=warper, tex=tex, underlay=outline.astype(np.int64))
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
         if self.layered:
             state.sitter, state.plate = _layers(crop, oval, self.source_store)
@@ -502,6 +517,9 @@ class MeshWarpEngine(Engine):
         src = s.anchor_source
         own = face[src] - rigid(s.rest[src], s.rest_z[src])
         step = s.anchor_weight[:, None] * (moved - anchors) + s.anchor_follow[:, None] * own
+        # The rings' larger share of the head's travel: the motion of the face's centre.
+        travel = rigid(s.centre[None, :2], s.centre[2:])[0] - s.centre[:2]
+        step += (s.anchor_travel - s.anchor_weight)[:, None] * travel[None]
         length = np.sqrt((step ** 2).sum(axis=1, keepdims=True))
         anchors = anchors + step * np.clip(1 - s.ring_still / np.maximum(length, 1e-6), 0, 1)
         z = np.concatenate([frame.target[:, 2], s.rest_z[s.n_face:]])
