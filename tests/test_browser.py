@@ -203,6 +203,20 @@ def test_the_largest_text_still_fits_a_laptop_screen(browser, launch_app):
         * zoom
 
 
+def assert_label_above_the_picture(page):
+    """An uploaded portrait's field shows its label above the picture, not over its top (it covered a sitter's
+    hair; on a phone, where the label takes two lines, half the brow)."""
+    page.wait_for_function("() => document.querySelector('#lp-portrait-upload img')?.naturalWidth > 0")
+    label_bottom, picture_top, picture_bottom, field_bottom = page.evaluate("""() => {
+        const img = document.querySelector('#lp-portrait-upload img'), r = img.getBoundingClientRect();
+        const k = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight), h = img.naturalHeight * k;
+        return [document.querySelector('#lp-portrait-upload label').getBoundingClientRect().bottom,
+                r.top + (r.height - h) / 2, r.top + (r.height + h) / 2,
+                document.querySelector('#lp-portrait-upload').getBoundingClientRect().bottom]; }""")
+    assert label_bottom <= picture_top + 0.5, (label_bottom, picture_top)
+    assert picture_bottom <= field_bottom + 0.5, (picture_bottom, field_bottom)   # nor pushed out at the foot
+
+
 def test_upload_needs_consent(browser, launch_app, shared_dir):
     url, _ = launch_app(AppConfig())
     page, _, _ = open_page(browser, url)
@@ -214,14 +228,7 @@ def test_upload_needs_consent(browser, launch_app, shared_dir):
     page.locator("#lp-portrait-upload input[type=file]").set_input_files(
         str(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg"))
     expect(selection).to_contain_text("Portrait: your upload")
-    # The field's label sits above the picture, not over its top (it covered a sitter's hair).
-    page.wait_for_function("() => document.querySelector('#lp-portrait-upload img')?.naturalWidth > 0")
-    label_bottom, picture_top = page.evaluate("""() => {
-        const img = document.querySelector('#lp-portrait-upload img'), r = img.getBoundingClientRect();
-        const k = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
-        return [document.querySelector('#lp-portrait-upload label').getBoundingClientRect().bottom,
-                r.top + (r.height - img.naturalHeight * k) / 2]; }""")
-    assert label_bottom <= picture_top + 0.5, (label_bottom, picture_top)
+    assert_label_above_the_picture(page)
     page.locator("#lp-clips .thumbnail-item").first.click()
     expect(selection).to_contain_text(re.compile(r"Portrait: your upload\s*Performance: [^—\s]"))
     page.locator("#lp-animate").click()
@@ -417,6 +424,10 @@ def test_on_a_phone_the_page_fits_the_screen_and_shows_every_work(browser, launc
     heights = page.evaluate("""() => [...document.querySelectorAll('#lp-text-smaller, #lp-text-larger, [role=tab]')]
         .filter(e => e.offsetParent).map(e => e.getBoundingClientRect().height)""")
     assert len(heights) >= 4 and min(heights) >= 48, heights
+    page.get_by_role("tab", name="Upload").first.click()
+    page.locator("#lp-portrait-upload input[type=file]").set_input_files(str(REPO / "gallery/portraits/gogol.jpg"))
+    assert_label_above_the_picture(page)
+    page.get_by_role("tab", name="Gallery").first.click()
     for gallery, n in (("#lp-portraits", 14), ("#lp-clips", 7)):
         boxes = page.evaluate(f"""() => [...document.querySelectorAll('{gallery} .thumbnail-item')].map(e => {{
             const r = e.getBoundingClientRect(); return [r.left, r.right, r.top + scrollY, r.bottom + scrollY]; }})""")

@@ -46,6 +46,7 @@ _RING_FOLLOW = (0.4, 0.1, 0.0)
 # the face's centre by a median 0.57 and up to 1.35 eye distances; on Walt Whitman the face slid over his
 # hair as an oval mask). The neck's lighter share (_NECK_DROP) is for turning, not for travel.
 _RING_TRAVEL = (1.0, 0.9, 0.6)
+_BORDER_REACH = 0.5
 # How far behind the face's outline (its mean depth) a ring lies, in face heights per unit of ring scale
 # beyond 1: hair and ears sit behind the face, so a nodding or turning head moves them less than the
 # face, or the other way. (In self-reenactment flat rings dragged hair, ears and neck further than the
@@ -521,7 +522,12 @@ class MeshWarpEngine(Engine):
         travel = rigid(s.centre[None, :2], s.centre[2:])[0] - s.centre[:2]
         step += (s.anchor_travel - s.anchor_weight)[:, None] * travel[None]
         length = np.sqrt((step ** 2).sum(axis=1, keepdims=True))
-        anchors = anchors + step * np.clip(1 - s.ring_still / np.maximum(length, 1e-6), 0, 1)
+        step = step * np.clip(1 - s.ring_still / np.maximum(length, 1e-6), 0, 1)
+        # No ring point goes more than _BORDER_REACH of its way to the crop's still border: one that crossed the
+        # border's anchors folded the triangles between them (the outer ring's travel, below a sitter's chin).
+        h, w = s.warper.height, s.warper.width
+        step = np.clip(step, -_BORDER_REACH * anchors, _BORDER_REACH * ((w - 1, h - 1) - anchors))
+        anchors = anchors + step
         z = np.concatenate([frame.target[:, 2], s.rest_z[s.n_face:]])
         return np.concatenate([face, anchors, face[s.underlay]]).astype(np.float32), z.astype(np.float32)
 
