@@ -380,3 +380,35 @@ def test_refine_and_detail_align_each_driver_frame_once_and_render_the_same(port
     for a, b in zip(shared, render()):
         np.testing.assert_array_equal(a, b)
     assert len(crops) == 3 * (len(frames) - 1)
+
+
+def test_an_open_mouth_carries_the_paintings_own_texture(portrait):
+    """The driver's mouth is a camera's, smooth; on a painting it looked pasted in (Van Gogh's teeth, a flat
+    beige bar among his brush strokes). The interior takes the fine texture of the painting's skin below
+    the lips: here a flat interior must come out about as textured as that skin, and no darker or lighter."""
+    from talking_head.topology import MEDIAPIPE
+
+    img, face = portrait
+    eng = create_engine("meshwarp", layered=False)
+    prepared = eng.prepare(img, face)
+    colour = (150, 120, 105)
+    frames = _mouth_opened_onto(img, face, colour)
+    out = eng.render(prepared, frames)[1]
+    x0, y0 = prepared.crop_box[:2]
+    mouth = np.zeros(out.shape[:2], np.uint8)
+    cv2.fillPoly(mouth, [np.round(frames[1].target[list(MEDIAPIPE.mouth_ring), :2] - (x0, y0)).astype(np.int32)], 1)
+    inside = cv2.erode(mouth, np.ones((5, 5), np.uint8)) > 0
+    assert inside.sum() > 40
+
+    def fine(grey):
+        blur = cv2.GaussianBlur(grey, (0, 0), 1.5)
+        return np.abs(grey - blur) / (blur + 10)
+    g = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    rest = cv2.cvtColor(prepared.crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    xy = prepared.state.rest
+    lips = xy[list(MEDIAPIPE.outer_lip)]
+    below = fine(rest)[int(lips[:, 1].max()) + 3:int(xy[MEDIAPIPE.chin, 1]) - 3, int(lips[:, 0].min()):int(lips[:, 0].max())]
+    texture, skin = float(np.median(fine(g)[inside])), float(np.median(below))
+    assert texture > 0.5 * skin, f"the interior is smooth ({texture:.3f}) beside the painting's skin ({skin:.3f})"
+    assert texture < 2 * skin
+    assert abs(float(np.mean(g[inside])) - float(np.mean(cv2.cvtColor(np.uint8([[colour]]), cv2.COLOR_RGB2GRAY)))) < 25

@@ -150,6 +150,7 @@ class _MeshState:
     driver: _DriverFlow | None = None  # the driving clip's frame 0, set when it arrives
     prev_disp: np.ndarray | None = None  # the last frame's residual on the remap grid
     mouth_warper: MeshWarper | None = None  # maps the driver's mouth interior; grows to the widest mouth
+    grain: np.ndarray | None = None  # (h, w) float32: the painting's own fine texture below the lips (_grain)
     # Two layers (None: one layer). The sitter is (h, w, 4) uint8: the crop less the plate's share (the
     # sitter premultiplied by its mask) with the mask as its fourth channel, so one remap moves both.
     sitter: np.ndarray | None = None
@@ -404,8 +405,9 @@ class MeshWarpEngine(Engine):
         # v6: rings move with the head in depth (_RING_DEPTH) and stand still under the tracker's noise
         # (_RING_STILL), and the chin follows an opening mouth further (motion.JAW_SHORTFALL). v7: an underlay
         # fills the slivers between the face and the rings (v6 showed the background there as a streak). v8:
-        # the rings take more of the head's travel (_RING_TRAVEL).
-        return (f"meshwarp-v8-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        # the rings take more of the head's travel (_RING_TRAVEL). v9: the mouth interior takes the painting's
+        # grain (_GRAIN_GAIN) and a soft edge.
+        return (f"meshwarp-v9-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}" + ("-detail1" if self.detail else ""))
 
     # -- preparation --------------------------------------------------------------------------
@@ -492,6 +494,7 @@ class MeshWarpEngine(Engine):
             tris=tris, mouth_tris=mouth_tris.astype(np.int32), rest_opening=float(mouth_opening(layout, face_xy)),
             iod=iod, ring_still=_RING_STILL * face_h, warper=warper, tex=tex, underlay=outline.astype(np.int64))
         crop = np.ascontiguousarray(portrait[y0:y1, x0:x1])
+        state.grain = _grain(crop, layout, face_xy, iod)
         if self.layered:
             state.sitter, state.plate = _layers(crop, oval, self.source_store)
         if state.sitter is None:
@@ -621,18 +624,20 @@ class MeshWarpEngine(Engine):
             return
         local = ring - (bx0, by0)
         # A soft mask: a fully hard edge would show a cut-out line along the lips.
-        mask = coverage_mask(bx1 - bx0, by1 - by0, local, feather=max(0.6, 0.01 * s.iod))
+        mask = coverage_mask(bx1 - bx0, by1 - by0, local, feather=max(1.0, 0.015 * s.iod))
         region = img[by0:by1, bx0:bx1]
         # Strength grows with the extra opening so the fill fades in instead of popping.
         k = float(np.clip((opening - s.rest_opening) / (0.06 * s.iod), 0, 1))
         view = _driver_mouth(s.layout, fr)
         if view is not None:
             drv_img, drv_lm = view
-            patch, covered = self._driver_interior(s, drv_img, drv_lm, face_dst - (bx0, by0), bx1 - bx0, by1 - by0)
-            # Outside the lip-gap triangles the patch shows whatever the driver frame has there
-            # (wall, cheek): keep the soft edge inside what was really mapped.
-            m = mask * covered * np.float32(k)
+            patch = self._driver_interior(s, drv_img, drv_lm, face_dst - (bx0, by0), bx1 - bx0, by1 - by0)
+            # (Just outside the lip gap the patch shows the driver's own inner lips, so the mask's soft edge
+            # blends into lips rather than stopping at the last mapped pixel: that hard edge drew the hole
+            # as a staircase of pixels.)
+            m = mask * np.float32(k)
             patch = _match_colour(patch, drv_img, drv_lm, region, face_dst - (bx0, by0), layout)
+            patch = _with_grain(patch, s.grain)
             # One vectorised pass over uint8 pixels; a numpy float blend costs several times more.
             region[:] = cv2.blendLinear(patch, np.ascontiguousarray(region), m, 1 - m)
             return
@@ -641,20 +646,21 @@ class MeshWarpEngine(Engine):
         img[by0:by1, bx0:bx1] = (region * (1 - m) + patch * m).astype(np.uint8)
 
     @staticmethod
-    def _driver_interior(s: _MeshState, drv_img: np.ndarray, drv_lm: np.ndarray, dst_local, w,
-                         h) -> tuple[np.ndarray, np.ndarray]:
-        """(uint8 patch, coverage) of the driver's mouth interior (``drv_img`` with its landmarks ``drv_lm``)
-        mapped onto a (w, h) box of the portrait."""
+    def _driver_interior(s: _MeshState, drv_img: np.ndarray, drv_lm: np.ndarray, dst_local, w, h) -> np.ndarray:
+        """uint8 patch: the driver's mouth interior (``drv_img`` with its landmarks ``drv_lm``) mapped onto a
+        (w, h) box of the portrait through the lip-gap triangles, and around them by the similarity that
+        takes the portrait's inner lips to the driver's."""
         # One warper for the clip, grown when a wider mouth needs it: its table is cut to (h, w).
         if s.mouth_warper is None or s.mouth_warper.width < w or s.mouth_warper.height < h:
             old = s.mouth_warper
             s.mouth_warper = MeshWarper(max(w, old.width if old else 0) + 8, max(h, old.height if old else 0) + 8, 1)
         warper = s.mouth_warper
+        ring = list(s.layout.mouth_ring)
         m = warper.table(dst_local.astype(np.float32), drv_lm[:, :2].astype(np.float32),
-                         np.zeros(len(dst_local), np.float32), s.mouth_tris)
-        patch = cv2.remap(drv_img, np.ascontiguousarray(m[:h, :w]), None, interpolation=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-        return patch, warper.covered()[:h, :w]
+                         np.zeros(len(dst_local), np.float32), s.mouth_tris,
+                         outside=_similarity(dst_local[ring], drv_lm[ring, :2]))
+        return cv2.remap(drv_img, np.ascontiguousarray(m[:h, :w]), None, interpolation=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
 
 
 def _mouth_view(layout: Layout, landmarks: np.ndarray) -> np.ndarray:
@@ -770,6 +776,39 @@ _GREY_SPREAD = 3.0
 _LAB_GREY = 4.0
 # How much the colour mapping may scale saturation (a pale painted mouth must not turn grey or garish).
 _CHROMA_GAIN = (0.25, 2.0)
+
+
+# The driver's mouth is a camera's: smooth, with none of the painting's brushwork or craquelure, so on a
+# painting it looked pasted in. The painting's own fine texture (its grey levels over their blur, on the skin
+# between the lower lip and the chin) is laid over it, tiled at the painting's scale. As a ratio: a crack
+# or a stroke darkens skin by a share of its lightness, and a dark mouth by the same share, not to black.
+_GRAIN_SIGMA = 0.03   # the blur taken away, in eye distances
+_GRAIN_GAIN = 0.8
+
+
+def _grain(crop: np.ndarray, layout: Layout, xy: np.ndarray, iod: float) -> np.ndarray | None:
+    """(h, w) float32 fine texture of the skin below the lips, as a ratio about 1 (see _GRAIN_GAIN), or None
+    where there is none."""
+    lips = xy[list(layout.outer_lip)]
+    x0, x1 = lips[:, 0].min(), lips[:, 0].max()
+    y0, y1 = lips[:, 1].max() + 0.05 * iod, xy[layout.chin, 1] - 0.05 * iod
+    x0, y0 = int(max(x0, 0)), int(max(y0, 0))
+    x1, y1 = int(min(x1, crop.shape[1])), int(min(y1, crop.shape[0]))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    grey = cv2.cvtColor(crop[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    ratio = (grey + 10) / (cv2.GaussianBlur(grey, (0, 0), max(0.8, _GRAIN_SIGMA * iod)) + 10)
+    return np.clip(1 + _GRAIN_GAIN * (ratio - 1), 0.6, 1.4).astype(np.float32)
+
+
+def _with_grain(patch: np.ndarray, grain: np.ndarray | None) -> np.ndarray:
+    """``patch`` (uint8) with ``grain`` tiled over it (mirrored at its edges, so no seam shows)."""
+    if grain is None:
+        return patch
+    h, w = patch.shape[:2]
+    gh, gw = grain.shape
+    tile = cv2.copyMakeBorder(grain, 0, max(h - gh, 0), 0, max(w - gw, 0), cv2.BORDER_REFLECT_101)[:h, :w]
+    return cv2.multiply(patch, cv2.merge([tile, tile, tile]), dtype=cv2.CV_8U)
 
 
 def _lip_band(xy: np.ndarray, layout: Layout, shape) -> np.ndarray:
