@@ -384,8 +384,8 @@ def test_refine_and_detail_align_each_driver_frame_once_and_render_the_same(port
 
 def test_an_open_mouth_carries_the_paintings_own_texture(portrait):
     """The driver's mouth is a camera's, smooth; on a painting it looked pasted in (Van Gogh's teeth, a flat
-    beige bar among his brush strokes). The interior takes the fine texture of the painting's skin below
-    the lips: here a flat interior must come out about as textured as that skin, and no darker or lighter."""
+    beige bar among his brush strokes). The interior takes the fine texture of the painting's skin (a cheek):
+    here a flat interior must come out about as textured as the skin below the lips, and no darker or lighter."""
     from talking_head.topology import MEDIAPIPE
 
     img, face = portrait

@@ -779,21 +779,28 @@ _CHROMA_GAIN = (0.25, 2.0)
 
 
 # The driver's mouth is a camera's: smooth, with none of the painting's brushwork or craquelure, so on a
-# painting it looked pasted in. The painting's own fine texture (its grey levels over their blur, on the skin
-# between the lower lip and the chin) is laid over it, tiled at the painting's scale. As a ratio: a crack
-# or a stroke darkens skin by a share of its lightness, and a dark mouth by the same share, not to black.
+# painting it looked pasted in. The painting's own fine texture (its grey levels over their blur, on the
+# cheek nearer the viewer, halfway between the eye and the mouth's corner: skin on nearly every sitter, where
+# the chin below the lips is a beard on many, and put hair in Walt Whitman's mouth) is laid over it, tiled at
+# the painting's scale. As a ratio: a crack or a stroke darkens skin by a share of its lightness, and a dark
+# mouth by the same share, not to black.
 _GRAIN_SIGMA = 0.03   # the blur taken away, in eye distances
+_GRAIN_SIDE = 0.3     # the cheek's square, in eye distances
 _GRAIN_GAIN = 0.8
 
 
 def _grain(crop: np.ndarray, layout: Layout, xy: np.ndarray, iod: float) -> np.ndarray | None:
-    """(h, w) float32 fine texture of the skin below the lips, as a ratio about 1 (see _GRAIN_GAIN), or None
-    where there is none."""
+    """(h, w) float32 fine texture of a cheek, as a ratio about 1 (see _GRAIN_GAIN), or None where there is none."""
     lips = xy[list(layout.outer_lip)]
-    x0, x1 = lips[:, 0].min(), lips[:, 0].max()
-    y0, y1 = lips[:, 1].max() + 0.05 * iod, xy[layout.chin, 1] - 0.05 * iod
-    x0, y0 = int(max(x0, 0)), int(max(y0, 0))
-    x1, y1 = int(min(x1, crop.shape[1])), int(min(y1, crop.shape[0]))
+    corners = lips[0], lips[len(lips) // 2]
+    eyes = eye_centres(layout, xy)
+    widths = [np.linalg.norm(xy[upper[0]] - xy[upper[-1]]) for upper, _ in layout.eyes]
+    k = int(np.argmax(widths))  # the nearer eye is the wider one on a turned face
+    corner = min(corners, key=lambda c: float(np.linalg.norm(c - eyes[k])))
+    cx, cy = (eyes[k] + corner) / 2
+    half = _GRAIN_SIDE * iod / 2
+    x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+    x1, y1 = int(min(cx + half, crop.shape[1])), int(min(cy + half, crop.shape[0]))
     if x1 - x0 < 4 or y1 - y0 < 4:
         return None
     grey = cv2.cvtColor(crop[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
