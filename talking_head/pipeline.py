@@ -264,23 +264,11 @@ def check_portrait(spec, settings: AnimateSettings | None = None, cache: DiskCac
     return several_faces_note(count, settings.face_index)
 
 
-# Where in a clip its check looks for a face (shares of its frames), until it finds one.
-CHECK_FACE_AT = (0.1, 0.3, 0.5, 0.7, 0.9)
-
-
 def check_clip(path, settings: AnimateSettings | None = None, cache: DiskCache | None = None) -> video.ClipInfo:
-    """Probe a driving clip as a render would (not a video, no frames, too long), and look for its face in
-    a few frames (``CHECK_FACE_AT``): raises what the render would raise, the face's absence included,
-    without tracking the whole clip first. The probe goes into ``cache`` as :func:`check_portrait`'s face
-    does."""
+    """Probe a driving clip as a render would (not a video, no frames, too long): raises what the render
+    would raise. The probe goes into ``cache`` as :func:`check_portrait`'s face does."""
     settings, path, cache = settings or AnimateSettings(), Path(path), cache or DiskCache(enabled=False)
-    info = _probe(path, _digest(path) if cache.enabled else None, settings, cache)
-    backend = get_backend(settings.landmarks)
-    at = dict.fromkeys(round(k * (info.n_frames - 1)) for k in CHECK_FACE_AT)
-    if not any(backend.detect(f) for f in video.frames_at(path, info, at, max_side=DRIVE_MAX_SIDE)):
-        # (A face seen in none of them is seen in too few frames for tracking, which needs half.)
-        _check_found([None])
-    return info
+    return _probe(path, _digest(path) if cache.enabled else None, settings, cache)
 
 
 def _check_found(raw: list[np.ndarray | None]) -> None:

@@ -672,25 +672,7 @@ def read_frames(
     return _frame_iter(path, w, h, expected=expected)
 
 
-def frames_at(path: str | os.PathLike[str], info: ClipInfo, indices, *, max_side: int | None = None) -> Iterator[np.ndarray]:
-    """Frames number ``indices`` of the clip, as :func:`read_frames` gives them (upright RGB, downscaled to
-    ``max_side``); one that does not decode gives none.
-
-    Each is found by seeking (to halfway from the frame before: a seek gives the first frame at or after its
-    time), so a frame late in a long clip costs about what an early one does.
-    """
-    path = Path(path)
-    w, h = _fit(info.width, info.height, max_side)
-
-    def time(i: int) -> float:
-        return info.frame_times[i] if info.frame_times else i / float(info.fps)
-    for i in indices:
-        seek = (time(i - 1) + time(i)) / 2 if i > 0 else 0.0
-        yield from _frame_iter(path, w, h, expected=0, start=info.start + seek, limit=1)
-
-
-def _frame_iter(path: Path, w: int, h: int, expected: int, start: float | None = None,
-                limit: int | None = None) -> Iterator[np.ndarray]:
+def _frame_iter(path: Path, w: int, h: int, expected: int) -> Iterator[np.ndarray]:
     # An explicit size also pins the output size if the stream changes resolution mid-way,
     # which would otherwise make the raw byte stream unparseable. Area averaging where the size changes
     # (max_side, non-square pixels): ffmpeg's default bicubic cost 80 % more CPU; at the coded size the
@@ -701,10 +683,8 @@ def _frame_iter(path: Path, w: int, h: int, expected: int, start: float | None =
         # ffmpeg 9 exits non-zero once over 2/3 of frames fail to decode (-max_error_rate);
         # probe counts whatever decodes, so reading must not give up where probe did not.
         "-max_error_rate", "1",
-        *(["-ss", f"{start:.6f}"] if start is not None else []),  # (before -i: seek, then decode from there)
         "-i", _url(path),
         "-map", "0:V:0", "-fps_mode", "passthrough",  # never drop/dup (autorotate stays on)
-        *(["-frames:v", str(limit)] if limit is not None else []),
         "-vf", vf, "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1",
     ]  # fmt: skip
     frame_bytes = w * h * 3

@@ -515,13 +515,6 @@ def test_an_upload_is_checked_the_moment_it_arrives_in_the_visitors_language(app
     short = type(studio)(studio.gallery, studio.store, studio.files, max_clip_s=2.0)
     assert short.check_upload(str(clip), "clip").message("fr") == (
         "La vidéo dure plus de 2 secondes ; coupez-la à 2 secondes au plus et réessayez.")
-    # A clip with no face is refused when it arrives (it was refused only at Animate, after its whole tracking),
-    # and stays in its field: it is a video. One whose face shows in part of it is still checked at Animate.
-    pattern = studio.check_upload(str(badinput.make_no_face_clip(tmp_path)), "clip")
-    assert not pattern.ok and not pattern.unreadable
-    assert pattern.message("en").startswith("No face was found in the driving clip")
-    assert pattern.message("fr") == STRINGS["fr"]["err_clip_no_face"]
-    assert studio.check_upload(str(badinput.make_face_leaves_halfway(tmp_path)), "clip").ok
 
 
 def test_a_refusal_is_kept_unsaid_to_be_said_again_in_another_language(app, tmp_path):

@@ -211,21 +211,6 @@ def test_variable_frame_rate(tmp_path):
     assert sum(1 for _ in read_frames(clip, info)) == 40
 
 
-def test_frames_found_by_seeking_are_those_read_in_order(tmp_path):
-    """``frames_at`` (an upload's check looks for a face in a few frames without decoding the clip) gives
-    frame i as reading every frame does, on uneven timestamps too (the freeze here is 10 frames long)."""
-    clip = make_clip(tmp_path / "vfr.mp4", "30", 40, "96x64",
-                   "-vf", "setpts='(N/30 + gte(N,20)*0.3 + eq(mod(N,3),1)*0.007)/TB'",
-                   "-fps_mode", "passthrough", "-enc_time_base:v", "1/1000")  # fmt: skip
-    info = probe(clip)
-    frames = list(read_frames(clip, info, max_side=48))
-    wanted = [0, 1, 19, 20, 21, 39]
-    found = list(video.frames_at(clip, info, wanted, max_side=48))
-    assert len(found) == len(wanted)
-    for i, frame in zip(wanted, found):
-        np.testing.assert_array_equal(frame, frames[i], err_msg=f"frame {i}")
-
-
 def _frame_pts(path: Path) -> list[float]:
     """Each frame's presentation time in seconds from the first, from the packets (no decoding)."""
     out = subprocess.run([FF, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"],
