@@ -412,3 +412,23 @@ def test_an_open_mouth_carries_the_paintings_own_texture(portrait):
     assert texture > 0.5 * skin, f"the interior is smooth ({texture:.3f}) beside the painting's skin ({skin:.3f})"
     assert texture < 2 * skin
     assert abs(float(np.mean(g[inside])) - float(np.mean(cv2.cvtColor(np.uint8([[colour]]), cv2.COLOR_RGB2GRAY)))) < 25
+
+
+def test_the_mouth_fill_fades_out_before_the_edge_of_its_box():
+    """The fill's soft edge must reach nothing inside the box it is drawn in: with the box 2-3 px outside the
+    lips and a feather that grows with the face, the fill stopped in a straight line beside a large mouth
+    (Newton at 1280 px: up to 35 grey levels)."""
+    from conftest import gallery_portrait
+    img, face = gallery_portrait("newton", 1280)
+    frames = _mouth_opened_onto(img, face, (60, 20, 30))
+    outs = []
+    for fill in (True, False):
+        eng = create_engine("meshwarp", layered=False, fill_mouth=fill)
+        prepared = eng.prepare(img, face)
+        outs.append(eng.render(prepared, frames)[1].astype(int))
+    diff = np.abs(outs[0] - outs[1]).max(axis=2)
+    ys, xs = np.nonzero(diff)
+    assert len(ys) > 50, "the mouth was not filled"
+    y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
+    rim = np.concatenate([diff[y0, x0:x1 + 1], diff[y1, x0:x1 + 1], diff[y0:y1 + 1, x0], diff[y0:y1 + 1, x1]])
+    assert rim.max() <= 3, f"the fill ends in a hard edge ({rim.max()} grey levels at the rim of what it changed)"

@@ -616,15 +616,19 @@ class MeshWarpEngine(Engine):
         if opening <= s.rest_opening + 0.015 * s.iod:
             return
         ring = face_dst[list(layout.mouth_ring)]
-        bx0, by0 = np.floor(ring.min(0)).astype(int) - 2
-        bx1, by1 = np.ceil(ring.max(0)).astype(int) + 3
+        # The box leaves room for the mask's soft edge to reach zero inside it (3 sigma): at 2-3 px its edge
+        # cut the fill off in a straight line beside the mouth.
+        feather = max(1.0, 0.015 * s.iod)
+        pad = int(np.ceil(3 * feather)) + 2
+        bx0, by0 = np.floor(ring.min(0)).astype(int) - pad
+        bx1, by1 = np.ceil(ring.max(0)).astype(int) + pad + 1
         h, w = img.shape[:2]
         bx0, by0, bx1, by1 = max(bx0, 0), max(by0, 0), min(bx1, w), min(by1, h)
         if bx1 - bx0 < 3 or by1 - by0 < 3:
             return
         local = ring - (bx0, by0)
         # A soft mask: a fully hard edge would show a cut-out line along the lips.
-        mask = coverage_mask(bx1 - bx0, by1 - by0, local, feather=max(1.0, 0.015 * s.iod))
+        mask = coverage_mask(bx1 - bx0, by1 - by0, local, feather=feather)
         region = img[by0:by1, bx0:bx1]
         # Strength grows with the extra opening so the fill fades in instead of popping.
         k = float(np.clip((opening - s.rest_opening) / (0.06 * s.iod), 0, 1))
@@ -786,6 +790,10 @@ _CHROMA_GAIN = (0.25, 2.0)
 # mouth by the same share, not to black.
 _GRAIN_SIGMA = 0.03   # the blur taken away, in eye distances
 _GRAIN_SIDE = 0.3     # the cheek's square, in eye distances
+_GRAIN_OUT = 0.15     # how far it is moved out from halfway between eye and mouth corner, in eye distances
+# A crack or a stroke changes the skin by a few tens of percent; what goes past that is an edge (a nostril, the
+# cheek's outline), which tiling would repeat.
+_GRAIN_RANGE = (0.8, 1.2)
 _GRAIN_GAIN = 0.8
 
 
@@ -798,6 +806,8 @@ def _grain(crop: np.ndarray, layout: Layout, xy: np.ndarray, iod: float) -> np.n
     k = int(np.argmax(widths))  # the nearer eye is the wider one on a turned face
     corner = min(corners, key=lambda c: float(np.linalg.norm(c - eyes[k])))
     cx, cy = (eyes[k] + corner) / 2
+    # Out on the cheek, away from the nose: a square over the nose's edge, tiled, drew its line as lobes.
+    cx += _GRAIN_OUT * iod * np.sign(cx - xy[list(layout.oval), 0].mean())
     half = _GRAIN_SIDE * iod / 2
     x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
     x1, y1 = int(min(cx + half, crop.shape[1])), int(min(cy + half, crop.shape[0]))
@@ -805,7 +815,7 @@ def _grain(crop: np.ndarray, layout: Layout, xy: np.ndarray, iod: float) -> np.n
         return None
     grey = cv2.cvtColor(crop[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
     ratio = (grey + 10) / (cv2.GaussianBlur(grey, (0, 0), max(0.8, _GRAIN_SIGMA * iod)) + 10)
-    return np.clip(1 + _GRAIN_GAIN * (ratio - 1), 0.6, 1.4).astype(np.float32)
+    return np.clip(1 + _GRAIN_GAIN * (ratio - 1), *_GRAIN_RANGE).astype(np.float32)
 
 
 def _with_grain(patch: np.ndarray, grain: np.ndarray | None) -> np.ndarray:
