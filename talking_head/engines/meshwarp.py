@@ -46,7 +46,7 @@ _RING_FOLLOW = (0.4, 0.1, 0.0)
 # the face's centre by a median 0.57 and up to 1.35 eye distances; on Walt Whitman the face slid over his
 # hair as an oval mask). The neck's lighter share (_NECK_DROP) is for turning, not for travel.
 _RING_TRAVEL = (1.0, 0.9, 0.6)
-_BORDER_REACH = 0.5
+_BORDER_REACH = 0.5  # the most of its way to the crop's still border a ring point goes (see vertices)
 # How far behind the face's outline (its mean depth) a ring lies, in face heights per unit of ring scale
 # beyond 1: hair and ears sit behind the face, so a nodding or turning head moves them less than the
 # face, or the other way. (In self-reenactment flat rings dragged hair, ears and neck further than the
@@ -150,7 +150,7 @@ class _MeshState:
     driver: _DriverFlow | None = None  # the driving clip's frame 0, set when it arrives
     prev_disp: np.ndarray | None = None  # the last frame's residual on the remap grid
     mouth_warper: MeshWarper | None = None  # maps the driver's mouth interior; grows to the widest mouth
-    grain: np.ndarray | None = None  # (h, w) float32: the painting's own fine texture below the lips (_grain)
+    grain: np.ndarray | None = None  # (h, w) float32: the painting's own fine texture, from a cheek (_grain)
     # Two layers (None: one layer). The sitter is (h, w, 4) uint8: the crop less the plate's share (the
     # sitter premultiplied by its mask) with the mask as its fourth channel, so one remap moves both.
     sitter: np.ndarray | None = None
