@@ -91,11 +91,16 @@ class ResultStore:
 
         A torn, truncated or tampered entry is deleted (so it is rendered again, never served).
         """
+        return self._whole(key)
+
+    def _whole(self, key: str, meta: dict | None = None) -> StoredResult | None:
+        """``lookup``, given the result's record where the caller has read it already."""
         video, record = self.root / f"{key}.mp4", self.root / f"{key}.json"
         if not (record.is_file() and video.is_file()):
             return None  # not stored (or being stored right now by another render)
+        if meta is None:
+            meta = self._meta(record)
         try:
-            meta = json.loads(record.read_text(encoding="utf-8"))
             if video.stat().st_size != meta["bytes"]:
                 raise ValueError("size differs from the record")
             if _digest(video) != meta["sha256"]:
@@ -156,7 +161,7 @@ class ResultStore:
             meta = self._meta(record)
             if meta.get("code") != source_digest():
                 continue
-            found = self.lookup(record.stem)
+            found = self._whole(record.stem, meta)
             if found is not None and self._works_unchanged(meta.get("works"), found):
                 out.append(found)
         return out
