@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 from talking_head.cache import DiskCache
 from talking_head.engines import DrivingFrame, create_engine
 from talking_head.gallery import Gallery
-from talking_head.motion import MotionTrack, decompose, retarget
+from talking_head.motion import MotionTrack, decompose, face_size, retarget
 from talking_head.pipeline import AnimateSettings, _find_clip, _stored_drive
 from talking_head.topology import (
     IBUG68,
@@ -56,6 +56,17 @@ def test_the_far_side_is_found_on_a_turned_face_only():
     assert far_side(IBUG68, np.zeros((68, 2)), np.zeros(68)) is None  # a flat Delaunay mesh never folds
 
 
+def _clip_frames(clip, face, indices):
+    """Driving frames ``indices`` of gallery ``clip`` laid on ``face`` (a portrait at 800 px), without pixels."""
+    settings = AnimateSettings(max_side=800)
+    path, info, track, _, _ = _find_clip(f"gallery:{clip}", settings, Gallery.default(), DiskCache(enabled=False))
+    drive = _stored_drive(track, face, settings, path, info, False)
+    try:
+        return [fr for fr in drive if fr.index in indices]
+    finally:
+        drive.close()
+
+
 @pytest.mark.parametrize("index", [48, 50])
 def test_a_turned_face_turning_back_drags_no_cheek_past_its_edge(index):
     """Vermeer x talking_02: the driver turns to the camera and the girl's far cheek opens out.
@@ -64,13 +75,8 @@ def test_a_turned_face_turning_back_drags_no_cheek_past_its_edge(index):
     built around it carried that skin out past the face as a pale band beside it (30 % of the strip
     beside the far eye at frame 48, 22 % at 50), with a dark streak through the eye where the fold opened
     onto the background. Beside the face there must be the painting's dark background."""
-    settings = AnimateSettings(max_side=800)
-    g, nocache = Gallery.default(), DiskCache(enabled=False)
     img, face = gallery_portrait("girl_with_a_pearl_earring", 800)
-    path, info, track, _, _ = _find_clip("gallery:talking_02", settings, g, nocache)
-    drive = _stored_drive(track, face, settings, path, info, False)
-    frame = next(fr for fr in drive if fr.index == index)
-    drive.close()
+    (frame,) = _clip_frames("talking_02", face, {index})
     eng = create_engine("meshwarp", fill_mouth=False)
     prepared = eng.prepare(img, face)
     out = eng.render(prepared, [frame])[0]
@@ -132,16 +138,6 @@ def test_hair_and_ears_behind_the_face_move_less_than_it_when_the_head_turns():
     assert np.median(ring * np.sign(nose)) < np.median(ring_flat * np.sign(nose)) - 2
 
 
-def _mouth_open_frames(face, indices):
-    settings = AnimateSettings(max_side=800)
-    path, info, track, _, _ = _find_clip("gallery:mouth_open", settings, Gallery.default(), DiskCache(enabled=False))
-    drive = _stored_drive(track, face, settings, path, info, False)
-    try:
-        return [fr for fr in drive if fr.index in indices]
-    finally:
-        drive.close()
-
-
 @pytest.mark.parametrize("work", ["girl_with_a_pearl_earring", "rousseau", "mark_twain", "mona_lisa"])
 def test_the_mesh_leaves_no_gap_between_the_face_and_the_rings(work):
     """The rings meet the face along straight lines between its outline points, and the face's own edge
@@ -157,7 +153,7 @@ def test_the_mesh_leaves_no_gap_between_the_face_and_the_rings(work):
     s = prepared.state
     h, w = prepared.crop.shape[:2]
     warper = MeshWarper(w, h, 1)
-    poses = [(s.rest, s.rest_z)] + [eng.vertices(prepared, fr) for fr in _mouth_open_frames(face, {30, 60, 90})]
+    poses = [(s.rest, s.rest_z)] + [eng.vertices(prepared, fr) for fr in _clip_frames("mouth_open", face, {30, 60, 90})]
     for k, (dst, z) in enumerate(poses):
         warper.table(dst, s.tex, z, s.tris)
         gaps = int((warper.covered() < 1).sum())
@@ -173,12 +169,12 @@ def test_no_dark_streak_beside_the_pearl_girls_lips():
     eng = create_engine("meshwarp", fill_mouth=False)
     prepared = eng.prepare(img, face)
     s = prepared.state
-    (frame,) = _mouth_open_frames(face, {30})
+    (frame,) = _clip_frames("mouth_open", face, {30})
     out = eng.render(prepared, [frame])[0]
     dst, z = eng.vertices(prepared, frame)
     h, w = out.shape[:2]
     warper = MeshWarper(w, h, 1)
-    face_and_rings = s.tris[(s.tris < len(s.rest) - len(s.underlay)).all(axis=1)]
+    face_and_rings = s.tris[(s.tris < s.anchors_end).all(axis=1)]
     warper.table(dst, s.tex, z, face_and_rings)
     sliver = warper.covered() < 1
     assert sliver.sum() >= 10, "the sliver this test is about is there"
@@ -195,7 +191,7 @@ def test_hair_and_body_travel_with_a_head_that_moves_across_the_picture():
     oval mask. A sitter's hair and shoulders travel with the head; only the crop's border stays."""
     img, face = gallery_portrait("walt_whitman", 700)
     pts = face.points.astype(np.float64)
-    iod = float(np.linalg.norm(pts[[33, 133]].mean(axis=0)[:2] - pts[[362, 263]].mean(axis=0)[:2]))
+    iod = face_size(pts, MEDIAPIPE)
     moved = pts + (0.6 * iod, 0, 0)
     track = MotionTrack(np.array([pts, moved], np.float32), np.ones(2, bool), face.layout, 25,
                         (img.shape[1], img.shape[0]))
@@ -206,7 +202,7 @@ def test_hair_and_body_travel_with_a_head_that_moves_across_the_picture():
     v, _ = eng.vertices(prepared, DrivingFrame(1, None, moved, mot.targets[1], mot.head[1]))
     nose = v[4, 0] - s.rest[4, 0]
     assert nose == pytest.approx(0.6 * iod, rel=0.05)
-    anchors = np.arange(s.n_face, len(s.rest) - len(s.underlay))
+    anchors = np.arange(s.n_face, s.anchors_end)
     rings = anchors[s.anchor_weight > 0]
     travel = (v[rings, 0] - s.rest[rings, 0]) / nose
     # (Those near the crop's side go at most half their way to it; see below.)

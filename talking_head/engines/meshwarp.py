@@ -158,6 +158,11 @@ class _MeshState:
     flat: np.ndarray | None = None    # one layer: the crop as RGBA (opaque)
 
     @property
+    def anchors_end(self) -> int:
+        """Where the anchors end among the vertices (the underlay's copies follow them)."""
+        return len(self.rest) - len(self.underlay)
+
+    @property
     def alpha(self) -> np.ndarray | None:
         """(h, w) uint8: the sitter's mask on the crop, or None with one layer."""
         return None if self.sitter is None else self.sitter[..., 3]
@@ -515,7 +520,7 @@ class MeshWarpEngine(Engine):
             """Where the head's rigid motion takes points at ``xy`` and ``depth``."""
             return xy @ a.T + depth[:, None] * per_z + b
 
-        anchors = s.rest[s.n_face:len(s.rest) - len(s.underlay)]
+        anchors = s.rest[s.n_face:s.anchors_end]
         moved = rigid(anchors, s.anchor_z)
         # The outline's motion beyond what the head's rigid motion explains (jaw, cheeks).
         src = s.anchor_source
