@@ -221,7 +221,7 @@
         // Reloaded only when the server answers: a kiosk must not be left on the browser's "cannot reach this
         // page" while the app restarts (an update); it shows the start screen instead and tries next time.
         // The start screen comes at once, and stays over the page until the new one has put up its own
-        // (the new page is dark until then: see kiosk_head in ui.py), so a passer-by sees no flash of the app.
+        // (the new page is dark until then: see kiosk-head.css and ui.launch_kwargs), so a passer-by sees no flash of the app.
         leaving = true;
         const reset = $("lp-reset");
         if (reset) reset.click();
