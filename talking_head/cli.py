@@ -7,12 +7,7 @@ import sys
 from pathlib import Path
 
 from .errors import TalkingHeadError
-
-
-def _quiet_native_logs() -> None:
-    # mediapipe/absl print start-up chatter to stderr; a teacher should see only our progress bar.
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from .native_log import filtered_native_stderr
 
 
 def _add_animate(sub) -> None:
@@ -203,7 +198,6 @@ def _run_engines(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_native_logs()
     parser = argparse.ArgumentParser(prog="python -m talking_head",
                                      description="Living Portraits: make a portrait perform a driving clip.")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -232,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         from .engines.liveportrait import bench as lpbench
         return lpbench.main(argv[1:])
     a = parser.parse_args(argv)
+    if os.environ.get("LIVING_PORTRAITS_DEBUG"):
+        return _dispatch(a)
+    with filtered_native_stderr():
+        return _dispatch(a)
+
+
+def _dispatch(a) -> int:
     try:
         if a.cmd == "animate":
             return _run_animate(a)
