@@ -451,10 +451,16 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         # The portrait is taken as uploaded (preprocess=False): Gradio's image field would open it with
         # Pillow first and refuse a text file named .jpg with its own error, before our sentence could
         # say what to do; the library's loader checks and converts every file itself.
-        def take_portrait(payload, request: gr.Request):
+        def take_portrait(payload, previous, request: gr.Request):
             path = (payload or {}).get("path")
             keep_uploads(path, request)
-            return path, None, "", face_choices(0, lang0), "", None  # (the last attempt's message no longer holds)
+            # (The last attempt's message no longer holds.)
+            return path, None, "", face_choices(0, lang0), "", None, new_file_consent(previous)
+
+        def new_file_consent(previous):
+            """The box says "this file": a file put in place of another needs its own tick. (Emptying the
+            field unticks it too; a tick given while the first file is still arriving is that file's.)"""
+            return False if previous else gr.skip()
 
         def check_portrait(path, lang_, request: gr.Request):
             checked = studio.check_upload(path, "portrait", request.session_hash if request else None)
@@ -480,13 +486,14 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             # (Not queued: a check takes under a second, and a queue full of renders must not refuse it.)
             private = {"api_visibility": "private", "queue": False}
             # The selection line follows the files: a file in the field is the choice, an emptied field is none.
-            p_upload.upload(take_portrait, p_upload, [portrait_file, p_check, p_note, face_pick, status, status_said],
+            p_upload.upload(take_portrait, [p_upload, portrait_file],
+                            [portrait_file, p_check, p_note, face_pick, status, status_said, p_consent],
                             preprocess=False,
                             **private).then(check_portrait, [portrait_file, lang],
                                             [p_check, p_note, face_pick, p_upload, portrait_file], **private).then(
                 describe, chosen, selection, **private)
-            p_upload.clear(lambda: (None, None, "", face_choices(0, lang0)), None,
-                           [portrait_file, p_check, p_note, face_pick], **private).then(
+            p_upload.clear(lambda: (None, None, "", face_choices(0, lang0), False), None,
+                           [portrait_file, p_check, p_note, face_pick, p_consent], **private).then(
                 describe, chosen, selection, **private)
             # Once a good clip is there and the visitor has agreed to its use, its motion is read ahead while
             # they choose a painting (studio.read_ahead): their render then starts as a gallery clip's does.
@@ -495,7 +502,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                     studio.read_ahead(path, request.session_hash if request else None)
 
             c_upload.upload(keep_uploads, c_upload, None, **private).then(
-                lambda: (None, "", "", None), None, [c_check, c_note, status, status_said], **private).then(
+                lambda previous: (None, "", "", None, new_file_consent(previous)), c_check,
+                [c_check, c_note, status, status_said, c_consent], **private).then(
                 check_clip, [c_upload, lang], [c_check, c_note, c_upload], **private).then(
                 describe, chosen, selection, **private).then(
                 read_ahead, [c_check, c_consent, c_upload], None, **private)
@@ -515,7 +523,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             for own, box in enumerate((p_consent, c_consent)):
                 box.input(consent_given(own), [p_consent, c_consent, portrait_src, clip_src, status_said],
                           [status, status_said], **private)
-            c_upload.clear(lambda: (None, ""), None, [c_check, c_note], **private).then(
+            c_upload.clear(lambda: (None, "", False), None, [c_check, c_note, c_consent], **private).then(
                 describe, chosen, selection, **private)
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")

@@ -245,6 +245,16 @@ def test_upload_needs_consent(browser, launch_app, shared_dir):
     # Ticking the box answers it: the line goes (it stayed until the next attempt).
     page.locator("#lp-consent-portrait input[type=checkbox]").check()
     expect(page.locator("#lp-status")).to_be_hidden()
+    # The box says "this file": another picture dropped in its place, or the field emptied, needs a new tick.
+    box, field = page.locator("#lp-consent-portrait input"), page.locator("#lp-portrait-upload")
+    field.locator("input[type=file]").set_input_files(str(shared_dir / "gallery-src/paintings/voltaire_largilliere_1724.jpg"))
+    expect(box).not_to_be_checked()
+    page.locator("#lp-animate").click()
+    expect(page.locator("#lp-status")).to_contain_text("tick the box", timeout=30000)
+    box.check()
+    expect(page.locator("#lp-status")).to_be_hidden()
+    field.locator("button[aria-label='Remove Image']").first.click()
+    expect(box).not_to_be_checked()
 
 
 def test_the_page_keeps_its_width_whichever_tabs_are_open(browser, launch_app):
@@ -497,8 +507,10 @@ def test_a_clip_the_browser_cannot_play_is_still_animated(browser, launch_app, t
     field, note = page.locator("#lp-clip-upload"), page.locator("#lp-clip-note")
     for clip, codec in ((camera, "MPEG-4 Part 2"), (phone, "HEVC (H.265)")):
         if clip is phone:
+            page.locator("#lp-consent-clip input").check()      # (given for the camera's clip: not for the next)
             field.get_by_role("button", name="Effacer").click()   # (Gradio's own words follow the page's)
             expect(note).to_be_hidden()
+            expect(page.locator("#lp-consent-clip input")).not_to_be_checked()
             expect(page.locator("#lp-selection")).to_contain_text("Interprétation : —")
         field.locator("input[type=file]").set_input_files(str(clip))
         expect(note).to_contain_text(codec, timeout=30000)
