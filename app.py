@@ -45,8 +45,27 @@ def server_host(args: argparse.Namespace, environ=os.environ) -> str:
     return args.host or environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if environ.get("SPACE_ID") else "127.0.0.1")
 
 
+def started(host: str, port: int) -> str:
+    """The line that tells whoever started the app where to open it (Gradio's own pointed at a ``share=True``
+    that is not ours to set, and a kiosk must not be shared)."""
+    if host in ("0.0.0.0", "::"):
+        where = (f"on port {port} of every network address of this machine "
+                 f"(here: http://127.0.0.1:{port}; from another device: http://<this machine's address>:{port})")
+    else:
+        where = f"at http://{'[' + host + ']' if ':' in host else host}:{port}"
+    return f"Living Portraits is running {where}. Open it in a browser; Ctrl+C stops it."
+
+
 def main(argv=None):
     a = parse_args(argv)
+    from talking_head.native_log import filtered_native_stderr
+    if os.environ.get("LIVING_PORTRAITS_DEBUG"):
+        return _serve(a)
+    with filtered_native_stderr():  # MediaPipe's start-up lines are not the staff's to read
+        return _serve(a)
+
+
+def _serve(a: argparse.Namespace) -> None:
     from demo.visitor_files import VisitorFiles, default_root
     files = VisitorFiles(default_root())
     # Gradio keeps uploads under GRADIO_TEMP_DIR: point it into the visitors' temporary area.
@@ -61,7 +80,10 @@ def main(argv=None):
     files.start_sweeper(every_s=float(os.environ.get("LP_SWEEP_EVERY_S", "300")))
     host = server_host(a)
     demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
-    demo.launch(server_name=host, server_port=a.port, share=False, **launch_kwargs(config, demo))
+    demo.launch(server_name=host, server_port=a.port, share=False, quiet=True, prevent_thread_lock=True,
+                **launch_kwargs(config, demo))
+    print(started(host, demo.server_port), flush=True)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

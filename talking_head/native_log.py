@@ -33,23 +33,29 @@ def is_native_noise(line: bytes) -> bool:
 
 def _pass_on(read_fd: int, write_fd: int) -> None:
     pending = b""
-    while True:
-        try:
-            chunk = os.read(read_fd, 65536)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            break
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        kept = b"".join(line + b"\n" for line in lines if not is_native_noise(line))
-        if kept:
+    try:
+        while True:
+            try:
+                chunk = os.read(read_fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            kept = b"".join(line + b"\n" for line in lines if not is_native_noise(line))
+            if kept:
+                with contextlib.suppress(OSError):
+                    os.write(write_fd, kept)
+        if pending and not is_native_noise(pending):
             with contextlib.suppress(OSError):
-                os.write(write_fd, kept)
-    if pending and not is_native_noise(pending):
+                os.write(write_fd, pending)
+    finally:
+        # However this thread ends, descriptor 2 must not stay a pipe nobody reads: a server's next
+        # lines would fill it and stop the process. (After the command it is the terminal already.)
         with contextlib.suppress(OSError):
-            os.write(write_fd, pending)
-    os.close(read_fd)
+            os.dup2(write_fd, 2)
+        os.close(read_fd)
 
 
 def _writes_to_descriptor_2(stream) -> bool:

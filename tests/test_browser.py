@@ -418,6 +418,11 @@ def test_the_app_started_as_the_readme_says_serves_its_gallery(browser, tmp_path
                                " return !!v && v.readyState >= 1; }", timeout=30000)
         assert "InvalidPathError" not in (tmp_path / "app.log").read_text()
         assert outside == [] and errors == []
+        # What the terminal shows the staff: where to open it, and no native start-up chatter (MediaPipe's
+        # segmenter has started by now) nor Gradio's advice to set a share=True that is not theirs to set.
+        shown = (tmp_path / "app.log").read_text()
+        assert f"Living Portraits is running at http://127.0.0.1:{port}. Open it in a browser" in shown, shown
+        assert "share=True" not in shown and "absl" not in shown and "XNNPACK" not in shown, shown
     finally:
         app.terminate()
         app.wait(timeout=30)

@@ -267,6 +267,14 @@ def test_host_defaults_to_localhost():
     assert app_module.server_host(app_module.parse_args(["--kiosk"]), {}) == "127.0.0.1"
 
 
+def test_the_start_line_says_where_to_open_the_app():
+    import app as app_module
+    assert "at http://127.0.0.1:7860." in app_module.started("127.0.0.1", 7860)
+    assert "at http://[::1]:8080." in app_module.started("::1", 8080)
+    everywhere = app_module.started("0.0.0.0", 8080)
+    assert "every network address" in everywhere and "http://127.0.0.1:8080" in everywhere
+
+
 def test_a_clip_limit_out_of_range_stops_the_app_at_start(capsys):
     """Out of range, --max-clip-seconds made every visitor's upload and render fail once the app was up."""
     import app as app_module
