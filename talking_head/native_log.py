@@ -22,7 +22,7 @@ import threading
 # absl's format: severity letter, MMDD (0000 before absl::InitializeLog), time, thread id, file:line].
 _NOISE = re.compile(
     rb"^(?:[IW]\d{4} \d\d:\d\d:[\d.]+\s+\d+ [\w./-]+:\d+\]"
-    rb"|INFO: "
+    rb"|INFO: \S.*(?:TensorFlow Lite|XNNPACK|TfLite)"  # (not "INFO:     ...", a web server's own log)
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR)")
 
 
