@@ -68,6 +68,9 @@ DRIVE_MAX_SIDE = 720
 # How extracted motion is made (tracked, then corrected on the skin: faces.patches); a new value keeps
 # motion cached by an older way from being used.
 MOTION_VERSION = "skin-patches-2"  # 2: frames of non-square pixels are tracked at their display shape
+# How a portrait's face is found; a new value keeps faces found the older way from being used. 2: a fit whose
+# eyes do not hold their irises is taken again from other crops (faces.mediapipe_backend.irises_fit).
+FACE_VERSION = "2"
 # x264 'superfast' at CRF 18 looks the same as 'veryfast' on painted textures here and encodes in
 # about half the time, which is most of a render on a 2-core laptop.
 ENCODER_PRESET = "superfast"
@@ -228,7 +231,8 @@ def resolve_portrait(spec, settings: AnimateSettings, gallery: Gallery,
         spec = path
     img = load_image(spec, max_side=settings.max_side)
     content = file_digest(spec) if isinstance(spec, (str, os.PathLike)) else bytes_digest(img.tobytes())
-    key = cache.key("face", content, settings.landmarks, str(settings.face_index), str(img.shape), "count")
+    key = cache.key("face", content, settings.landmarks, str(settings.face_index), str(img.shape), "count",
+                    FACE_VERSION)
     blob = cache.get("face", key)
     if blob is not None:  # layout (16 bytes), how many faces the picture holds (4), the chosen face's points
         count = int(np.frombuffer(blob[16:20], np.int32)[0])
