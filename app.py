@@ -58,14 +58,9 @@ def started(host: str, port: int) -> str:
 
 def main(argv=None):
     a = parse_args(argv)
-    from talking_head.native_log import filtered_native_stderr
-    if os.environ.get("LIVING_PORTRAITS_DEBUG"):
-        return _serve(a)
-    with filtered_native_stderr():  # MediaPipe's start-up lines are not the staff's to read
-        return _serve(a)
-
-
-def _serve(a: argparse.Namespace) -> None:
+    if not os.environ.get("LIVING_PORTRAITS_DEBUG"):
+        from talking_head.native_log import filter_native_stderr
+        filter_native_stderr()  # MediaPipe's start-up lines are not the staff's to read
     from demo.visitor_files import VisitorFiles, default_root
     files = VisitorFiles(default_root())
     # Gradio keeps uploads under GRADIO_TEMP_DIR: point it into the visitors' temporary area.

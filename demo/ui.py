@@ -334,6 +334,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                     gr.update(value=str(keep), visible=not config.kiosk), (entry, done), _status_html(), None)
 
         p_check, c_check = gr.State(None), gr.State(None)  # studio.UploadCheck of each upload
+        # What each field showed when its consent box was ticked (None: nothing, or a file still arriving).
+        p_ticked_for, c_ticked_for = gr.State(None), gr.State(None)
         status_said = gr.State(None)  # what the line under Animate says, unsaid (see strings.say), or None
         upload_inputs = ([portrait_file, p_consent, face_pick] if config.uploads_enabled
                          else [gr.State(None), gr.State(False), gr.State(-1)])
@@ -451,27 +453,41 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         # The portrait is taken as uploaded (preprocess=False): Gradio's image field would open it with
         # Pillow first and refuse a text file named .jpg with its own error, before our sentence could
         # say what to do; the library's loader checks and converts every file itself.
-        def take_portrait(payload, previous, request: gr.Request):
+        def take_portrait(payload, ticked, ticked_for, request: gr.Request):
             path = (payload or {}).get("path")
             keep_uploads(path, request)
             # (The last attempt's message no longer holds.)
-            return path, None, "", face_choices(0, lang0), "", None, new_file_consent(previous)
+            return path, None, "", face_choices(0, lang0), "", None, *consent_on_arrival(ticked, ticked_for, path)
 
-        def new_file_consent(previous):
-            """The box says "this file": a file put in place of another needs its own tick. (Emptying the
-            field unticks it too; a tick given while the first file is still arriving is that file's.)"""
-            return False if previous else gr.skip()
+        def shown_path(value) -> str | None:
+            """The file in a field's raw value: an image's FileData, a video's, or a path."""
+            if isinstance(value, dict):
+                value = value.get("video", value)
+                return value.get("path") if isinstance(value, dict) else None
+            return value if isinstance(value, str) else None
+
+        def consent_on_arrival(ticked, ticked_for, arrived):
+            """(the box, the file its tick is for) when a file arrives. The box says "this file": a tick given
+            for the file this one replaces is cleared. A tick given while the field was empty, or while this
+            file was arriving (the page then sends the tick once the file is in), is this file's. Emptying
+            the field, or a file refused, clears it too."""
+            if not ticked:
+                return gr.skip(), None
+            return (False, None) if ticked_for and ticked_for != arrived else (gr.skip(), arrived)
+
+        def ticked_with(ticked, shown):
+            return shown_path(shown) if ticked else None
 
         def check_portrait(path, lang_, request: gr.Request):
             checked = studio.check_upload(path, "portrait", request.session_hash if request else None)
             # A file that is not a picture (or not a video, below) would stay in the field as a broken one:
             # the field is emptied, and the sentence under it says why.
             return (checked, _check_html(checked, lang_), face_choices(checked.faces, lang_),
-                    *((None, None) if checked.unreadable else (gr.skip(), gr.skip())))
+                    *((None, None, False) if checked.unreadable else (gr.skip(), gr.skip(), gr.skip())))
 
         def check_clip(path, lang_, request: gr.Request):
             checked = studio.check_upload(path, "clip", request.session_hash if request else None)
-            return checked, _check_html(checked, lang_), None if checked.unreadable else gr.skip()
+            return checked, _check_html(checked, lang_), *((None, False) if checked.unreadable else (gr.skip(),) * 2)
 
         def face_choices(count, lang_, value=-1):
             largest = [(t(lang_, "face_largest"), -1)]  # (a radio's value must be one of its choices)
@@ -486,11 +502,12 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             # (Not queued: a check takes under a second, and a queue full of renders must not refuse it.)
             private = {"api_visibility": "private", "queue": False}
             # The selection line follows the files: a file in the field is the choice, an emptied field is none.
-            p_upload.upload(take_portrait, [p_upload, portrait_file],
-                            [portrait_file, p_check, p_note, face_pick, status, status_said, p_consent],
+            p_upload.upload(take_portrait, [p_upload, p_consent, p_ticked_for],
+                            [portrait_file, p_check, p_note, face_pick, status, status_said, p_consent, p_ticked_for],
                             preprocess=False,
                             **private).then(check_portrait, [portrait_file, lang],
-                                            [p_check, p_note, face_pick, p_upload, portrait_file], **private).then(
+                                            [p_check, p_note, face_pick, p_upload, portrait_file, p_consent],
+                                            **private).then(
                 describe, chosen, selection, **private)
             p_upload.clear(lambda: (None, None, "", face_choices(0, lang0), False), None,
                            [portrait_file, p_check, p_note, face_pick, p_consent], **private).then(
@@ -502,9 +519,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                     studio.read_ahead(path, request.session_hash if request else None)
 
             c_upload.upload(keep_uploads, c_upload, None, **private).then(
-                lambda previous: (None, "", "", None, new_file_consent(previous)), c_check,
-                [c_check, c_note, status, status_said, c_consent], **private).then(
-                check_clip, [c_upload, lang], [c_check, c_note, c_upload], **private).then(
+                lambda ticked, ticked_for, clip: (None, "", "", None,
+                                                  *consent_on_arrival(ticked, ticked_for, shown_path(clip))),
+                [c_consent, c_ticked_for, c_upload], [c_check, c_note, status, status_said, c_consent, c_ticked_for],
+                preprocess=False, **private).then(
+                check_clip, [c_upload, lang], [c_check, c_note, c_upload, c_consent], **private).then(
                 describe, chosen, selection, **private).then(
                 read_ahead, [c_check, c_consent, c_upload], None, **private)
             c_consent.input(read_ahead, [c_check, c_consent, c_upload], None, **private)
@@ -523,6 +542,9 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             for own, box in enumerate((p_consent, c_consent)):
                 box.input(consent_given(own), [p_consent, c_consent, portrait_src, clip_src, status_said],
                           [status, status_said], **private)
+            # (The fields' raw values: whether a file shows is all that is asked, and nothing is copied.)
+            p_consent.input(ticked_with, [p_consent, p_upload], p_ticked_for, preprocess=False, **private)
+            c_consent.input(ticked_with, [c_consent, c_upload], c_ticked_for, preprocess=False, **private)
             c_upload.clear(lambda: (None, "", False), None, [c_check, c_note, c_consent], **private).then(
                 describe, chosen, selection, **private)
 

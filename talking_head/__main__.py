@@ -1,5 +1,9 @@
+import os
 import sys
 
 from .cli import main
+from .native_log import filter_native_stderr
 
+if not os.environ.get("LIVING_PORTRAITS_DEBUG"):  # (with it, everything the native libraries say is shown)
+    filter_native_stderr()
 sys.exit(main())

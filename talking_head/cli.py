@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from .errors import TalkingHeadError
-from .native_log import filtered_native_stderr
 
 
 def _add_animate(sub) -> None:
@@ -43,8 +42,9 @@ def _run_animate(a) -> int:
         expression_strength=a.strength, head_strength=a.head_strength, head_motion=not a.no_head_motion,
         smoothing=a.smoothing, side_by_side=a.side_by_side, crop_only=a.crop_only, max_duration=a.max_duration,
         face_index=a.face, landmarks=a.landmarks, max_side=a.max_side)
+    from .native_log import terminal
     bar = tqdm(total=1000, unit="", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
-               file=sys.stderr, disable=None)
+               file=terminal(), disable=None)
     state = {"desc": ""}
 
     def progress(frac: float, message: str) -> None:
@@ -226,30 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         from .engines.liveportrait import bench as lpbench
         return lpbench.main(argv[1:])
     a = parser.parse_args(argv)
-    if os.environ.get("LIVING_PORTRAITS_DEBUG"):
-        return _dispatch(a)
-    with filtered_native_stderr():
-        return _dispatch(a)
-
-
-def _dispatch(a) -> int:
+    debug = bool(os.environ.get("LIVING_PORTRAITS_DEBUG"))
     try:
-        if a.cmd == "animate":
-            return _run_animate(a)
-        if a.cmd == "train":
-            from .fewshot.train import main as train_main
-            return train_main(["--config", a.config, *[x for s in a.set for x in ("--set", s)]])
-        if a.cmd == "gallery":
-            return _run_gallery(a)
-        if a.cmd == "prerender":
-            return _run_prerender(a)
-        if a.cmd == "engines":
-            return _run_engines(a)
-        if a.cmd == "prefetch":
-            return _run_prefetch(a)
-        if a.cmd == "bench":
-            from .bench import main as bench_main
-            return bench_main(a)
+        return _dispatch(a)
     except TalkingHeadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -258,9 +237,29 @@ def _dispatch(a) -> int:
         return 130
     except Exception as e:
         # A bug, not something the user can fix: one line that says so; the traceback on request.
-        if os.environ.get("LIVING_PORTRAITS_DEBUG"):
+        if debug:
             raise
         print(f"error: an internal error stopped this command ({type(e).__name__}: {e}); this is a bug, please "
               "report it with the command you ran (LIVING_PORTRAITS_DEBUG=1 shows the traceback).", file=sys.stderr)
         return 1
+
+
+def _dispatch(a) -> int:
+    if a.cmd == "animate":
+        return _run_animate(a)
+    if a.cmd == "train":
+        from .fewshot.train import main as train_main
+        return train_main(["--config", a.config, *[x for s in a.set for x in ("--set", s)]])
+    if a.cmd == "gallery":
+        return _run_gallery(a)
+    if a.cmd == "prerender":
+        return _run_prerender(a)
+    if a.cmd == "engines":
+        return _run_engines(a)
+    if a.cmd == "prefetch":
+        return _run_prefetch(a)
+    if a.cmd == "bench":
+        from .bench import main as bench_main
+        return bench_main(a)
+    return 1
     return 1

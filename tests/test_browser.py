@@ -255,6 +255,22 @@ def test_upload_needs_consent(browser, launch_app, shared_dir):
     expect(page.locator("#lp-status")).to_be_hidden()
     field.locator("button[aria-label='Remove Image']").first.click()
     expect(box).not_to_be_checked()
+    # A tick given while a picture put in place of another is still arriving (a slow connection) is the new
+    # picture's: the page sends it once the picture is in, and it stays.
+    paintings = shared_dir / "gallery-src/paintings"
+    field.locator("input[type=file]").set_input_files(str(paintings / "newton_kneller_1702.jpg"))
+    expect(field.locator("img")).to_have_count(1, timeout=30000)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                 "uploadThroughput": 30000})
+    field.locator("input[type=file]").set_input_files(str(paintings / "voltaire_largilliere_1724.jpg"))
+    page.wait_for_timeout(1000)
+    box.check()
+    page.wait_for_function("() => /voltaire/.test(document.querySelector('#lp-portrait-upload img')?.src || '')",
+                           timeout=60000)
+    page.wait_for_timeout(1500)
+    expect(box).to_be_checked()
 
 
 def test_the_page_keeps_its_width_whichever_tabs_are_open(browser, launch_app):
@@ -468,10 +484,12 @@ def test_a_text_file_named_jpg_is_refused_with_what_to_do(browser, launch_app, t
     url, _ = launch_app(AppConfig())
     page, _, _ = open_page(browser, url)
     page.get_by_role("tab", name="Upload").first.click()
+    page.locator("#lp-consent-portrait input").check()                # (given for the file about to arrive)
     page.locator("#lp-portrait-upload input[type=file]").set_input_files(str(fake))
     sentence = "This file is not an image we can read; choose a JPEG, PNG or WebP portrait."
     expect(page.locator("#lp-portrait-note")).to_have_text(sentence, timeout=30000)   # under the field
     expect(page.locator("#lp-portrait-upload img")).to_have_count(0)  # (not left there as a broken picture)
+    expect(page.locator("#lp-consent-portrait input")).not_to_be_checked()   # a refused file takes its tick away
     page.locator("#lp-consent-portrait input").check()
     page.locator("#lp-clips .thumbnail-item").first.click()
     page.locator("#lp-animate").click()

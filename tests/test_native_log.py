@@ -10,17 +10,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 _WRITES = r'''
 import os, sys
-from talking_head.native_log import filtered_native_stderr
-with filtered_native_stderr():
-    os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
-    os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
-    os.write(2, b"W0000 00:00:1795362424.839012   26326 inference_feedback_manager.cc:114] Feedback manager\n"
-                b"I0000 00:00:1795362424.844114   26322 gl_context.cc:357] GL version\n")
-    os.write(2, b"E0000 00:00:1795362425.070538   26347 graph.cc:9] a native error\n")
-    print("python's own line", file=sys.stderr)
-    os.write(2, b"INFO:     a web server's own line\n")
-    os.write(2, b"a native line with no end")
-os.write(2, b"\nafter the command\n")
+from talking_head.native_log import filter_native_stderr, terminal
+filter_native_stderr()
+os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+os.write(2, b"W0000 00:00:1795362424.839012   26326 inference_feedback_manager.cc:114] Feedback manager\n"
+            b"I0000 00:00:1795362424.844114   26322 gl_context.cc:357] GL version\n")
+os.write(2, b"E0000 00:00:1795362425.070538   26347 graph.cc:9] a native error\n")
+print("error: python's own line, after the native error", file=sys.stderr)
+os.write(2, b"INFO:     a web server's own line\n")
+terminal().write("a progress bar\r")
+os.write(2, b"a native line with no end")
 '''
 
 
@@ -32,31 +32,40 @@ def _run(code: str, **env) -> subprocess.CompletedProcess:
 def test_informational_native_lines_are_dropped_and_everything_else_passes():
     r = _run(_WRITES)
     assert r.returncode == 0, r.stderr
-    lines = r.stderr.splitlines()
-    assert "python's own line" in lines
-    assert any(line.startswith("E0000") and line.endswith("a native error") for line in lines)
-    assert "a native line with no end" in lines and lines[-1] == "after the command"
-    assert "INFO:     a web server's own line" in lines
+    lines = r.stderr.replace("\r", "\n").splitlines()
+    native = next(i for i, line in enumerate(lines) if line.startswith("E0000") and line.endswith("a native error"))
+    ours = lines.index("error: python's own line, after the native error")
+    assert native < ours, "the native error came after the line that reports its effect"
+    assert "INFO:     a web server's own line" in lines and "a progress bar" in lines
+    assert "a native line with no end" in lines
     assert not [line for line in lines if line.startswith(("INFO: Created", "WARNING: All", "W0000", "I0000"))], r.stderr
+
+
+def test_a_native_library_s_last_words_before_it_aborts_the_process_still_show():
+    """absl's CHECK writes its F line and stack, then aborts: the filter is a process of its own, so the lines
+    are still passed on after this one has died."""
+    code = ("import os\nfrom talking_head.native_log import filter_native_stderr\n"
+            "filter_native_stderr()\n"
+            "os.write(2, b'I0000 00:00:1.5  7 graph.cc:1] chatter\\n'\n"
+            "         b'F0000 00:00:1.5  7 calculator_graph.cc:9] Check failed: graph is valid\\n')\n"
+            "os.abort()\n")
+    r = _run(code)
+    assert r.returncode != 0
+    assert "Check failed: graph is valid" in r.stderr and "chatter" not in r.stderr, r.stderr
 
 
 _MEDIAPIPE = r'''
 import os, sys
 import numpy as np
 from talking_head.faces.mediapipe_backend import MediaPipeBackend
-from talking_head.native_log import filtered_native_stderr
+from talking_head.native_log import filter_native_stderr
 from talking_head.gallery import Gallery
 from talking_head.images import load_image
 
-def find():
-    MediaPipeBackend().detect(load_image(Gallery.default().portrait_path("mona_lisa"), max_side=480))
-    print("found", file=sys.stderr)
-
 if os.environ.get("FILTER"):
-    with filtered_native_stderr():
-        find()
-else:
-    find()
+    filter_native_stderr()
+MediaPipeBackend().detect(load_image(Gallery.default().portrait_path("mona_lisa"), max_side=480))
+print("found", file=sys.stderr)
 '''
 
 
