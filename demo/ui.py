@@ -483,11 +483,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             # A file that is not a picture (or not a video, below) would stay in the field as a broken one:
             # the field is emptied, and the sentence under it says why.
             return (checked, _check_html(checked, lang_), face_choices(checked.faces, lang_),
-                    *((None, None, False) if checked.unreadable else (gr.skip(), gr.skip(), gr.skip())))
+                    *((None, None, False, None) if checked.unreadable else (gr.skip(),) * 4))
 
         def check_clip(path, lang_, request: gr.Request):
             checked = studio.check_upload(path, "clip", request.session_hash if request else None)
-            return checked, _check_html(checked, lang_), *((None, False) if checked.unreadable else (gr.skip(),) * 2)
+            return checked, _check_html(checked, lang_), *((None, False, None) if checked.unreadable else (gr.skip(),) * 3)
 
         def face_choices(count, lang_, value=-1):
             largest = [(t(lang_, "face_largest"), -1)]  # (a radio's value must be one of its choices)
@@ -506,11 +506,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                             [portrait_file, p_check, p_note, face_pick, status, status_said, p_consent, p_ticked_for],
                             preprocess=False,
                             **private).then(check_portrait, [portrait_file, lang],
-                                            [p_check, p_note, face_pick, p_upload, portrait_file, p_consent],
+                                            [p_check, p_note, face_pick, p_upload, portrait_file, p_consent, p_ticked_for],
                                             **private).then(
                 describe, chosen, selection, **private)
-            p_upload.clear(lambda: (None, None, "", face_choices(0, lang0), False), None,
-                           [portrait_file, p_check, p_note, face_pick, p_consent], **private).then(
+            p_upload.clear(lambda: (None, None, "", face_choices(0, lang0), False, None), None,
+                           [portrait_file, p_check, p_note, face_pick, p_consent, p_ticked_for], **private).then(
                 describe, chosen, selection, **private)
             # Once a good clip is there and the visitor has agreed to its use, its motion is read ahead while
             # they choose a painting (studio.read_ahead): their render then starts as a gallery clip's does.
@@ -523,7 +523,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                                                   *consent_on_arrival(ticked, ticked_for, shown_path(clip))),
                 [c_consent, c_ticked_for, c_upload], [c_check, c_note, status, status_said, c_consent, c_ticked_for],
                 preprocess=False, **private).then(
-                check_clip, [c_upload, lang], [c_check, c_note, c_upload, c_consent], **private).then(
+                check_clip, [c_upload, lang], [c_check, c_note, c_upload, c_consent, c_ticked_for], **private).then(
                 describe, chosen, selection, **private).then(
                 read_ahead, [c_check, c_consent, c_upload], None, **private)
             c_consent.input(read_ahead, [c_check, c_consent, c_upload], None, **private)
@@ -545,7 +545,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             # (The fields' raw values: whether a file shows is all that is asked, and nothing is copied.)
             p_consent.input(ticked_with, [p_consent, p_upload], p_ticked_for, preprocess=False, **private)
             c_consent.input(ticked_with, [c_consent, c_upload], c_ticked_for, preprocess=False, **private)
-            c_upload.clear(lambda: (None, "", False), None, [c_check, c_note, c_consent], **private).then(
+            c_upload.clear(lambda: (None, "", False, None), None, [c_check, c_note, c_consent, c_ticked_for], **private).then(
                 describe, chosen, selection, **private)
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")

@@ -235,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whatever read our output stopped (`gallery list | head -1`): not an error, and nothing to say. The
+        # interpreter's last flush must not find the broken pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # (as a shell reports a command stopped by SIGPIPE)
     except Exception as e:
         # A bug, not something the user can fix: one line that says so; the traceback on request.
         if debug:
@@ -261,5 +266,4 @@ def _dispatch(a) -> int:
     if a.cmd == "bench":
         from .bench import main as bench_main
         return bench_main(a)
-    return 1
     return 1

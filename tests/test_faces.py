@@ -42,6 +42,38 @@ def test_every_gallery_portrait_s_eyes_hold_their_irises_and_the_manifest_has_th
         assert np.abs(face.points - stored).max() < 1.0, pid
 
 
+def test_a_misfit_is_outvoted_by_two_other_crops_and_never_mixed_into_a_new_shape():
+    """The refit's choices, with the mesh's fits given: a misfit from one crop gives way to the median of
+    three; with one refit missing, or a median whose eyes still do not hold their irises, one fit is kept
+    whole (a median of three disagreeing fits is a shape none of them had)."""
+    from talking_head.faces import FaceLandmarks
+    from talking_head.faces.mediapipe_backend import MediaPipeBackend, irises_fit
+
+    def fit(iris_u: float, shift: float = 0.0) -> FaceLandmarks:
+        pts = np.zeros((478, 3), np.float32)
+        for a, b, iris in ((33, 133, 468), (263, 362, 473)):
+            pts[a, :2], pts[b, :2] = (100 + shift, 100), (140 + shift, 100)
+            pts[iris, :2] = (100 + shift + 40 * iris_u, 100)
+        return FaceLandmarks(pts, "mediapipe478")
+
+    be = MediaPipeBackend.__new__(MediaPipeBackend)  # (no graphs: the mesh's answers are given below)
+    def answers(*fits):
+        queue = list(fits)
+        be._mesh_once = lambda rgb, box, scale: queue.pop(0)
+        return be._mesh_in_box(None, (0, 0, 1, 1))
+
+    good = answers(fit(0.5))
+    assert irises_fit(good.points) and good.points[468, 0] == 120           # a good fit: no refit
+    median = answers(fit(0.05), fit(0.5, 1.0), fit(0.45, 2.0))
+    assert irises_fit(median.points) and median.points[33, 0] == 101        # the misfit outvoted
+    one = answers(fit(0.05), None, fit(0.5, 3.0))
+    assert one.points[33, 0] == 103                                         # the refit that fits, whole
+    mixed = answers(fit(0.05), fit(0.1, 1.0), fit(0.6, 2.0))                # the median would hold 0.1
+    assert mixed.points[33, 0] == 102 and irises_fit(mixed.points)
+    glance = answers(fit(0.1), fit(0.1, 1.0), fit(0.1, 2.0))                # a hard glance, the same thrice
+    assert glance.points[33, 0] == 100 and glance.points[468, 0] == 104
+
+
 def test_several_faces_largest_by_default_or_by_index():
     repo = Path(__file__).resolve().parent.parent / "gallery" / "portraits"
     a = load_image(repo / "gogol.jpg", max_side=600)

@@ -16,10 +16,10 @@ LAYOUT = "mediapipe478"
 # so small faces in big paintings are found at a useful resolution.
 _DETECT_SIDE = 1024
 _MESH_CROP = 384
-# An iris centre nearer an eye's corner than this (a share of the eye's width) contradicts the mesh's own eye:
-# an iris is about half as wide as the eye, so its centre lies a quarter of the way in or more. The mesh has
-# then put that eye's corner on the iris (on Van Gogh's far eye, from the default crop: 0.06 of the way), and
-# its fit is taken again from crops a fifth smaller and larger, and the median of the three kept.
+# An iris centre nearer an eye's corner than this (a share of the eye's width) is either a hard sideways
+# glance or a fit that put the eye's corner on the iris (Van Gogh's far eye from the default crop: 0.06 of the
+# way). The fit is then taken again from crops a fifth smaller and larger: a glance comes out the same from
+# all three, and a misfit from one crop is outvoted by the other two (each point's median).
 _IRIS_FROM_CORNER = 0.15
 _REFIT_SCALES = (0.8, 1.2)
 # MediaPipe's eyes, each (outer or inner corner, the other corner, the iris centre) in the 478-point mesh.
@@ -121,12 +121,16 @@ class MediaPipeBackend:
         face = self._mesh_once(rgb, box, scale)
         if face is None or irises_fit(face.points):
             return face
-        # The mesh's eye and its iris disagree: the fit from this crop is the odd one out (BENCHMARKS.md,
-        # eighteenth session), so it is taken from two other crops too, and each point's median kept.
-        fits = [face.points] + [f.points for k in _REFIT_SCALES if (f := self._mesh_once(rgb, box, scale * k))]
-        if len(fits) < 3:
-            return face
-        return FaceLandmarks(np.median(np.stack(fits), axis=0).astype(np.float32), LAYOUT)
+        # The mesh's eye and its iris disagree: the fit from this crop may be the odd one out (BENCHMARKS.md,
+        # eighteenth session), so it is taken from two other crops too.
+        refits = [f for k in _REFIT_SCALES if (f := self._mesh_once(rgb, box, scale * k)) is not None]
+        if len(refits) == 2:
+            median = FaceLandmarks(np.median(np.stack([face.points] + [f.points for f in refits]), axis=0)
+                                   .astype(np.float32), LAYOUT)
+            if irises_fit(median.points):
+                return median
+        # (Three fits that all disagree mix into a shape none of them had: one of them is kept whole.)
+        return next((f for f in refits if irises_fit(f.points)), face)
 
     def _mesh_once(self, rgb, box, scale) -> FaceLandmarks | None:
         h, w = rgb.shape[:2]
