@@ -334,7 +334,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                     gr.update(value=str(keep), visible=not config.kiosk), (entry, done), _status_html(), None)
 
         p_check, c_check = gr.State(None), gr.State(None)  # studio.UploadCheck of each upload
-        # What each field showed when its consent box was ticked (None: nothing, or a file still arriving).
+        # The file each field showed when its consent box was ticked (None: unticked, or ticked on an empty field;
+        # a tick given while a file arrives reaches the server once that file is in, with its path).
         p_ticked_for, c_ticked_for = gr.State(None), gr.State(None)
         status_said = gr.State(None)  # what the line under Animate says, unsaid (see strings.say), or None
         upload_inputs = ([portrait_file, p_consent, face_pick] if config.uploads_enabled
@@ -542,7 +543,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             for own, box in enumerate((p_consent, c_consent)):
                 box.input(consent_given(own), [p_consent, c_consent, portrait_src, clip_src, status_said],
                           [status, status_said], **private)
-            # (The fields' raw values: whether a file shows is all that is asked, and nothing is copied.)
+            # (The fields' raw values: only the file's path is asked, and nothing is copied.)
             p_consent.input(ticked_with, [p_consent, p_upload], p_ticked_for, preprocess=False, **private)
             c_consent.input(ticked_with, [c_consent, c_upload], c_ticked_for, preprocess=False, **private)
             c_upload.clear(lambda: (None, "", False, None), None, [c_check, c_note, c_consent, c_ticked_for], **private).then(

@@ -238,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # Whatever read our output stopped (`gallery list | head -1`): not an error, and nothing to say. The
         # interpreter's last flush must not find the broken pipe again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # (a stdout without a descriptor: a caller's own capture)
+            pass
         return 141  # (as a shell reports a command stopped by SIGPIPE)
     except Exception as e:
         # A bug, not something the user can fix: one line that says so; the traceback on request.
