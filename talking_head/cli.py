@@ -43,8 +43,9 @@ def _run_animate(a) -> int:
         smoothing=a.smoothing, side_by_side=a.side_by_side, crop_only=a.crop_only, max_duration=a.max_duration,
         face_index=a.face, landmarks=a.landmarks, max_side=a.max_side)
     from .native_log import terminal
+    shown = terminal()  # (None when the command was started with stderr closed: no bar, the render goes on)
     bar = tqdm(total=1000, unit="", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
-               file=terminal(), disable=None)
+               file=shown, disable=None if shown is not None else True)
     state = {"desc": ""}
 
     def progress(frac: float, message: str) -> None:

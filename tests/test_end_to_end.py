@@ -269,6 +269,18 @@ def test_a_museum_adds_its_own_painting_and_clip_and_renders_them(tmp_path, shar
     assert video.probe(out).n_frames == 78
 
 
+def test_the_cli_renders_with_its_stderr_closed(tmp_path):
+    """A scheduled job started with stderr closed (`2>&-`): the progress bar had nowhere to go, and the
+    render stopped as 'an internal error'. It renders, without a bar."""
+    out = tmp_path / "closed.mp4"
+    command = [sys.executable, "-m", "talking_head", "animate", "--portrait", "gallery:mona_lisa", "--clip",
+               "gallery:smile_eyes", "--out", str(out), "--max-side", "240"]
+    r = subprocess.run(["sh", "-c", 'exec "$@" 2>&-', "sh", *command], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                       timeout=300, check=False)
+    assert r.returncode == 0 and "Wrote" in r.stdout, r.stdout
+    assert video.probe(out).n_frames == 78
+
+
 def test_cli_errors_are_one_line_and_non_zero(tmp_path):
     r = run_cli("animate", "--portrait", "gallery:../../etc/passwd", "--clip", "gallery:smile_eyes",
                 "--out", str(tmp_path / "x.mp4"))
