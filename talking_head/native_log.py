@@ -37,14 +37,12 @@ def is_native_noise(line: bytes) -> bool:
 
 
 def pass_on(read_fd: int = 0, write_fd: int = 1, marker: bytes | None = None, ack_fd: int | None = None) -> None:
-    """Copy ``read_fd`` to ``write_fd`` line by line until its end, leaving out native noise. A line that is
+    """Copy ``read_fd`` to ``write_fd`` line by line until its end, leaving out native noise. A line that
     ends with ``marker`` is copied without it: a byte on ``ack_fd`` says that everything before has been."""
     pending = b""
     while True:
         try:
-            chunk = os.read(read_fd, 65536)
-        except InterruptedError:
-            continue
+            chunk = os.read(read_fd, 65536)  # (a signal's interruption is retried by Python itself)
         except OSError:
             break
         if not chunk:

@@ -9,6 +9,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
+from ..topology import MEDIAPIPE
 from .base import FaceLandmarks, register_backend
 
 LAYOUT = "mediapipe478"
@@ -22,8 +23,6 @@ _MESH_CROP = 384
 # all three, and a misfit from one crop is outvoted by the other two (each point's median).
 _IRIS_FROM_CORNER = 0.15
 _REFIT_SCALES = (0.8, 1.2)
-# MediaPipe's eyes, each (outer or inner corner, the other corner, the iris centre) in the 478-point mesh.
-_EYE_CORNERS_IRIS = ((33, 133, 468), (263, 362, 473))
 
 
 import warnings as _warnings
@@ -59,7 +58,8 @@ def _crop_padded(rgb, box):
 
 def irises_fit(points: np.ndarray) -> bool:
     """Whether each iris centre lies well inside its eye, as an iris does (see ``_IRIS_FROM_CORNER``)."""
-    for a, b, iris in _EYE_CORNERS_IRIS:
+    for (upper, _), iris in zip(MEDIAPIPE.eyes, MEDIAPIPE.iris_centres):
+        a, b = upper[0], upper[-1]  # (an eye's lids run from corner to corner)
         along = points[b, :2] - points[a, :2]
         u = float((points[iris, :2] - points[a, :2]) @ along) / max(float(along @ along), 1e-9)
         if not _IRIS_FROM_CORNER <= u <= 1 - _IRIS_FROM_CORNER:
