@@ -60,6 +60,37 @@ def test_background_plate_continues_the_background_and_changes_nothing_else():
     assert colours.std(axis=0).mean() > 30, "the band is a flat smear, not the background's texture"
 
 
+def test_the_plate_continues_a_smooth_background_without_seams():
+    """What a head uncovers as it moves must not break into blocks: the Mona Lisa's landscape showed light
+    blocks beside her temple, where plain mirroring switched from one stretch of the edge to the next."""
+    h, w = 240, 320
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    # A background that changes smoothly in every direction, up to 2 levels from one pixel to the next.
+    background = np.dstack([40 + 0.5 * xx + 0.3 * yy, 200 - 0.4 * xx + 20 * np.sin(yy / 15), 60 + 0.6 * yy])
+    background = background.clip(0, 255).astype(np.uint8)
+    sitter = np.zeros((h, w), np.uint8)
+    cv2.ellipse(sitter, (160, 100), (50, 62), 0, 0, 360, 1, -1)      # head
+    cv2.rectangle(sitter, (135, 150), (185, 190), 1, -1)            # neck
+    cv2.ellipse(sitter, (160, 260), (130, 80), 0, 180, 360, 1, -1)  # shoulders, down to the frame's foot
+    hole = sitter > 0
+    img = background.copy()
+    img[hole] = (250, 20, 20)
+    plate = background_plate(img, hole).astype(np.float32)
+    assert np.array_equal(plate[~hole], background[~hole])
+    # Within 20 px of the outline (a fifth of the head's width: a long way for a head to travel), no step
+    # between neighbouring pixels is more than twice the background's own largest step.
+    band = hole & (cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5) <= 20)
+    own = _steps(background.astype(np.float32), np.ones((h, w), bool)).max()
+    assert _steps(plate, band).max() <= 2 * own
+
+
+def _steps(image, where):
+    """The largest channel difference between neighbouring pixels, for every pair that lies in ``where``."""
+    rows = np.abs(np.diff(image, axis=0)).max(-1)[where[1:] & where[:-1]]
+    cols = np.abs(np.diff(image, axis=1)).max(-1)[where[:, 1:] & where[:, :-1]]
+    return np.concatenate([rows, cols])
+
+
 def test_the_head_moves_over_a_still_background(portrait):
     prepared, out = _render_moved(portrait)
     _, flat = _render_moved(portrait, layered=False)

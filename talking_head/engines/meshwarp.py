@@ -411,8 +411,9 @@ class MeshWarpEngine(Engine):
         # (_RING_STILL), and the chin follows an opening mouth further (motion.JAW_SHORTFALL). v7: an underlay
         # fills the slivers between the face and the rings (v6 showed the background there as a streak). v8:
         # the rings take more of the head's travel (_RING_TRAVEL). v9: the mouth interior takes the painting's
-        # grain (_GRAIN_GAIN) and a soft edge.
-        return (f"meshwarp-v9-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        # grain (_GRAIN_GAIN) and a soft edge. v10: the background a moving head uncovers bends the painting's
+        # texture instead of breaking it into mirrored blocks (segmentation.background_plate).
+        return (f"meshwarp-v10-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}" + ("-detail1" if self.detail else ""))
 
     # -- preparation --------------------------------------------------------------------------
