@@ -61,6 +61,8 @@ def main(argv=None):
     if not os.environ.get("LIVING_PORTRAITS_DEBUG"):
         from talking_head.native_log import filter_native_stderr
         filter_native_stderr()  # MediaPipe's start-up lines are not the staff's to read
+    from talking_head.allocator import keep_freed_blocks
+    keep_freed_blocks()  # each render's per-frame arrays reuse freed memory (talking_head/allocator.py)
     from demo.visitor_files import VisitorFiles, default_root
     files = VisitorFiles(default_root())
     # Gradio keeps uploads under GRADIO_TEMP_DIR: point it into the visitors' temporary area.
