@@ -72,9 +72,8 @@ def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
     hole = np.asarray(region, bool)
     if not hole.any() or hole.all():
         return image.copy()
-    offsets = _smoothed_mirror_offsets(hole)
     grid = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
-    source = grid + offsets
+    source = grid + _smoothed_mirror_offsets(hole, grid)
     np.clip(source[..., 0], 0, w - 1, out=source[..., 0])
     np.clip(source[..., 1], 0, h - 1, out=source[..., 1])
     out = image.copy()
@@ -82,7 +81,7 @@ def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
     for _ in range(_FILL_PASSES):
         # A sample counts once all four pixels it interpolates are background or already filled.
         lands = cv2.remap(known.astype(np.float32), source, None, interpolation=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE) > 0.999
+                          borderMode=cv2.BORDER_REPLICATE) >= 1 - 1e-5
         new = lands & ~known
         if not new.any():
             break
@@ -105,8 +104,9 @@ def _nearest(known: np.ndarray) -> np.ndarray:
     return lut[labels]
 
 
-def _smoothed_mirror_offsets(hole: np.ndarray) -> np.ndarray:
-    """float32 (H, W, 2): where each pixel of ``hole`` samples the background from, as an offset; zero outside.
+def _smoothed_mirror_offsets(hole: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """float32 (H, W, 2): where each pixel of ``hole`` samples the background from, as an offset from its
+    own position (``grid``: every pixel's x, y); zero outside.
 
     The mirror offset, twice the way to the nearest pixel outside the hole (zero outside it), counts where
     it lands on background inside the image. Averaged (normalised Gaussian convolution, so mirrors that fail are
@@ -114,12 +114,12 @@ def _smoothed_mirror_offsets(hole: np.ndarray) -> np.ndarray:
     nearest to _FIELD_DEPTH_SHARE of its depth, blended between the two nearest on a log scale.
     """
     h, w = hole.shape
-    grid = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
     offsets = 2 * (_nearest(~hole).astype(np.float32) - grid)
     mirrored = np.rint(grid + offsets).astype(np.int32)
-    inside = (mirrored[..., 0] >= 0) & (mirrored[..., 0] < w) & (mirrored[..., 1] >= 0) & (mirrored[..., 1] < h)
+    on_image = (mirrored[..., 0] >= 0) & (mirrored[..., 0] < w) & (mirrored[..., 1] >= 0) & (mirrored[..., 1] < h)
+    tried = hole & on_image
     valid = ~hole
-    valid[hole & inside] = ~hole[mirrored[..., 1].clip(0, h - 1), mirrored[..., 0].clip(0, w - 1)][hole & inside]
+    valid[tried] = ~hole[mirrored[..., 1][tried], mirrored[..., 0][tried]]
     depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)
 
     q = _FIELD_SHRINK

@@ -1,5 +1,6 @@
 """A command's per-frame arrays reuse freed memory instead of faulting every page in again each frame."""
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +10,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Five 6-MB arrays made, touched and freed, as a render's frames do (the canvas, tables, layers); the minor
-# page faults per frame after the first.
+# page faults per frame after the first. Transparent huge pages are turned off for the process first: where
+# the kernel gives the heap huge pages, a page fault covers 2 MB and the count says nothing.
 _FRAMES = """
-import resource, numpy as np
+import ctypes, resource, numpy as np
+ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE
 def frame():
     arrays = [np.ones(6 << 20, np.uint8) for _ in range(5)]
     return sum(int(a[-1]) for a in arrays)
@@ -40,8 +43,10 @@ def _faults_per_frame(code: str) -> float:
     return float(out.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="the setting is glibc's")
 def test_a_cli_process_keeps_freed_frames_for_the_next():
     plain = _faults_per_frame(_FRAMES)
-    assert plain > 1000, f"freed arrays were reused even without the setting ({plain} faults a frame): the test sees nothing"
+    if plain < 1000:
+        pytest.skip(f"this glibc reuses freed arrays without the setting ({plain} faults a frame): nothing to see")
     assert _faults_per_frame(_AFTER_THE_CLI) < 50
