@@ -237,8 +237,114 @@ def tracker_ceiling(clip_ids: list[str] | None = None, stride: int = 2) -> list[
     return rows
 
 
+# The portraits `bench --cross` drives by default: a frontal painting, a turned one, a painting with heavy
+# brushwork and a bearded photograph.
+CROSS_PORTRAITS = ("mona_lisa", "girl_with_a_pearl_earring", "van_gogh_self_portrait", "walt_whitman")
+# A face is looked for around where it was in the frame before, scaled to about this width (dlib's HOG
+# finds faces from about 80 px; larger only costs time).
+_FOLLOW_WIDTH = 180
+
+
+def _follow_face(frames, det, box):
+    """dlib's Detection on each of ``frames`` (None where none is found), each looked for in a window
+    three times the size of the face's last box (``box`` for the first), scaled down to _FOLLOW_WIDTH;
+    the box itself is the hint where the HOG detector finds nothing (see Dlib68.detect)."""
+    import cv2
+
+    from .metrics import Detection
+    out = []
+    for img in frames:
+        x0, y0, x1, y1 = box
+        w, h = x1 - x0, y1 - y0
+        H, W = img.shape[:2]
+        wx0, wy0 = max(0, int(x0 - w)), max(0, int(y0 - h))
+        wx1, wy1 = min(W, int(x1 + w)), min(H, int(y1 + h))
+        s = min(1.0, _FOLLOW_WIDTH / max(w, 1))
+        window = img[wy0:wy1, wx0:wx1]
+        if s < 1:
+            window = cv2.resize(window, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        d = det.detect(np.ascontiguousarray(window), hint_box=((x0 - wx0) * s, (y0 - wy0) * s,
+                                                              (x1 - wx0) * s, (y1 - wy0) * s))
+        if d is None:
+            out.append(None)
+            continue
+        back = tuple(v / s + o for v, o in zip(d.box, (wx0, wy0, wx0, wy0)))
+        out.append(Detection(landmarks=d.landmarks / s + (wx0, wy0), box=back, hinted=d.hinted))
+        box = back
+    return out
+
+
+def cross_reenactment(portrait_ids=None, clip_ids=None, stride: int = 3,
+                      engine_name: str | Engine = "meshwarp") -> list[dict]:
+    """Per gallery portrait x gallery clip: how closely the result follows the driver, and whether the
+    portrait stays itself (talking_head.cross_reenactment), on every ``stride``-th frame.
+
+    Keys: ``portrait``, ``clip``, ``frames`` (scored: dlib found the face in the driver's and the result's
+    frame), one correlation per signal (``SIGNALS``; NaN where the driver hardly makes that movement),
+    ``identity`` / ``identity_max`` (the result frames' descriptor distance from the portrait's: mean,
+    largest) and ``driver_identity`` (the driver's own distance from the portrait: a result that took on
+    the driver's face would score about this).
+    """
+    from . import video
+    from .cross_reenactment import (
+        SIGNALS,
+        FaceDescriptor,
+        expression_signals,
+        following,
+        identity_distance,
+    )
+    from .images import load_image
+    from .metrics import Dlib68
+    g = Gallery.default()
+    det, desc = Dlib68(), FaceDescriptor()
+    drivers = {}
+    for cid in clip_ids or sorted(g.manifest()["clips"]):
+        path = g.clip_path(cid)
+        real = list(video.read_frames(path, video.probe(path), max_side=720))[::stride]
+        first = det.detect(real[0])
+        if first is not None:
+            drivers[cid] = (real, _follow_face(real, det, first.box))
+    rows = []
+    for pid in portrait_ids or CROSS_PORTRAITS:
+        canvas = load_image(g.portrait_path(pid), max_side=AnimateSettings().max_side)
+        found = det.detect(canvas)
+        if found is None:
+            continue
+        portrait_id = desc.describe(canvas, found)
+        for cid, (real, driven) in drivers.items():
+            gen: dict[int, np.ndarray] = {}
+            animate(f"gallery:{pid}", f"gallery:{cid}", None, engine=engine_name, label=" ",
+                    on_frame=lambda i, frame, c, gen=gen: gen.__setitem__(i // stride, frame.copy())
+                    if i % stride == 0 else None)
+            frames = [gen[k] for k in range(len(real))]
+            result = _follow_face(frames, det, found.box)
+            keep = [k for k in range(len(real)) if driven[k] is not None and result[k] is not None]
+            if len(keep) < 3:
+                continue
+            follows = following(expression_signals(np.stack([driven[k].landmarks for k in keep])),
+                                expression_signals(np.stack([result[k].landmarks for k in keep])))
+            distances = [identity_distance(desc.describe(frames[k], result[k]), portrait_id) for k in keep]
+            row = {"portrait": pid, "clip": cid, "frames": len(keep)}
+            row.update({name: follows[name] for name in SIGNALS})
+            row.update(identity=float(np.mean(distances)), identity_max=float(np.max(distances)),
+                       driver_identity=identity_distance(desc.describe(real[0], driven[0]), portrait_id))
+            rows.append(row)
+    return rows
+
+
 def main(args) -> int:
     print(f"Machine: {machine()}\n")
+    if not (args.no_speed and (args.quality or args.cross)):
+        _print_speed(args)
+    if args.quality:
+        _print_quality(args)
+    if args.cross:
+        clips = None if args.clips == "all" else args.clips.split(",")
+        _print_cross(cross_reenactment(_portrait_ids(args.portraits), clips, stride=args.cross_stride))
+    return 0
+
+
+def _print_speed(args) -> None:
     es = engine_speed(args.repeats)
     print(f"Engine alone (meshwarp, {es['crop'][1]}x{es['crop'][0]} crop, {es['frames']} frames, median of {args.repeats}):")
     print("| variant | frames/s |\n|---|---|")
@@ -268,28 +374,59 @@ def main(args) -> int:
         for r in sorted(rows, key=lambda r: r["cached_s"]):
             (cw, ch), (kw, kh) = r["canvas"], r["crop"]
             print(f"| {r['portrait']} | {cw}x{ch} | {kw}x{kh} | {r['cached_s']:.2f} | {r['cached_s'] / r['duration']:.3f} |")
-    if args.quality:
-        ids = None if args.clips == "all" else args.clips.split(",")
-        stride = args.stride
-        q = self_reenactment(ids, stride=stride)
-        print("\nSelf-reenactment (face crop; AKD / inter-ocular distance, dlib 68 points), meshwarp vs static:")
-        print("| clip | frames | L1 | static L1 | PSNR | static PSNR | SSIM | static SSIM | SSIM gain | AKD | static AKD | AKD ratio |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for r in q:
-            print(f"| {r['clip']} | {r['frames']} | {r['l1']:.4f} | {r['s_l1']:.4f} | {r['psnr']:.2f} | {r['s_psnr']:.2f} "
-                  f"| {r['ssim']:.4f} | {r['s_ssim']:.4f} | {r['ssim_gain']:+.4f} | {r['akd']:.4f} | {r['s_akd']:.4f} | {r['akd_ratio']:.3f} |")
-        print(f"| **mean** | | | | | | | | **{np.mean([r['ssim_gain'] for r in q]):+.4f}** | | | "
-              f"**{np.mean([r['akd_ratio'] for r in q]):.3f}** |")
-        tc = tracker_ceiling(ids, stride=stride)
-        print("\nThe tracker's own motion as a predictor (dlib frame 0 + mediapipe motion vs dlib frame t), AKD / ratio:")
-        print(" ".join(f"{r['clip']} {r['akd']:.4f}/{r['akd_ratio']:.3f}" for r in tc))
-        if args.no_refine:
-            return 0
-        from .engines import create_engine
-        for option, what in (("refine", "the residual-flow refinement"), ("detail", "the expression detail")):
-            qr = self_reenactment(ids, stride=stride, engine_name=create_engine("meshwarp", **{option: True}))
-            print(f"\nThe same with {what} on ({option}=True), per clip AKD ratio / SSIM gain:")
-            print(" ".join(f"{r['clip']} {r['akd_ratio']:.3f}/{r['ssim_gain']:+.4f}" for r in qr))
-            print(f"mean AKD ratio {np.mean([r['akd_ratio'] for r in qr]):.3f}, "
-                  f"mean SSIM gain {np.mean([r['ssim_gain'] for r in qr]):+.4f}")
-    return 0
+
+
+def _print_quality(args) -> None:
+    ids = None if args.clips == "all" else args.clips.split(",")
+    stride = args.stride
+    q = self_reenactment(ids, stride=stride)
+    print("\nSelf-reenactment (face crop; AKD / inter-ocular distance, dlib 68 points), meshwarp vs static:")
+    print("| clip | frames | L1 | static L1 | PSNR | static PSNR | SSIM | static SSIM | SSIM gain | AKD | static AKD | AKD ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in q:
+        print(f"| {r['clip']} | {r['frames']} | {r['l1']:.4f} | {r['s_l1']:.4f} | {r['psnr']:.2f} | {r['s_psnr']:.2f} "
+              f"| {r['ssim']:.4f} | {r['s_ssim']:.4f} | {r['ssim_gain']:+.4f} | {r['akd']:.4f} | {r['s_akd']:.4f} | {r['akd_ratio']:.3f} |")
+    print(f"| **mean** | | | | | | | | **{np.mean([r['ssim_gain'] for r in q]):+.4f}** | | | "
+          f"**{np.mean([r['akd_ratio'] for r in q]):.3f}** |")
+    tc = tracker_ceiling(ids, stride=stride)
+    print("\nThe tracker's own motion as a predictor (dlib frame 0 + mediapipe motion vs dlib frame t), AKD / ratio:")
+    print(" ".join(f"{r['clip']} {r['akd']:.4f}/{r['akd_ratio']:.3f}" for r in tc))
+    if args.no_refine:
+        return
+    from .engines import create_engine
+    for option, what in (("refine", "the residual-flow refinement"), ("detail", "the expression detail")):
+        qr = self_reenactment(ids, stride=stride, engine_name=create_engine("meshwarp", **{option: True}))
+        print(f"\nThe same with {what} on ({option}=True), per clip AKD ratio / SSIM gain:")
+        print(" ".join(f"{r['clip']} {r['akd_ratio']:.3f}/{r['ssim_gain']:+.4f}" for r in qr))
+        print(f"mean AKD ratio {np.mean([r['akd_ratio'] for r in qr]):.3f}, "
+              f"mean SSIM gain {np.mean([r['ssim_gain'] for r in qr]):+.4f}")
+
+
+def _portrait_ids(arg: str) -> list[str]:
+    """--portraits: "default" (CROSS_PORTRAITS), "all" (the gallery's), or comma-separated ids."""
+    if arg == "default":
+        return list(CROSS_PORTRAITS)
+    if arg == "all":
+        return sorted(Gallery.default().manifest()["portraits"])
+    return arg.split(",")
+
+
+def _print_cross(rows: list[dict]) -> None:
+    from .cross_reenactment import SIGNALS
+    print("\nCross-reenactment (dlib's 68 points and face descriptors, not the engine's MediaPipe): per movement, the "
+          "correlation of the result with its driver (- where the driver hardly makes it); the result's face "
+          "distance from the portrait's, mean / largest, and the driver's own distance from it:")
+    print("| portrait | clip | frames | " + " | ".join(SIGNALS) + " | identity | driver's |")
+    print("|---|---|---|" + "---|" * len(SIGNALS) + "---|---|")
+    for r in rows:
+        cells = " | ".join("-" if np.isnan(r[n]) else f"{r[n]:.2f}" for n in SIGNALS)
+        print(f"| {r['portrait']} | {r['clip']} | {r['frames']} | {cells} | {r['identity']:.2f} / "
+              f"{r['identity_max']:.2f} | {r['driver_identity']:.2f} |")
+    if not rows:
+        return
+    means = []
+    for n in SIGNALS:
+        values = [r[n] for r in rows if not np.isnan(r[n])]
+        means.append(f"**{np.mean(values):.2f}**" if values else "-")
+    print("| **mean** | | | " + " | ".join(means) + f" | **{np.mean([r['identity'] for r in rows]):.2f}** | "
+          f"{np.mean([r['driver_identity'] for r in rows]):.2f} |")

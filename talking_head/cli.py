@@ -213,12 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     tp = sub.add_parser("train", help="meta-train the few-shot model (Zakharov et al. 2019); run under torchrun for DDP")
     tp.add_argument("--config", required=True, help='JSON or TOML of FewShotConfig fields ("preset": "paper"|"tiny")')
     tp.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="override one config field")
-    bp = sub.add_parser("bench", help="measure speed (and with --quality, self-reenactment quality)")
+    bp = sub.add_parser("bench", help="measure speed (and with --quality / --cross, self- and cross-reenactment quality)")
     bp.add_argument("--quality", action="store_true", help="also run the self-reenactment quality table")
+    bp.add_argument("--cross", action="store_true", help="also run the cross-reenactment table: how closely gallery "
+                    "portraits follow the gallery clips, and whether they keep their own faces")
+    bp.add_argument("--portraits", default="default", help="comma-separated gallery portrait ids for --cross, or all "
+                    "(default: mona_lisa,girl_with_a_pearl_earring,van_gogh_self_portrait,walt_whitman)")
+    bp.add_argument("--no-speed", action="store_true", help="skip the speed tables (with --quality or --cross)")
     bp.add_argument("--repeats", type=int, default=5)
     bp.add_argument("--all-portraits", action="store_true", help="also time a cached render of every gallery portrait")
-    bp.add_argument("--clips", default="all", help="comma-separated gallery clip ids for --quality")
+    bp.add_argument("--clips", default="all", help="comma-separated gallery clip ids for --quality and --cross")
     bp.add_argument("--stride", type=int, default=2, help="--quality scores every STRIDE-th frame")
+    bp.add_argument("--cross-stride", type=int, default=3, help="--cross scores every CROSS_STRIDE-th frame")
     bp.add_argument("--no-refine", action="store_true", help="--quality without the tables for the optional steps (refine=True, detail=True)")
     sub.add_parser("bench-liveportrait", help="speed of the liveportrait engine (its own --help lists the options)",
                    add_help=False)

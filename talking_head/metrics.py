@@ -28,7 +28,6 @@ import importlib.util
 import math
 import os
 import threading
-import warnings
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence, Tuple
 
@@ -165,32 +164,19 @@ class Detection:
     hinted: bool  # True when ``box`` came from the caller's hint, not the HOG detector
 
 
-def dlib_model_path() -> str:
-    """Path of ``shape_predictor_68_face_landmarks.dat`` from ``face-recognition-models``."""
-    try:
-        with warnings.catch_warnings():
-            # Its __init__ imports pkg_resources, which warns about its own deprecation.
-            warnings.simplefilter("ignore")
-            import face_recognition_models
-
-        path = face_recognition_models.pose_predictor_model_location()
-    except ImportError:
-        # face-recognition-models 0.3.0 imports pkg_resources, which setuptools >= 82 no
-        # longer ships; the model file is still there, so find it without running __init__.
-        spec = importlib.util.find_spec("face_recognition_models")
-        if spec is None or not spec.submodule_search_locations:
-            raise EngineUnavailableError(
-                "The dlib landmark model is missing; run "
-                "'pip install face-recognition-models' to measure AKD."
-            ) from None
-        path = os.path.join(
-            list(spec.submodule_search_locations)[0],
-            "models",
-            "shape_predictor_68_face_landmarks.dat",
+def dlib_model_path(name: str = "shape_predictor_68_face_landmarks.dat") -> str:
+    """Path of one of dlib's model files in ``face-recognition-models`` (by default the 68-point predictor)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineUnavailableError(
+            "The dlib models are missing; run 'pip install face-recognition-models' to measure AKD."
         )
+    # Found without importing the package: face-recognition-models 0.3.0's __init__ imports
+    # pkg_resources, which warns about its own deprecation and which setuptools >= 82 no longer ships.
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "models", name)
     if not os.path.isfile(path):
         raise EngineUnavailableError(
-            f"The dlib landmark model is not at {path}; reinstall 'face-recognition-models'."
+            f"The dlib model is not at {path}; reinstall 'face-recognition-models'."
         )
     return path
 

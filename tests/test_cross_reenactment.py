@@ -1,0 +1,93 @@
+"""Cross-reenactment measures: a painting driven by someone else follows their face and keeps its own."""
+import math
+
+import numpy as np
+import pytest
+from conftest import gallery_portrait
+
+from talking_head import bench, video
+from talking_head.cross_reenactment import (
+    MIN_SPREAD,
+    SIGNALS,
+    FaceDescriptor,
+    expression_signals,
+    following,
+    identity_distance,
+)
+from talking_head.gallery import Gallery
+from talking_head.metrics import Dlib68
+
+
+@pytest.fixture(scope="module")
+def face68():
+    """dlib's 68 points on a real face: the first frame of a gallery clip."""
+    path = Gallery.default().clip_path("smile_eyes")
+    frame = next(iter(video.read_frames(path, video.probe(path))))
+    return Dlib68()(frame)
+
+
+def _moved(points, angle_deg=0.0, scale=1.0, shift=(0.0, 0.0)):
+    a = math.radians(angle_deg)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    c = points.mean(axis=0)
+    return (points - c) @ rot.T * scale + c + np.asarray(shift)
+
+
+def test_the_signals_follow_the_face_and_not_its_size_place_or_tilt(face68):
+    opened = face68.copy()
+    opened[[65, 66, 67]] += (0, 8)                       # the lower inner lip drops 8 px
+    frames = np.stack([face68, opened, _moved(opened, 20, 1.7, (40, -25))])
+    s = expression_signals(frames)
+    assert s["mouth"][1] > s["mouth"][0] + 0.05, "an open mouth did not read as open"
+    for name in ("mouth", "eyes", "brows", "turn", "nod"):
+        assert s[name][2] == pytest.approx(s[name][1], abs=1e-9), f"{name} changed when the face was moved"
+    assert s["tilt"][2] - s["tilt"][1] == pytest.approx(20, abs=1e-6)
+    assert s["eyes"][1] == pytest.approx(s["eyes"][0]) and s["brows"][1] == pytest.approx(s["brows"][0])
+
+
+def test_following_is_the_correlation_and_says_nothing_of_a_movement_the_driver_does_not_make():
+    t = np.linspace(0, 6, 60)
+    driver = {n: MIN_SPREAD[n] * 3 * np.sin(t) for n in SIGNALS}
+    driver["brows"] = np.full_like(t, 0.2)                # the driver's brows never move
+    result = {n: 0.4 * v + 7 for n, v in driver.items()}  # less far, elsewhere, in time
+    result["mouth"] = -result["mouth"]                   # closes when the driver opens
+    scores = following(driver, result)
+    assert scores["eyes"] == pytest.approx(1.0) and scores["tilt"] == pytest.approx(1.0)
+    assert scores["mouth"] == pytest.approx(-1.0)
+    assert math.isnan(scores["brows"])
+    still = {n: np.zeros_like(t) for n in SIGNALS}
+    assert all(math.isnan(v) for v in following(driver, still).values()), "a still result was scored"
+
+
+def test_a_sitter_s_descriptor_holds_across_sizes_and_tells_two_sitters_apart():
+    det, desc = Dlib68(), FaceDescriptor()
+    ids = {}
+    for pid in ("mona_lisa", "newton"):
+        img, _ = gallery_portrait(pid, 800)
+        ids[pid] = desc.describe(img, det.detect(img))
+    small, _ = gallery_portrait("mona_lisa", 480)
+    assert identity_distance(desc.describe(small, det.detect(small)), ids["mona_lisa"]) < 0.2
+    assert identity_distance(ids["mona_lisa"], ids["newton"]) > 0.5
+
+
+def test_the_mona_lisa_performs_a_grin_and_stays_herself():
+    """What `bench --cross` reports, on one portrait and the shortest clip: her mouth opens and closes with
+    the driver's, and her face stays much nearer her own than the driver's."""
+    (row,) = bench.cross_reenactment(["mona_lisa"], ["smile_eyes"], stride=4)
+    assert row["frames"] >= 15
+    assert row["mouth"] > 0.8
+    assert row["driver_identity"] > 0.6, "the driver reads as the Mona Lisa: the identity check sees nothing"
+    assert row["identity"] < 0.4
+
+
+def test_bench_cross_prints_the_table_for_the_portraits_and_clips_asked(capsys):
+    from talking_head.cli import main
+    assert main(["bench", "--cross", "--no-speed", "--portraits", "mona_lisa", "--clips", "smile_eyes",
+                 "--cross-stride", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "Engine alone" not in out, "--no-speed still timed the engine"
+    header = next(line for line in out.splitlines() if line.startswith("| portrait | clip |"))
+    assert header.split(" | ")[3:9] == list(SIGNALS)
+    (row,) = [line for line in out.splitlines() if line.startswith("| mona_lisa | smile_eyes |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert int(cells[2]) >= 8 and float(cells[3]) > 0.5  # frames scored; the mouth follows
