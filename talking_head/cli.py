@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     bp.add_argument("--cross", action="store_true", help="also run the cross-reenactment table: how closely gallery "
                     "portraits follow the gallery clips, and whether they keep their own faces")
     bp.add_argument("--portraits", default="default", help="comma-separated gallery portrait ids for --cross, or all "
-                    "(default: mona_lisa,girl_with_a_pearl_earring,van_gogh_self_portrait,walt_whitman)")
+                    "(default: mona_lisa,lady_agnew,girl_with_a_pearl_earring,van_gogh_self_portrait)")
     bp.add_argument("--no-speed", action="store_true", help="skip the speed tables (with --quality or --cross)")
     bp.add_argument("--repeats", type=int, default=5)
     bp.add_argument("--all-portraits", action="store_true", help="also time a cached render of every gallery portrait")
