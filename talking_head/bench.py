@@ -246,9 +246,9 @@ _FOLLOW_WIDTH = 180
 
 
 def _follow_face(frames, det, box):
-    """dlib's Detection on each of ``frames`` (None where none is found), each looked for in a window
-    three times the size of the face's last box (``box`` for the first), scaled down to _FOLLOW_WIDTH;
-    the box itself is the hint where the HOG detector finds nothing (see Dlib68.detect)."""
+    """dlib's Detection on each of ``frames``, each looked for in a window three times the size of the face's
+    last box (``box`` for the first), scaled down to _FOLLOW_WIDTH. Where the HOG detector finds no face
+    there, the points are predicted from the last box (``hinted``; see Dlib68.detect)."""
     import cv2
 
     from .metrics import Detection
@@ -265,12 +265,8 @@ def _follow_face(frames, det, box):
             window = cv2.resize(window, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
         d = det.detect(np.ascontiguousarray(window), hint_box=((x0 - wx0) * s, (y0 - wy0) * s,
                                                               (x1 - wx0) * s, (y1 - wy0) * s))
-        if d is None:
-            out.append(None)
-            continue
-        back = tuple(v / s + o for v, o in zip(d.box, (wx0, wy0, wx0, wy0)))
-        out.append(Detection(landmarks=d.landmarks / s + (wx0, wy0), box=back, hinted=d.hinted))
-        box = back
+        box = tuple(v / s + o for v, o in zip(d.box, (wx0, wy0, wx0, wy0)))
+        out.append(Detection(landmarks=d.landmarks / s + (wx0, wy0), box=box, hinted=d.hinted))
     return out
 
 
@@ -283,56 +279,72 @@ def cross_reenactment(portrait_ids=None, clip_ids=None, stride: int = 3,
     result's frame), one correlation per signal (``SIGNALS``; NaN where the driver hardly makes that movement),
     ``identity`` / ``identity_max`` (the result frames' descriptor distance from the portrait's: mean,
     largest) and ``driver_identity`` (the driver's own distance from the portrait: a result that took on
-    the driver's face would score about this).
+    the driver's face would score about this). A pair that cannot be scored has ``skipped``: why.
     """
     from . import video
-    from .cross_reenactment import (
-        SIGNALS,
-        FaceDescriptor,
-        expression_signals,
-        following,
-        identity_distance,
-    )
+    from .cross_reenactment import FaceDescriptor
     from .images import load_image
     from .metrics import Dlib68
+    if stride < 1:
+        raise ValueError(f"stride must be 1 or more, not {stride}")
     g = Gallery.default()
     det, desc = Dlib68(), FaceDescriptor()
-    drivers = {}
+    drivers = {}  # clip: (its scored frames' detections, the first frame's face descriptor), or why not
     for cid in clip_ids or sorted(g.manifest()["clips"]):
         path = g.clip_path(cid)
         real = list(video.read_frames(path, video.probe(path), max_side=720))[::stride]
         first = det.detect(real[0])
-        if first is not None:
-            drivers[cid] = (real, _follow_face(real, det, first.box))
+        if first is None:
+            drivers[cid] = "dlib finds no face in the clip's first frame"
+            continue
+        driven = _follow_face(real, det, first.box)
+        drivers[cid] = (driven, desc.describe(real[0], driven[0]))
     rows = []
     for pid in portrait_ids or CROSS_PORTRAITS:
         canvas = load_image(g.portrait_path(pid), max_side=AnimateSettings().max_side)
         found = det.detect(canvas)
-        if found is None:
-            continue
-        portrait_id = desc.describe(canvas, found)
-        for cid, (real, driven) in drivers.items():
-            gen: dict[int, np.ndarray] = {}
-            animate(f"gallery:{pid}", f"gallery:{cid}", None, engine=engine_name, label=" ",
-                    on_frame=lambda i, frame, c, gen=gen: gen.__setitem__(i // stride, frame.copy())
-                    if i % stride == 0 else None)
-            frames = [gen[k] for k in range(len(real))]
-            result = _follow_face(frames, det, found.box)
-            # Only frames where dlib's detector found both faces: points predicted from the last frame's box
-            # (a turned painting defeats the detector now and then) put single wild frames into the series.
-            keep = [k for k in range(len(real)) if driven[k] is not None and result[k] is not None
-                    and not driven[k].hinted and not result[k].hinted]
-            if len(keep) < 3:
-                continue
-            follows = following(expression_signals(np.stack([driven[k].landmarks for k in keep])),
-                                expression_signals(np.stack([result[k].landmarks for k in keep])))
-            distances = [identity_distance(desc.describe(frames[k], result[k]), portrait_id) for k in keep]
-            row = {"portrait": pid, "clip": cid, "frames": len(keep)}
-            row.update({name: follows[name] for name in SIGNALS})
-            row.update(identity=float(np.mean(distances)), identity_max=float(np.max(distances)),
-                       driver_identity=identity_distance(desc.describe(real[0], driven[0]), portrait_id))
+        # The portrait's own descriptor from the same search as the result frames', so that an unmoved
+        # frame scores 0, not the difference between two ways of finding one face.
+        reference = desc.describe(canvas, _follow_face([canvas], det, found.box)[0]) if found is not None else None
+        for cid, driver in drivers.items():
+            why = ("dlib finds no face in the portrait" if reference is None else
+                   driver if isinstance(driver, str) else None)
+            if why is None:
+                row = _cross_pair(pid, cid, driver, found.box, reference, stride, engine_name, det, desc)
+            else:
+                row = {"portrait": pid, "clip": cid, "frames": 0, "skipped": why}
             rows.append(row)
     return rows
+
+
+def _cross_pair(pid, cid, driver, face_box, reference, stride, engine_name, det, desc) -> dict:
+    """One row of :func:`cross_reenactment`: ``pid`` (its face at ``face_box``, its descriptor ``reference``)
+    rendered with ``cid`` and scored against the driver."""
+    from .cross_reenactment import (
+        SIGNALS,
+        expression_signals,
+        following,
+        identity_distance,
+    )
+    driven, driver_descriptor = driver
+    gen: dict[int, np.ndarray] = {}
+    animate(f"gallery:{pid}", f"gallery:{cid}", None, engine=engine_name, label=" ",
+            on_frame=lambda i, frame, c: gen.__setitem__(i // stride, frame.copy()) if i % stride == 0 else None)
+    ks = [k for k in range(len(driven)) if k in gen]  # a render may stop at the shorter of clip and motion
+    result = dict(zip(ks, _follow_face([gen[k] for k in ks], det, face_box)))
+    # Only frames where dlib's detector found both faces: points predicted from the last frame's box
+    # (a turned painting defeats the detector now and then) put single wild frames into the series.
+    keep = [k for k in ks if not driven[k].hinted and not result[k].hinted]
+    row = {"portrait": pid, "clip": cid, "frames": len(keep)}
+    if len(keep) < 3:
+        return {**row, "skipped": f"dlib's detector found both faces in {len(keep)} of {len(ks)} frames"}
+    follows = following(expression_signals(np.stack([driven[k].landmarks for k in keep])),
+                        expression_signals(np.stack([result[k].landmarks for k in keep])))
+    distances = [identity_distance(desc.describe(gen[k], result[k]), reference) for k in keep]
+    row.update({name: follows[name] for name in SIGNALS})
+    row.update(identity=float(np.mean(distances)), identity_max=float(np.max(distances)),
+               driver_identity=identity_distance(driver_descriptor, reference))
+    return row
 
 
 def main(args) -> int:
@@ -416,20 +428,23 @@ def _portrait_ids(arg: str) -> list[str]:
 
 def _print_cross(rows: list[dict]) -> None:
     from .cross_reenactment import SIGNALS
+    scored = [r for r in rows if "skipped" not in r]
     print("\nCross-reenactment (dlib's 68 points and face descriptors, not the engine's MediaPipe): per movement, the "
           "correlation of the result with its driver (- where the driver hardly makes it); the result's face "
           "distance from the portrait's, mean / largest, and the driver's own distance from it:")
     print("| portrait | clip | frames | " + " | ".join(SIGNALS) + " | identity | driver's |")
     print("|---|---|---|" + "---|" * len(SIGNALS) + "---|---|")
-    for r in rows:
+    for r in scored:
         cells = " | ".join("-" if np.isnan(r[n]) else f"{r[n]:.2f}" for n in SIGNALS)
         print(f"| {r['portrait']} | {r['clip']} | {r['frames']} | {cells} | {r['identity']:.2f} / "
               f"{r['identity_max']:.2f} | {r['driver_identity']:.2f} |")
-    if not rows:
-        return
-    means = []
-    for n in SIGNALS:
-        values = [r[n] for r in rows if not np.isnan(r[n])]
-        means.append(f"**{np.mean(values):.2f}**" if values else "-")
-    print("| **mean** | | | " + " | ".join(means) + f" | **{np.mean([r['identity'] for r in rows]):.2f}** | "
-          f"{np.mean([r['driver_identity'] for r in rows]):.2f} |")
+    if scored:
+        means = []
+        for n in SIGNALS:
+            values = [r[n] for r in scored if not np.isnan(r[n])]
+            means.append(f"**{np.mean(values):.2f}**" if values else "-")
+        print("| **mean** | | | " + " | ".join(means) + f" | **{np.mean([r['identity'] for r in scored]):.2f}** | "
+              f"{np.mean([r['driver_identity'] for r in scored]):.2f} |")
+    for r in rows:
+        if "skipped" in r:
+            print(f"Not scored: {r['portrait']} x {r['clip']}: {r['skipped']}.")

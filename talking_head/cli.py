@@ -198,6 +198,13 @@ def _run_engines(a) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m talking_head",
                                      description="Living Portraits: make a portrait perform a driving clip.")
@@ -220,11 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     bp.add_argument("--portraits", default="default", help="comma-separated gallery portrait ids for --cross, or all "
                     "(default: mona_lisa,lady_agnew,girl_with_a_pearl_earring,van_gogh_self_portrait)")
     bp.add_argument("--no-speed", action="store_true", help="skip the speed tables (with --quality or --cross)")
-    bp.add_argument("--repeats", type=int, default=5)
+    bp.add_argument("--repeats", type=_positive_int, default=5)
     bp.add_argument("--all-portraits", action="store_true", help="also time a cached render of every gallery portrait")
     bp.add_argument("--clips", default="all", help="comma-separated gallery clip ids for --quality and --cross")
-    bp.add_argument("--stride", type=int, default=2, help="--quality scores every STRIDE-th frame")
-    bp.add_argument("--cross-stride", type=int, default=3, help="--cross scores every CROSS_STRIDE-th frame")
+    bp.add_argument("--stride", type=_positive_int, default=2, help="--quality scores every STRIDE-th frame")
+    bp.add_argument("--cross-stride", type=_positive_int, default=3, help="--cross scores every CROSS_STRIDE-th frame")
     bp.add_argument("--no-refine", action="store_true", help="--quality without the tables for the optional steps (refine=True, detail=True)")
     sub.add_parser("bench-liveportrait", help="speed of the liveportrait engine (its own --help lists the options)",
                    add_help=False)

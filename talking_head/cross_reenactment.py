@@ -23,20 +23,22 @@ import threading
 
 import numpy as np
 
-from .metrics import LEFT_EYE, RIGHT_EYE, Detection, dlib_model_path
+from .metrics import Detection, dlib_model_path
 
 # iBUG-68 indices: the inner lips' three upper and three lower points, paired top to bottom; each eye's
-# two upper and two lower lid points, paired; the brows; the nose tip, the chin, the face outline's ends.
+# two upper and two lower lid points, paired; each eye's two corners; the brows; the nose tip, the face
+# outline's ends.
 _INNER_LIPS = ((61, 67), (62, 66), (63, 65))
 _LIDS = ((37, 41), (38, 40), (43, 47), (44, 46))
+_RIGHT_CORNERS, _LEFT_CORNERS = (36, 39), (42, 45)
 _RIGHT_BROW, _LEFT_BROW = slice(17, 22), slice(22, 27)
-_NOSE_TIP, _CHIN, _OUTLINE_RIGHT, _OUTLINE_LEFT = 30, 8, 0, 16
+_NOSE_TIP, _OUTLINE_RIGHT, _OUTLINE_LEFT = 30, 0, 16
 
 SIGNALS = ("mouth", "eyes", "brows", "tilt", "turn", "nod")
 
 # Below these spreads (standard deviation over the clip) the driver hardly makes that movement, and a
 # correlation would measure the detector's noise: eye distances for the lengths, degrees for the tilt.
-MIN_SPREAD = {"mouth": 0.02, "eyes": 0.01, "brows": 0.01, "tilt": 1.0, "turn": 0.02, "nod": 0.02}
+MIN_SPREAD = {"mouth": 0.02, "eyes": 0.01, "brows": 0.01, "tilt": 1.0, "turn": 0.02, "nod": 0.01}
 
 
 def expression_signals(landmarks: np.ndarray) -> dict[str, np.ndarray]:
@@ -45,52 +47,54 @@ def expression_signals(landmarks: np.ndarray) -> dict[str, np.ndarray]:
     ``mouth`` the inner lips' gap, ``eyes`` the lids' gap (both eyes' mean; a wink halves it), ``brows``
     the brows' height above the eyes, all in eye distances; ``tilt`` the eye line's angle in degrees;
     ``turn`` where the nose tip lies across the face's outline (0 in the middle, -0.5 / 0.5 at its ends);
-    ``nod`` where it lies between the eyes and the chin (0 at the eyes, 1 at the chin).
-    Lengths across and along the face are taken in the face's own frame (the eye line as x), so a tilted
-    head opens its mouth by the same number as an upright one.
+    ``nod`` the nose tip's height below the eyes, in eye distances (a head nodding down foreshortens it).
+    Lengths across and along the face are taken in the face's own frame: the line through the eyes'
+    corners as x, which a blink or a wink does not move, so a tilted head opens its mouth by the same
+    number as an upright one and a closing eye does not raise the brows. ``nod`` is not measured to the
+    chin, which drops with every open mouth.
     """
     pts = np.asarray(landmarks, np.float64)
     if pts.ndim != 3 or pts.shape[1:] != (68, 2):
         raise ValueError(f"expected (T, 68, 2) landmarks, got {pts.shape}")
-    right, left = pts[:, RIGHT_EYE].mean(axis=1), pts[:, LEFT_EYE].mean(axis=1)
+    right = pts[:, list(_RIGHT_CORNERS)].mean(axis=1)
+    left = pts[:, list(_LEFT_CORNERS)].mean(axis=1)
     across = left - right
     iod = np.linalg.norm(across, axis=1)
     if not np.all(iod > 0):
         raise ValueError("a frame's landmarks have zero inter-ocular distance")
     ux = across / iod[:, None]                      # along the eye line
     uy = np.stack([-ux[:, 1], ux[:, 0]], axis=1)    # down the face
-    mid = (right + left) / 2
-    rel = pts - mid[:, None]
+    rel = pts - ((right + left) / 2)[:, None]       # the eye line's middle as origin: the eyes at y = 0
     x = np.einsum("tpc,tc->tp", rel, ux)
     y = np.einsum("tpc,tc->tp", rel, uy)
 
     def gap(pairs):
         return np.mean([y[:, b] - y[:, a] for a, b in pairs], axis=0) / iod
 
-    eye_y = (np.einsum("tc,tc->t", right - mid, uy) + np.einsum("tc,tc->t", left - mid, uy)) / 2
-    brows = (eye_y - (y[:, _RIGHT_BROW].mean(axis=1) + y[:, _LEFT_BROW].mean(axis=1)) / 2) / iod
     width = x[:, _OUTLINE_LEFT] - x[:, _OUTLINE_RIGHT]
     return {
         "mouth": gap(_INNER_LIPS),
         "eyes": gap(_LIDS),
-        "brows": brows,
+        "brows": -(y[:, _RIGHT_BROW].mean(axis=1) + y[:, _LEFT_BROW].mean(axis=1)) / 2 / iod,
         "tilt": np.degrees(np.arctan2(across[:, 1], across[:, 0])),
         "turn": (x[:, _NOSE_TIP] - x[:, _OUTLINE_RIGHT]) / np.where(np.abs(width) > 0, width, 1) - 0.5,
-        "nod": (y[:, _NOSE_TIP] - eye_y) / np.maximum(y[:, _CHIN] - eye_y, 1e-6),
+        "nod": y[:, _NOSE_TIP] / iod,
     }
 
 
 def following(driver: dict[str, np.ndarray], result: dict[str, np.ndarray]) -> dict[str, float]:
     """Per signal, the Pearson correlation of the result's series with the driver's (same frames, same
-    order). NaN where the driver's spread is below MIN_SPREAD (it hardly makes that movement) or the result
-    does not move at all."""
+    order). NaN where the driver's spread is below MIN_SPREAD (it hardly makes that movement); 0 where
+    the driver makes it and the result stays still (a result that does not move does not follow)."""
     out = {}
     for name in SIGNALS:
         d, r = np.asarray(driver[name], np.float64), np.asarray(result[name], np.float64)
         if d.shape != r.shape:
             raise ValueError(f"{name}: {d.shape} frames of the driver against {r.shape} of the result")
-        if len(d) < 3 or d.std() < MIN_SPREAD[name] or r.std() == 0:
+        if len(d) < 3 or d.std() < MIN_SPREAD[name]:
             out[name] = float("nan")
+        elif r.std() < 1e-6 * MIN_SPREAD[name]:
+            out[name] = 0.0
         else:
             out[name] = float(np.corrcoef(d, r)[0, 1])
     return out

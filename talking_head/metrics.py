@@ -169,7 +169,7 @@ def dlib_model_path(name: str = "shape_predictor_68_face_landmarks.dat") -> str:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise EngineUnavailableError(
-            "The dlib models are missing; run 'pip install face-recognition-models' to measure AKD."
+            "The dlib models are missing; run 'pip install face-recognition-models' to measure AKD or cross-reenactment."
         )
     # Found without importing the package: face-recognition-models 0.3.0's __init__ imports
     # pkg_resources, which warns about its own deprecation and which setuptools >= 82 no longer ships.
@@ -198,7 +198,7 @@ def _load_dlib(model_path: Optional[str]):
                 import dlib
             except ImportError:
                 raise EngineUnavailableError(
-                    "dlib is not installed; run 'pip install dlib-bin' to measure AKD."
+                    "dlib is not installed; run 'pip install dlib-bin' to measure AKD or cross-reenactment."
                 ) from None
             path = model_path or dlib_model_path()
             _MODELS[key] = (dlib.get_frontal_face_detector(), dlib.shape_predictor(path))

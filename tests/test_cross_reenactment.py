@@ -42,7 +42,35 @@ def test_the_signals_follow_the_face_and_not_its_size_place_or_tilt(face68):
     for name in ("mouth", "eyes", "brows", "turn", "nod"):
         assert s[name][2] == pytest.approx(s[name][1], abs=1e-9), f"{name} changed when the face was moved"
     assert s["tilt"][2] - s["tilt"][1] == pytest.approx(20, abs=1e-6)
-    assert s["eyes"][1] == pytest.approx(s["eyes"][0]) and s["brows"][1] == pytest.approx(s["brows"][0])
+    for name in ("eyes", "brows", "turn", "nod"):
+        assert s[name][1] == pytest.approx(s[name][0]), f"opening the mouth moved {name}"
+
+
+def test_each_signal_moves_its_own_way_and_a_blink_moves_only_the_eyes(face68):
+    def change(edit):
+        moved = face68.copy()
+        edit(moved)
+        after = expression_signals(np.stack([face68, moved]))
+        return {name: after[name][1] - after[name][0] for name in SIGNALS}
+
+    def blink(p):
+        p[[37, 38]] = p[[41, 40]]
+        p[[43, 44]] = p[[47, 46]]
+
+    def raise_brows(p):
+        p[17:27] -= (0, 6)
+
+    def turn_left(p):                                   # the nose tip toward the outline's far end (point 16)
+        p[30] += (6, 0)
+
+    def nod_down(p):                                    # the nose tip nearer the eyes: a head tipped forward
+        p[30] -= (0, 6)
+
+    d = change(blink)
+    assert d["eyes"] < -0.05 and d["brows"] == pytest.approx(0) and d["tilt"] == pytest.approx(0)
+    assert change(raise_brows)["brows"] > 0.05
+    assert change(turn_left)["turn"] > 0.02
+    assert change(nod_down)["nod"] < -0.05
 
 
 def test_following_is_the_correlation_and_says_nothing_of_a_movement_the_driver_does_not_make():
@@ -55,8 +83,9 @@ def test_following_is_the_correlation_and_says_nothing_of_a_movement_the_driver_
     assert scores["eyes"] == pytest.approx(1.0) and scores["tilt"] == pytest.approx(1.0)
     assert scores["mouth"] == pytest.approx(-1.0)
     assert math.isnan(scores["brows"])
-    still = {n: np.zeros_like(t) for n in SIGNALS}
-    assert all(math.isnan(v) for v in following(driver, still).values()), "a still result was scored"
+    for level in (0.0, 0.1):  # a still result does not follow: 0, whatever its level (not skipped as NaN)
+        still = following(driver, {n: np.full_like(t, level) for n in SIGNALS})
+        assert math.isnan(still.pop("brows")) and set(still.values()) == {0.0}
 
 
 def test_a_sitter_s_descriptor_holds_across_sizes_and_tells_two_sitters_apart():
