@@ -26,13 +26,13 @@ import numpy as np
 from .metrics import Detection, dlib_model_path
 
 # iBUG-68 indices: the inner lips' three upper and three lower points, paired top to bottom; each eye's
-# two upper and two lower lid points, paired; each eye's two corners; the brows; the nose tip, the face
-# outline's ends.
+# two upper and two lower lid points, paired; each eye's two corners; the brows; the nose tip and the middle
+# of its base; the face outline's ends.
 _INNER_LIPS = ((61, 67), (62, 66), (63, 65))
 _LIDS = ((37, 41), (38, 40), (43, 47), (44, 46))
 _RIGHT_CORNERS, _LEFT_CORNERS = (36, 39), (42, 45)
 _RIGHT_BROW, _LEFT_BROW = slice(17, 22), slice(22, 27)
-_NOSE_TIP, _OUTLINE_RIGHT, _OUTLINE_LEFT = 30, 0, 16
+_NOSE_TIP, _NOSE_BASE, _OUTLINE_RIGHT, _OUTLINE_LEFT = 30, 33, 0, 16
 
 SIGNALS = ("mouth", "eyes", "brows", "tilt", "turn", "nod")
 
@@ -47,11 +47,12 @@ def expression_signals(landmarks: np.ndarray) -> dict[str, np.ndarray]:
     ``mouth`` the inner lips' gap, ``eyes`` the lids' gap (both eyes' mean; a wink halves it), ``brows``
     the brows' height above the eyes, all in eye distances; ``tilt`` the eye line's angle in degrees;
     ``turn`` where the nose tip lies across the face's outline (0 in the middle, -0.5 / 0.5 at its ends);
-    ``nod`` the nose tip's height below the eyes, in eye distances (a head nodding down foreshortens it).
+    ``nod`` the nose tip's height below the eye line over the nose base's: the tip stands out from the face,
+    so a head tipping forward lowers it past the base, and a head tipping back raises it.
     Lengths across and along the face are taken in the face's own frame: the line through the eyes'
     corners as x, which a blink or a wink does not move, so a tilted head opens its mouth by the same
-    number as an upright one and a closing eye does not raise the brows. ``nod`` is not measured to the
-    chin, which drops with every open mouth.
+    number as an upright one and a closing eye does not raise the brows. ``nod`` is measured on the nose
+    alone: to the chin it read an opening jaw, and in eye distances a turning head (the eyes draw together).
     """
     pts = np.asarray(landmarks, np.float64)
     if pts.ndim != 3 or pts.shape[1:] != (68, 2):
@@ -78,7 +79,7 @@ def expression_signals(landmarks: np.ndarray) -> dict[str, np.ndarray]:
         "brows": -(y[:, _RIGHT_BROW].mean(axis=1) + y[:, _LEFT_BROW].mean(axis=1)) / 2 / iod,
         "tilt": np.degrees(np.arctan2(across[:, 1], across[:, 0])),
         "turn": (x[:, _NOSE_TIP] - x[:, _OUTLINE_RIGHT]) / np.where(np.abs(width) > 0, width, 1) - 0.5,
-        "nod": y[:, _NOSE_TIP] / iod,
+        "nod": y[:, _NOSE_TIP] / np.maximum(y[:, _NOSE_BASE], 1e-6 * iod),
     }
 
 
