@@ -37,7 +37,8 @@ _NOSE_TIP, _NOSE_BASE, _OUTLINE_RIGHT, _OUTLINE_LEFT = 30, 33, 0, 16
 SIGNALS = ("mouth", "eyes", "brows", "tilt", "turn", "nod")
 
 # Below these spreads (standard deviation over the clip) the driver hardly makes that movement, and a
-# correlation would measure the detector's noise: eye distances for the lengths, degrees for the tilt.
+# correlation would measure the detector's noise: eye distances for the mouth, eyes and brows, degrees for
+# the tilt, shares of the face's width for the turn, and the nod's ratio.
 MIN_SPREAD = {"mouth": 0.02, "eyes": 0.01, "brows": 0.01, "tilt": 1.0, "turn": 0.02, "nod": 0.01}
 
 
