@@ -120,3 +120,11 @@ def test_bench_cross_prints_the_table_for_the_portraits_and_clips_asked(capsys):
     (row,) = [line for line in out.splitlines() if line.startswith("| mona_lisa | smile_eyes |")]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert int(cells[2]) >= 8 and float(cells[3]) > 0.5  # frames scored; the mouth follows
+
+
+@pytest.mark.parametrize("value, says", [("0", "must be 1 or more, not 0"), ("x", "expected a whole number, not 'x'")])
+def test_bench_refuses_a_stride_that_would_score_nothing(value, says, capsys):
+    from talking_head.cli import main
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "--cross", "--no-speed", "--cross-stride", value])
+    assert stop.value.code == 2 and says in capsys.readouterr().err
