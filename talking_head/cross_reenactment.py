@@ -23,7 +23,7 @@ import threading
 
 import numpy as np
 
-from .metrics import Detection, dlib_model_path
+from .metrics import Detection, dlib_model, dlib_model_path
 
 # iBUG-68 indices: the inner lips' three upper and three lower points, paired top to bottom; each eye's
 # two upper and two lower lid points, paired; each eye's two corners; the brows; the nose tip and the middle
@@ -102,8 +102,8 @@ def following(driver: dict[str, np.ndarray], result: dict[str, np.ndarray]) -> d
     return out
 
 
-_RECOGNISER_LOCK = threading.Lock()
-_RECOGNISER = None
+# One descriptor at a time: dlib's network works in buffers of its own.
+_DESCRIBE_LOCK = threading.Lock()
 
 
 class FaceDescriptor:
@@ -112,17 +112,15 @@ class FaceDescriptor:
     from :class:`~talking_head.metrics.Dlib68` on the same image)."""
 
     def describe(self, rgb: np.ndarray, detection: Detection) -> np.ndarray:
-        import dlib
+        network = dlib_model("face descriptor", lambda dlib: dlib.face_recognition_model_v1(
+            dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")))
+        import dlib  # (there: dlib_model has loaded it, or said how to install it)
 
-        global _RECOGNISER
-        with _RECOGNISER_LOCK:
-            if _RECOGNISER is None:
-                _RECOGNISER = dlib.face_recognition_model_v1(
-                    dlib_model_path("dlib_face_recognition_resnet_model_v1.dat"))
-            x0, y0, x1, y1 = (round(v) for v in detection.box)
-            shape = dlib.full_object_detection(
-                dlib.rectangle(x0, y0, x1, y1), [dlib.point(round(px), round(py)) for px, py in detection.landmarks])
-            return np.asarray(_RECOGNISER.compute_face_descriptor(np.ascontiguousarray(rgb), shape), np.float64)
+        x0, y0, x1, y1 = (round(v) for v in detection.box)
+        shape = dlib.full_object_detection(
+            dlib.rectangle(x0, y0, x1, y1), [dlib.point(round(px), round(py)) for px, py in detection.landmarks])
+        with _DESCRIBE_LOCK:
+            return np.asarray(network.compute_face_descriptor(np.ascontiguousarray(rgb), shape), np.float64)
 
 
 def identity_distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -185,14 +185,10 @@ _MODEL_LOCK = threading.Lock()
 _MODELS: dict = {}
 
 
-def _load_dlib(model_path: Optional[str]):
-    """(detector, predictor), loaded once per process and model path.
-
-    The predictor file is ~100 MB and takes about a second to parse, so every Dlib68 in a
-    process shares one copy.
-    """
+def dlib_model(key, build):
+    """A dlib model, made by ``build(dlib)`` the first time ``key`` is asked for and shared by every caller in
+    the process after that: dlib's model files take about a second to parse (the predictor is ~100 MB)."""
     with _MODEL_LOCK:
-        key = model_path or ""
         if key not in _MODELS:
             try:
                 import dlib
@@ -200,9 +196,15 @@ def _load_dlib(model_path: Optional[str]):
                 raise EngineUnavailableError(
                     "dlib is not installed; run 'pip install dlib-bin' to measure AKD or cross-reenactment."
                 ) from None
-            path = model_path or dlib_model_path()
-            _MODELS[key] = (dlib.get_frontal_face_detector(), dlib.shape_predictor(path))
+            _MODELS[key] = build(dlib)
         return _MODELS[key]
+
+
+def _load_dlib(model_path: Optional[str]):
+    """(detector, predictor): the HOG face detector and the 68-point predictor at ``model_path`` (default:
+    face-recognition-models' own)."""
+    return dlib_model(("68 points", model_path or ""), lambda dlib: (
+        dlib.get_frontal_face_detector(), dlib.shape_predictor(model_path or dlib_model_path())))
 
 
 class Dlib68:
@@ -369,6 +371,7 @@ __all__ = [
     "PSNR_CAP_DB",
     "akd",
     "crop",
+    "dlib_model",
     "dlib_model_path",
     "face_crop_box",
     "inter_ocular",

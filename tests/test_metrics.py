@@ -238,7 +238,8 @@ def test_dlib_model_is_cached_per_process(dlib68):
     loaded = M._load_dlib(None)
     M.Dlib68()(gray)  # a second instance must reuse the same ~100 MB model
     assert M._load_dlib(None) is loaded
-    assert len(M._MODELS) == 1
+    # (The cache also holds dlib's other models, such as the face descriptor: one 68-point model among them.)
+    assert len([key for key in M._MODELS if key[0] == "68 points"]) == 1
 
 
 @needs_gallery
