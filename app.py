@@ -58,9 +58,8 @@ def started(host: str, port: int) -> str:
 
 def main(argv=None):
     a = parse_args(argv)
-    if not os.environ.get("LIVING_PORTRAITS_DEBUG"):
-        from talking_head.native_log import filter_native_stderr
-        filter_native_stderr()  # MediaPipe's start-up lines are not the staff's to read
+    from talking_head.native_log import filter_native_stderr
+    filter_native_stderr()  # MediaPipe's start-up lines are not the staff's to read (LIVING_PORTRAITS_DEBUG=1 shows them)
     from talking_head.allocator import keep_freed_blocks
     keep_freed_blocks()  # each render's per-frame arrays reuse freed memory (talking_head/allocator.py)
     from demo.visitor_files import VisitorFiles, default_root

@@ -84,10 +84,13 @@ def filter_native_stderr() -> None:
     ``sys.stderr`` (our error lines, tracebacks, warnings) goes through the same pipe, so among themselves
     the lines keep their order: a native error comes before the line that reports its effect. Only a
     progress bar should write to :func:`terminal`. Installing it twice does nothing. At exit, this process
-    waits (up to a second) until the filter has passed on everything written before.
+    waits (up to a second) until the filter has passed on everything written before. With
+    ``LIVING_PORTRAITS_DEBUG`` set, nothing is filtered: everything the native libraries say is shown.
     """
     global _terminal, _filter
-    if _terminal is not None or getattr(sys, "frozen", False) or not sys.executable:
+    if _terminal is not None or os.environ.get("LIVING_PORTRAITS_DEBUG"):
+        return
+    if getattr(sys, "frozen", False) or not sys.executable:
         return  # (a frozen build has no interpreter to run the filter with: unfiltered, as without this)
     try:
         sys.stderr.flush()
