@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from . import video
+from . import handoff, video
 from .cache import DiskCache, bytes_digest, file_digest
 from .compose import (
     LABEL_TEXT,
@@ -71,12 +71,17 @@ MOTION_VERSION = "skin-patches-2"  # 2: frames of non-square pixels are tracked 
 # How a portrait's face is found; a new value keeps faces found the older way from being used. 2: a fit whose
 # eyes do not hold their irises is taken again from other crops (faces.mediapipe_backend.irises_fit).
 FACE_VERSION = "2"
-# x264 'superfast' at CRF 18 looks the same as 'veryfast' on painted textures here and encodes in
-# about half the time, which is most of a render on a 2-core laptop.
-ENCODER_PRESET = "superfast"
+# The encoder is most of a render's CPU on a 2-core laptop, so it does only what a painting's picture needs.
+# x264 'ultrafast' with back three things it turns off: B-frames (they halve the file), adaptive quantisation
+# (bits for the flat, dark parts of a canvas) and the deblocking filter. At CRF 17 that keeps the face's
+# PSNR and SSIM of 'superfast' at CRF 18 (46.8 dB / 0.9905 against 46.7 / 0.9904 on a Vermeer render) for
+# about a quarter less encoder time, in a file about a third larger (BENCHMARKS.md, twentieth session).
+# (x264-params' "deblock=1" would also strengthen the filter: "0,0" is its default strength.)
+ENCODER_PRESET = "ultrafast"
+ENCODER_CRF = 17
 # CAVLC instead of CABAC: the same pictures (the preset's decisions do not depend on the entropy
 # coder) for ~17 % less encoder time and a ~13 % larger file.
-ENCODER_PARAMS = "cabac=0"
+ENCODER_PARAMS = "cabac=0:bframes=3:aq-mode=1:deblock=0,0"
 # Side by side, the driving panel is the clip scaled up to the portrait's height (a 480-px clip beside a
 # 1280-px painting): smooth, and at CRF 18 x264 gave it most of the bits (51.5 dB against the painting's
 # 49). Quantised 14 steps more coarsely it keeps 45 dB, and the encoder takes about a quarter less time for
@@ -813,33 +818,39 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
         writer_cm = _NoWriter() if out is None else video.VideoWriter(
             out, info.fps, (comp.out_w + sbs_w, comp.out_h), audio_from=clip_path if info.has_audio else None,
             audio_start=info.start, frame_times=info.frame_times,
-            preset=ENCODER_PRESET, x264_params=encoder_params(), duration_hint=_duration(info, n), pix_fmt="yuv420p",
+            preset=ENCODER_PRESET, crf=ENCODER_CRF, x264_params=encoder_params(), duration_hint=_duration(info, n), pix_fmt="yuv420p",
             # (whole macroblocks only: one that reaches into the painting would coarsen its edge)
             coarser=(0, 0, sbs_w - sbs_w % 16, comp.out_h, SIDE_PANEL_COARSER) if sbs_w >= 16 else None,
             metadata={"comment": "AI-generated animation of a portrait (Living Portraits)", "description": f"engine={eng.name}"})
         with writer_cm as writer, renderer_threads(out is not None):
             batch: list[DrivingFrame] = []
 
-            def flush():
-                nonlocal done
-                for fr, crop in zip(batch, eng.render(prepared, batch)):
-                    if new_features is not None:
-                        new_features.append(fr.features)
-                    frame, encoded = comp.compose(crop, fr.image)
-                    writer.write(encoded)
-                    if on_frame is not None:
-                        on_frame(fr.index, frame, crop)
-                done += len(batch)
-                batch.clear()
-                report(0.05 + 0.95 * done / n, Note(f"Animating frame {done} of {n}", reason="frames", done=done, total=n))
+            def finish_frame(item: tuple[DrivingFrame, np.ndarray]) -> None:
+                fr, crop = item
+                frame, encoded = comp.compose(crop, fr.image)
+                writer.write(encoded)
+                if on_frame is not None:
+                    on_frame(fr.index, frame, crop)
 
-            for fr in drive:
-                canceller.check()
-                batch.append(fr)
-                if len(batch) >= eng.batch_size:
+            # The engine draws the next frames while the last ones are pasted, converted and written.
+            with handoff.InOrder(finish_frame, depth=max(2, eng.batch_size), name="compose-encode") as finishing:
+                def flush():
+                    nonlocal done
+                    for fr, crop in zip(batch, eng.render(prepared, batch)):
+                        if new_features is not None:
+                            new_features.append(fr.features)
+                        finishing.put((fr, crop))
+                    done += len(batch)
+                    batch.clear()
+                    report(0.05 + 0.95 * done / n, Note(f"Animating frame {done} of {n}", reason="frames", done=done, total=n))
+
+                for fr in drive:
+                    canceller.check()
+                    batch.append(fr)
+                    if len(batch) >= eng.batch_size:
+                        flush()
+                if batch:
                     flush()
-            if batch:
-                flush()
             if done == 0:
                 raise ClipError("No frame of the driving clip could be rendered; choose another clip.",
                                 reason="clip_unreadable")

@@ -374,9 +374,10 @@ def test_gap_filling_frame_by_frame_matches_the_whole_track():
     assert GapFiller().push(None) == [] and GapFiller().finish() == []
 
 
-def _no_tracking_thread() -> bool:
+def _no_render_thread() -> bool:
+    """Neither the tracking thread nor the one that composes and encodes finished frames is left running."""
     import threading
-    return not [t for t in threading.enumerate() if t.name == "motion-tracking"]
+    return not [t for t in threading.enumerate() if t.name in ("motion-tracking", "compose-encode")]
 
 
 def test_uploaded_clip_renders_like_its_stored_motion_and_is_then_cached(tmp_path):
@@ -397,7 +398,7 @@ def test_uploaded_clip_renders_like_its_stored_motion_and_is_then_cached(tmp_pat
     assert stored.motion_cached and not live.motion_cached
     assert sorted(got) == sorted(want) == list(range(78))
     assert max(np.abs(got[i].astype(int) - want[i]).mean() for i in want) < 0.5
-    assert _no_tracking_thread()
+    assert _no_render_thread()
     again, _ = render(upload, cache)
     assert again.motion_cached
 
@@ -422,7 +423,7 @@ def test_failing_or_cancelled_render_of_an_uploaded_clip_stops_tracking_and_leav
         animate("gallery:gogol", upload, tmp_path / "missing" / "c.mp4", settings=AnimateSettings(max_side=320),
                 cache=DiskCache(enabled=False))
     assert not list(tmp_path.iterdir())
-    assert _no_tracking_thread()
+    assert _no_render_thread()
 
 
 def test_an_upload_that_decodes_fewer_frames_than_probed_fails_cleanly(tmp_path, monkeypatch):
@@ -443,7 +444,7 @@ def test_an_upload_that_decodes_fewer_frames_than_probed_fails_cleanly(tmp_path,
         animate("gallery:gogol", upload, tmp_path / "out" / "c.mp4", settings=AnimateSettings(max_side=320), cache=cache)
     assert not list((tmp_path / "out").iterdir())
     assert not list((tmp_path / "cache").glob("motion/*"))
-    assert _no_tracking_thread()
+    assert _no_render_thread()
 
 
 @pytest.mark.parametrize("header", ["silent", "wrong size"])
@@ -467,7 +468,7 @@ def test_an_upload_whose_header_does_not_give_its_size_is_tracked_after_the_prob
     fake = None if header == "silent" else video.ClipHeader(Path(upload), 100, 60)
     monkeypatch.setattr(video, "read_header", lambda p: read_header(p) and fake)
     assert render() == want and len(want) == 78
-    assert _no_tracking_thread()
+    assert _no_render_thread()
 
 
 def test_a_clip_rendered_before_is_not_decoded_again(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -191,6 +192,7 @@ def test_disk_full_while_encoding_library(tmp_path, full_disk):
     msg = assert_helpful(e.value, VideoEncodeError)
     assert "disk is full" in msg and "free some disk space" in msg, msg
     assert list(tmp_path.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name == "compose-encode"], "the encoding thread outlived the failure"
 
 
 def test_disk_full_while_encoding_app(app, full_disk, monkeypatch):

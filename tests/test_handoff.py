@@ -1,0 +1,114 @@
+"""The render's second thread (talking_head.handoff.InOrder): order, back-pressure, failures, stopping."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from talking_head.handoff import InOrder
+
+
+def _alive(name: str) -> bool:
+    return any(t.name == name and t.is_alive() for t in threading.enumerate())
+
+
+def test_every_item_is_worked_once_in_order_on_another_thread():
+    seen, threads = [], set()
+
+    def work(item):
+        seen.append(item)
+        threads.add(threading.get_ident())
+
+    with InOrder(work, depth=3, name="t-order") as q:
+        for i in range(500):
+            q.put(i)
+    assert seen == list(range(500))
+    assert threads and threading.get_ident() not in threads
+    assert not _alive("t-order")
+
+
+def test_put_waits_while_depth_items_are_waiting():
+    release = threading.Event()
+    started = threading.Event()
+
+    def work(item):
+        started.set()
+        release.wait()
+
+    q = InOrder(work, depth=2, name="t-depth")
+    q.put(0)
+    started.wait(5)  # item 0 is being worked, the queue is empty
+    q.put(1)
+    q.put(2)
+    third = threading.Thread(target=q.put, args=(3,))
+    third.start()
+    third.join(0.3)
+    assert third.is_alive(), "a third waiting item was taken past depth=2"
+    release.set()
+    third.join(5)
+    assert not third.is_alive()
+    q.finish()
+
+
+def test_a_failure_comes_back_to_the_caller_and_nothing_after_it_is_worked():
+    seen = []
+
+    def work(item):
+        if item == 3:
+            raise OSError("disk full")
+        seen.append(item)
+
+    q = InOrder(work, depth=1, name="t-fail")
+    with pytest.raises(OSError, match="disk full"):
+        for i in range(100):
+            q.put(i)
+        q.finish()
+    assert seen == [0, 1, 2]
+    with pytest.raises(RuntimeError, match="earlier item failed"):
+        q.put(200)
+    q.abandon()
+    assert not _alive("t-fail")
+
+
+def test_a_failure_in_the_last_items_comes_back_from_finish():
+    def work(item):
+        if item == "last":
+            raise ValueError("bad frame")
+
+    q = InOrder(work, depth=4, name="t-last")
+    q.put("first")
+    q.put("last")
+    with pytest.raises(ValueError, match="bad frame"):
+        q.finish()
+    assert not _alive("t-last")
+
+
+def test_an_error_in_the_callers_block_drops_what_waits_and_stops_the_thread():
+    release = threading.Event()
+    seen = []
+
+    def work(item):
+        release.wait()
+        seen.append(item)
+
+    def release_once_abandoned():  # (so the test does not race the thread: item 0 ends after abandon began)
+        for _ in range(500):  # (at most 5 s: a broken abandon then fails the test instead of hanging it)
+            if q._dropping:
+                break
+            threading.Event().wait(0.01)
+        release.set()
+
+    with pytest.raises(KeyError), InOrder(work, depth=3, name="t-abandon") as q:
+        for i in range(4):
+            q.put(i)
+        threading.Thread(target=release_once_abandoned, daemon=True).start()
+        raise KeyError("cancelled")
+    assert not _alive("t-abandon")
+    assert seen == [0], "items waiting when the caller failed were still worked"
+    with pytest.raises(RuntimeError, match="ended"):
+        q.put(9)
+
+
+def test_depth_must_be_positive():
+    with pytest.raises(ValueError):
+        InOrder(lambda item: None, depth=0)
