@@ -711,7 +711,7 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
     ``threading.Event`` or a callable returning True to stop (raises :class:`Cancelled`, writes nothing).
     Errors a user can fix raise :class:`TalkingHeadError` with a message that says what to do.
     ``on_frame(index, frame, crop)`` sees every finished frame (a buffer reused for the next frame:
-    copy it to keep it) and the engine's raw crop; with
+    copy it to keep it) and the engine's raw crop, in order, on the thread that composes and encodes; with
     ``out=None`` nothing is encoded (benchmarks score frames before compression).
 
     A clip whose motion is not stored yet is tracked in a background thread while the frames

@@ -93,7 +93,8 @@ class Engine(ABC):
 
     @abstractmethod
     def render(self, prepared: Prepared, frames: list[DrivingFrame]) -> list[np.ndarray]:
-        """Rendered crops, each the size of ``prepared.crop``."""
+        """Rendered crops, each the size of ``prepared.crop``: arrays of their own, not buffers the next call
+        reuses (the pipeline pastes and encodes them on a second thread while this draws the next ones)."""
 
 
 @dataclass
