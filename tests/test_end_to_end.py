@@ -426,6 +426,26 @@ def test_failing_or_cancelled_render_of_an_uploaded_clip_stops_tracking_and_leav
     assert _no_render_thread()
 
 
+def test_a_failure_while_a_frame_is_written_ends_the_render_with_that_error_and_leaves_nothing(tmp_path):
+    """Frames are composed and written on a second thread: what fails there comes back to the caller as it is,
+    the render stops, and neither a file nor a thread is left."""
+    from talking_head import animate
+    from talking_head.pipeline import AnimateSettings
+    seen = []
+
+    def on_frame(i, frame, crop):
+        seen.append(i)
+        if i == 5:
+            raise ValueError("the caller's own check failed at frame 5")
+
+    with pytest.raises(ValueError, match="frame 5"):
+        animate("gallery:gogol", "gallery:smile_eyes", tmp_path / "r.mp4", settings=AnimateSettings(max_side=320),
+                on_frame=on_frame)
+    assert seen == list(range(6)), seen
+    assert not list(tmp_path.iterdir())
+    assert _no_render_thread()
+
+
 def test_an_upload_that_decodes_fewer_frames_than_probed_fails_cleanly(tmp_path, monkeypatch):
     """Tracking an upload starts from its header, before the probe has counted the frames: a decoder that
     then stops early is caught when tracking ends, with nothing written, cached or left running."""
