@@ -21,7 +21,8 @@ class InOrder(Generic[T]):
 
     The first exception ``work`` raises comes back from the next :meth:`put` or from :meth:`finish`, and
     the items after it are dropped unworked. :meth:`abandon` stops without working what is waiting; one
-    of the two must end every use (``with`` ends it with :meth:`abandon` on an exception).
+    of the two must end every use (``with`` ends it with :meth:`abandon` on an exception). Interrupted
+    while it waits (Ctrl-C), either one drops what is waiting and the thread ends after its current item.
     """
 
     def __init__(self, work: Callable[[T], None], depth: int = 2, name: str = "in-order"):
@@ -29,32 +30,41 @@ class InOrder(Generic[T]):
             raise ValueError("depth must be 1 or more")
         self._work = work
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._dropping = False
+        self._error: BaseException | None = None  # the worker's failure, raised once in the caller
+        self._dropping = False  # what is waiting is not worked
+        self._stopping = False  # the worker ends when nothing is waiting, even without the stop marker
         self._ended = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        failed = False  # (the worker's own flag: nothing after its failure is worked, whatever the caller does)
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stopping:
+                    return
+                continue
             if item is _STOP:
                 return
-            if self._error is None and not self._dropping:
-                try:
-                    self._work(item)
-                except BaseException as e:  # noqa: BLE001  (handed to the caller's thread)
-                    self._error = e
+            if failed or self._dropping:
+                continue
+            try:
+                self._work(item)
+            except BaseException as e:  # noqa: BLE001  (handed to the caller's thread)
+                failed = True
+                self._error = e
 
     def _raise(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
-            self._dropping = True  # (what is still queued after a failure is not worked)
+            self._dropping = True
             raise error
 
     def put(self, item: T) -> None:
         """Hand ``item`` over; waits while ``depth`` items are waiting. Raises what an earlier item raised."""
-        if self._ended:
+        if self._ended or self._stopping:
             raise RuntimeError("this InOrder has ended")
         self._raise()
         if self._dropping:
@@ -67,10 +77,17 @@ class InOrder(Generic[T]):
                 self._raise()
 
     def _end(self) -> None:
-        if not self._ended:
-            self._ended = True
+        if self._ended:
+            return
+        try:
             self._queue.put(_STOP)  # (never full for long: the thread takes an item at least every work())
             self._thread.join()
+        except BaseException:
+            # Interrupted while waiting: nothing more is worked, and the thread ends once the queue is empty
+            # (the stop marker may not have got in).
+            self._dropping = self._stopping = True
+            raise
+        self._ended = True
 
     def finish(self) -> None:
         """Work everything handed over, stop the thread, and raise what any item raised."""

@@ -72,8 +72,8 @@ MOTION_VERSION = "skin-patches-2"  # 2: frames of non-square pixels are tracked 
 # eyes do not hold their irises is taken again from other crops (faces.mediapipe_backend.irises_fit).
 FACE_VERSION = "2"
 # The encoder is most of a render's CPU on a 2-core laptop, so it does only what a painting's picture needs.
-# x264 'ultrafast' with back three things it turns off: B-frames (they halve the file), adaptive quantisation
-# (bits for the flat, dark parts of a canvas) and the deblocking filter. At CRF 17 that keeps the face's
+# x264 'ultrafast', with three of the things it turns off put back: B-frames (a file a third smaller), adaptive
+# quantisation (bits for the flat, dark parts of a canvas) and the deblocking filter. At CRF 17 that keeps the face's
 # PSNR and SSIM of 'superfast' at CRF 18 (46.8 dB / 0.9905 against 46.7 / 0.9904 on a Vermeer render) for
 # about a quarter less encoder time, in a file about a third larger (BENCHMARKS.md, twentieth session).
 # (x264-params' "deblock=1" would also strengthen the filter: "0,0" is its default strength.)
@@ -840,7 +840,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
                         if new_features is not None:
                             new_features.append(fr.features)
                         finishing.put((fr, crop))
-                    done += len(batch)
+                    done += len(batch)  # (drawn: up to a batch of them may still be being written)
                     batch.clear()
                     report(0.05 + 0.95 * done / n, Note(f"Animating frame {done} of {n}", reason="frames", done=done, total=n))
 

@@ -112,3 +112,38 @@ def test_an_error_in_the_callers_block_drops_what_waits_and_stops_the_thread():
 def test_depth_must_be_positive():
     with pytest.raises(ValueError):
         InOrder(lambda item: None, depth=0)
+
+
+def test_ctrl_c_while_finish_waits_drops_what_waits_and_the_thread_still_ends():
+    """An interrupt while the caller waits for the last items (the queue full, the worker busy) must not leave
+    the thread waiting for ever, nor let it work the rest after the caller has gone."""
+    import signal
+
+    release = threading.Event()
+    seen = []
+
+    def work(item):
+        release.wait(10)
+        seen.append(item)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    q = InOrder(work, depth=1, name="t-interrupt")
+    q.put(0)
+    while q._queue.qsize():  # (item 0 taken: the worker is inside work())
+        threading.Event().wait(0.01)
+    q.put(1)  # the queue is full now, so finish() waits to put its stop marker
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            q.finish()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    release.set()
+    q._thread.join(5)
+    assert not _alive("t-interrupt"), "the thread outlived an interrupted finish()"
+    assert seen == [0], "an item waiting when the caller was interrupted was still worked"
+    q.abandon()  # (ending it again is harmless)
