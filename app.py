@@ -9,7 +9,6 @@ import os
 
 # Before gradio or huggingface_hub are imported: no telemetry, and no Hub lookups at start-up.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("GLOG_minloglevel", "2")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -9,8 +9,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Tests never read or write the user's cache.
 os.environ["LIVING_PORTRAITS_CACHE"] = tempfile.mkdtemp(prefix="lp-test-cache-")
 # Gradio's uploads go to a throwaway folder too (it reads this when imported).

@@ -2,7 +2,6 @@
 so this backend works on a fresh machine with no network."""
 from __future__ import annotations
 
-import os
 import threading
 from typing import Iterable, Iterator
 
@@ -32,8 +31,6 @@ _warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype")
 
 
 def _import_mp():
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
