@@ -354,8 +354,7 @@ def main(args) -> int:
     if args.quality:
         _print_quality(args)
     if args.cross:
-        clips = None if args.clips == "all" else args.clips.split(",")
-        _print_cross(cross_reenactment(_portrait_ids(args.portraits), clips, stride=args.cross_stride))
+        _print_cross(cross_reenactment(_portrait_ids(args.portraits), _clip_ids(args.clips), stride=args.cross_stride))
     return 0
 
 
@@ -392,9 +391,8 @@ def _print_speed(args) -> None:
 
 
 def _print_quality(args) -> None:
-    ids = None if args.clips == "all" else args.clips.split(",")
     stride = args.stride
-    q = self_reenactment(ids, stride=stride)
+    q = self_reenactment(_clip_ids(args.clips), stride=stride)
     print("\nSelf-reenactment (face crop; AKD / inter-ocular distance, dlib 68 points), meshwarp vs static:")
     print("| clip | frames | L1 | static L1 | PSNR | static PSNR | SSIM | static SSIM | SSIM gain | AKD | static AKD | AKD ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -415,6 +413,11 @@ def _print_quality(args) -> None:
         print(" ".join(f"{r['clip']} {r['akd_ratio']:.3f}/{r['ssim_gain']:+.4f}" for r in qr))
         print(f"mean AKD ratio {np.mean([r['akd_ratio'] for r in qr]):.3f}, "
               f"mean SSIM gain {np.mean([r['ssim_gain'] for r in qr]):+.4f}")
+
+
+def _clip_ids(arg: str) -> list[str] | None:
+    """--clips: "all" (None: every gallery clip) or comma-separated ids."""
+    return None if arg == "all" else arg.split(",")
 
 
 def _portrait_ids(arg: str) -> list[str]:
