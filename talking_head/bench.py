@@ -391,8 +391,9 @@ def _print_speed(args) -> None:
 
 
 def _print_quality(args) -> None:
+    ids = _clip_ids(args.clips)
     stride = args.stride
-    q = self_reenactment(_clip_ids(args.clips), stride=stride)
+    q = self_reenactment(ids, stride=stride)
     print("\nSelf-reenactment (face crop; AKD / inter-ocular distance, dlib 68 points), meshwarp vs static:")
     print("| clip | frames | L1 | static L1 | PSNR | static PSNR | SSIM | static SSIM | SSIM gain | AKD | static AKD | AKD ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
