@@ -28,3 +28,18 @@ def test_end_to_end_times_cached_uploaded_and_side_by_side_renders():
     (row,) = end_to_end(1, portraits=("lady_agnew",), clip_id="smile_eyes")
     assert row["portrait"] == "lady_agnew" and row["duration"] == Gallery.default().clip("smile_eyes")["duration"]
     assert all(row[k] > 0 for k in ("cached_s", "upload_s", "side_by_side_s"))
+
+
+def test_bench_quality_prints_the_self_reenactment_table_and_the_trackers_own_score(capsys):
+    """What a researcher runs for DESIGN.md's protocol: one clip, every eighth frame, through the CLI."""
+    from talking_head.cli import main
+    assert main(["bench", "--quality", "--no-speed", "--clips", "smile_eyes", "--stride", "8", "--no-refine"]) == 0
+    out = capsys.readouterr().out
+    assert "Engine alone" not in out, "--no-speed still timed the engine"
+    (row,) = [line for line in out.splitlines() if line.startswith("| smile_eyes |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    ssim, static_ssim, akd, static_akd, ratio = (float(cells[i]) for i in (6, 7, 9, 10, 11))
+    assert ssim > static_ssim and akd < static_akd, row  # the clip's smile is followed, not stood still
+    assert 0 < ratio < 0.5, row
+    (ceiling,) = [line for line in out.splitlines() if line.startswith("smile_eyes ")]
+    assert "/" in ceiling, ceiling
