@@ -71,7 +71,8 @@ MOTION_VERSION = "skin-patches-2"  # 2: frames of non-square pixels are tracked 
 # How a portrait's face is found; a new value keeps faces found the older way from being used. 2: a fit whose
 # eyes do not hold their irises is taken again from other crops (faces.mediapipe_backend.irises_fit).
 FACE_VERSION = "2"
-# The encoder is most of a render's CPU on a 2-core laptop, so it does only what a painting's picture needs.
+# The encoder is a third of a render's CPU on a 2-core laptop (more side by side), so it does only what a
+# painting's picture needs.
 # x264 'ultrafast', with three of the things it turns off put back: B-frames (a file a third smaller), adaptive
 # quantisation (bits for the flat, dark parts of a canvas) and the deblocking filter. At CRF 17 that keeps the face's
 # PSNR and SSIM of 'superfast' at CRF 18 (46.8 dB / 0.9905 against 46.7 / 0.9904 on a Vermeer render) for
