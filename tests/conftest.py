@@ -1,4 +1,4 @@
-"""Test set-up: no network, no user cache, quiet native libraries.
+"""Test set-up: no network, no user cache.
 
 HF_HUB_OFFLINE must be set before huggingface_hub is imported (it reads it once at import).
 """

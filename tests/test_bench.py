@@ -31,9 +31,10 @@ def test_end_to_end_times_cached_uploaded_and_side_by_side_renders():
 
 
 def test_bench_quality_prints_the_self_reenactment_table_and_the_trackers_own_score(capsys):
-    """What a researcher runs for DESIGN.md's protocol: one clip, every eighth frame, through the CLI."""
+    """What a researcher runs for DESIGN.md's protocol: one clip, every eighth frame, through the CLI, with
+    the tables for the optional refinement and expression detail."""
     from talking_head.cli import main
-    assert main(["bench", "--quality", "--no-speed", "--clips", "smile_eyes", "--stride", "8", "--no-refine"]) == 0
+    assert main(["bench", "--quality", "--no-speed", "--clips", "smile_eyes", "--stride", "8"]) == 0
     out = capsys.readouterr().out
     assert "Engine alone" not in out, "--no-speed still timed the engine"
     (row,) = [line for line in out.splitlines() if line.startswith("| smile_eyes |")]
@@ -41,5 +42,8 @@ def test_bench_quality_prints_the_self_reenactment_table_and_the_trackers_own_sc
     ssim, static_ssim, akd, static_akd, ratio = (float(cells[i]) for i in (6, 7, 9, 10, 11))
     assert ssim > static_ssim and akd < static_akd, row  # the clip's smile is followed, not stood still
     assert 0 < ratio < 0.5, row
-    (ceiling,) = [line for line in out.splitlines() if line.startswith("smile_eyes ")]
-    assert "/" in ceiling, ceiling
+    # Then the tracker's own score (AKD / ratio), and each option's (AKD ratio / SSIM gain), in that order.
+    tracker, refine, detail = [line.split()[1].split("/") for line in out.splitlines() if line.startswith("smile_eyes ")]
+    assert 0 < float(tracker[0]) < 0.1 and 0 < float(tracker[1]) < 1, tracker
+    for option in (refine, detail):
+        assert 0 < float(option[0]) < 0.5 and float(option[1]) > 0, option

@@ -644,9 +644,10 @@ def test_the_mp4_keeps_the_rendered_paintings_texture(tmp_path):
     decoded video must stay close to the frames the pipeline rendered, over the whole animated region.
 
     Measured on this render (every tenth frame, the crop box; BENCHMARKS.md, twentieth session): the shipped
-    settings give 42.2 dB / SSIM 0.981 and the earlier superfast CRF 18 41.97 dB / 0.980; the macroblock tree
-    (which smoothed the Vermeer's craquelure away when looked at, tenth session) 40.65 dB / 0.973, and CRF 23
-    40.26 dB / 0.971. Encoding is deterministic (one x264 thread), so the bounds sit between the two groups.
+    settings give 42.2 dB / SSIM 0.981 and the earlier superfast CRF 18 41.97 dB / 0.980; with the macroblock
+    tree (which smoothed the Vermeer's craquelure away when looked at, tenth session) added, 40.85 dB / 0.974,
+    and at CRF 23 40.26 dB / 0.971. The same x264 build (imageio-ffmpeg's, pinned) gives the same figures on
+    every run; other thread counts change pixels but not these means. The bounds sit between the two groups.
     """
     from talking_head import animate
     from talking_head import metrics as M
