@@ -20,7 +20,7 @@ import numpy as np
 from .cache import DiskCache
 from .engines import Engine
 from .gallery import Gallery
-from .pipeline import AnimateSettings, animate, resolve_clip
+from .pipeline import DRIVE_MAX_SIDE, AnimateSettings, animate, resolve_clip
 
 
 def machine() -> str:
@@ -48,13 +48,12 @@ def _median_time(fn, repeats: int) -> float:
 
 def engine_speed(repeats: int = 5, clip_id: str = "talking_01", engine_name: str = "meshwarp") -> dict:
     """Frames/s of the engine alone on a 512x512 crop: a clip's own frame 0 as the portrait."""
-    from . import video
     from .engines import DrivingFrame, create_engine
     from .faces import detect_face
     from .motion import decompose, retarget
     g = Gallery.default()
     path, info, track, _ = resolve_clip(f"gallery:{clip_id}", AnimateSettings(), g, DiskCache(enabled=False), None, None)
-    frames = list(video.read_frames(path, info, max_side=720))
+    frames = _clip_frames(path, info)
     # Upscale frame 0 so the engine's crop is exactly 512 px, the size the goal is stated at.
     portrait = frames[0]
     face = detect_face(portrait)
@@ -157,10 +156,15 @@ def gallery_speed(repeats: int = 2, clip_id: str = "expressive", portraits: list
     return rows
 
 
+def _clip_frames(path, info=None) -> list[np.ndarray]:
+    """Every frame of a clip, at the size the pipeline tracks a driving clip (DRIVE_MAX_SIDE)."""
+    from . import video
+    return list(video.read_frames(path, info or video.probe(path), max_side=DRIVE_MAX_SIDE))
+
+
 def self_reenactment(clip_ids: list[str] | None = None, stride: int = 2, engine_name: str | Engine = "meshwarp",
                      settings: AnimateSettings | None = None) -> list[dict]:
     """Per clip: engine and static baseline scores, means over every ``stride``-th frame."""
-    from . import video
     from .metrics import Dlib68, akd, crop, face_crop_box, l1, psnr, ssim
     g = Gallery.default()
     det = Dlib68()
@@ -168,8 +172,7 @@ def self_reenactment(clip_ids: list[str] | None = None, stride: int = 2, engine_
     rows = []
     for cid in ids:
         path = g.clip_path(cid)
-        info = video.probe(path)
-        real = list(video.read_frames(path, info, max_side=720))
+        real = _clip_frames(path)
         gen: dict[int, np.ndarray] = {}
         animate(real[0], f"gallery:{cid}", None, engine=engine_name,
                 settings=settings or AnimateSettings(max_side=4096), label=" ",
@@ -206,7 +209,6 @@ def tracker_ceiling(clip_ids: list[str] | None = None, stride: int = 2) -> list[
     inter-ocular distances; no image is rendered. An engine that warps exactly as the tracker says cannot
     be expected to score much below this.
     """
-    from . import video
     from .metrics import Dlib68, inter_ocular
     from .motion import MotionTrack, decompose
     from .topology import MEDIAPIPE_TO_IBUG68
@@ -215,7 +217,7 @@ def tracker_ceiling(clip_ids: list[str] | None = None, stride: int = 2) -> list[
     rows = []
     for cid in clip_ids or sorted(g.manifest()["clips"]):
         path = g.clip_path(cid)
-        real = list(video.read_frames(path, video.probe(path), max_side=720))
+        real = _clip_frames(path)
         track = MotionTrack.load(g.motion_path(cid))
         if track.layout != "mediapipe478":
             continue
@@ -281,7 +283,6 @@ def cross_reenactment(portrait_ids=None, clip_ids=None, stride: int = 3,
     largest) and ``driver_identity`` (the driver's own distance from the portrait: a result that took on
     the driver's face would score about this). A pair that cannot be scored has ``skipped``: why.
     """
-    from . import video
     from .cross_reenactment import FaceDescriptor
     from .images import load_image
     from .metrics import Dlib68
@@ -292,7 +293,7 @@ def cross_reenactment(portrait_ids=None, clip_ids=None, stride: int = 3,
     drivers = {}  # clip: (its scored frames' detections, the first frame's face descriptor), or why not
     for cid in clip_ids or sorted(g.manifest()["clips"]):
         path = g.clip_path(cid)
-        real = list(video.read_frames(path, video.probe(path), max_side=720))[::stride]
+        real = _clip_frames(path)[::stride]
         first = det.detect(real[0])
         if first is None:
             drivers[cid] = "dlib finds no face in the clip's first frame"
