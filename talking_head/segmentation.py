@@ -45,16 +45,37 @@ def person_mask(rgb: np.ndarray) -> np.ndarray | None:
     return m
 
 
-# The plate's fill samples the background at an offset that varies smoothly from pixel to pixel: near the
-# region's edge it is the mirror image across that edge, deeper in it is the mirror's offset averaged over a
-# wider neighbourhood. Each pixel averages over a Gaussian of about half its depth, between these shares of
-# the image's longer side; the averaged offsets are worked out at 1/_FIELD_SHRINK of the size (they are smooth).
-_FIELD_SIGMAS = (0.005, 0.01, 0.02, 0.04, 0.08)
-_FIELD_DEPTH_SHARE = 0.5
-_FIELD_SHRINK = 4
-# A sample that lands inside the region takes what an earlier pass put there; after this many passes the
-# few pixels left (deep inside, where a moving head never uncovers anything) take the nearest filled pixel.
-_FILL_PASSES = 4
+# The plate is filled in two bands. The coarse band (colour, light, the landscape's large shapes) is the
+# background continued smoothly: a normalised Gaussian average of the background around each hidden pixel,
+# about half its depth wide, between these shares of the image's longer side, worked out at
+# 1/_SHRINK of the size at most (it is smooth). Everything finer than half the narrowest of them (brush
+# strokes, craquelure, foliage) is the detail band; what lies between is left smooth.
+_COARSE_SIGMAS = (0.015, 0.04, 0.12)
+_COARSE_DEPTH_SHARE = 0.5
+# Pixels: narrower, the average beside the region's edge would still hold the texture of the stretch next to it.
+_MIN_SIGMA = 8.0
+_SHRINK = 4
+# A normalised average counts fully only where at least this share of its Gaussian's weight lies on
+# background; with less it hands over gradually to the next wider one (the division would amplify the
+# kernel's far tail, or divide zero by zero).
+_REACHED = 0.1
+# The detail band is copied, unbent, from the background beside the region: each hidden pixel takes the
+# detail _STEP (a share of the side) or a multiple of it away, in whichever of _DIRECTIONS points most
+# nearly to the region's nearest edge, and the first multiple that lands on background. Where the chosen
+# direction changes, the copies cross-fade over about _SEAM of the side. Beyond _REACH of the side from
+# the edge (where a moving head never uncovers anything) the detail fades out and the coarse band is left.
+# Four directions, along the image's axes: a diagonal shift puts a regular pattern (stripes, a weave, a
+# chair's cane) out of step with itself, and every extra direction is another seam.
+_DIRECTIONS = 4
+_STEP = 0.04
+_MIN_STEP = 16  # pixels: on a small crop a shorter shift would cross-fade most of the band it fills
+_SEAM = 0.008
+_REACH = 0.24
+# Copies come from at least this far outside the region (a share of the side): right at its edge lie the
+# wisps of hair or beard the person mask left out, and repeated they would show as a pattern.
+_CLEAR = 0.015
+# A copy that has only just landed on background fades into the next multiple's over this share of the shift.
+_TILE_FADE = 0.3
 
 
 def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -62,36 +83,178 @@ def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
     pixels outside the region are unchanged.
 
     The band a moving head uncovers must continue the background's own texture (brush strokes, foliage,
-    craquelure), not show a smooth smear, and must not break into blocks. Each filled pixel samples the
-    background at an offset from itself: the mirror image across the region's nearest edge, averaged over
-    neighbouring pixels more widely the deeper the pixel lies. Mirroring alone changes its source abruptly
-    wherever the nearest edge changes (blocks of landscape beside a head, seams above it, streaks where
-    the mirror leaves the image); the averaged offsets bend the texture there instead of cutting it.
+    craquelure) and colour, without a smooth smear, blocks, seams or swirls. The coarse band continues
+    the background's colours smoothly into the region; the detail band is the background's own detail,
+    copied by a plain shift from beside the region (see _DIRECTIONS), so a painted stroke or a crack keeps
+    its shape. (Mirroring the background across the nearest edge broke into blocks where that edge
+    changed; averaging the mirror's offsets bent the texture into arcs and swirls around the head.)
     """
     h, w = image.shape[:2]
     hole = np.asarray(region, bool)
     if not hole.any() or hole.all():
         return image.copy()
-    grid = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
-    source = grid + _smoothed_mirror_offsets(hole, grid)
-    np.clip(source[..., 0], 0, w - 1, out=source[..., 0])
-    np.clip(source[..., 1], 0, h - 1, out=source[..., 1])
-    out = image.copy()
+    side = max(h, w)
     known = ~hole
-    for _ in range(_FILL_PASSES):
-        # A sample counts once all four pixels it interpolates are background or already filled.
-        lands = cv2.remap(known.astype(np.float32), source, None, interpolation=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE) >= 1 - 1e-5
-        new = lands & ~known
-        if not new.any():
-            break
-        sampled = cv2.remap(out, source, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out[new] = sampled[new]
-        known |= new
-    if not known.all():
-        nearest = _nearest(known)[~known]
-        out[~known] = out[nearest[:, 1], nearest[:, 0]]
+    # Shrunk less on a small image, so that the detail's width (half the narrowest) stays a pixel or more.
+    q = max(1, min(_SHRINK, int(max(_MIN_SIGMA, _COARSE_SIGMAS[0] * side) / 2)))
+    small = (max(1, round(w / q)), max(1, round(h / q)))
+    depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)
+    small_depth = cv2.resize(depth, small, interpolation=cv2.INTER_AREA)
+    small_known = cv2.resize(known.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+
+    img = image.astype(np.float32)
+    small_img = cv2.resize(img * known[..., None], small, interpolation=cv2.INTER_AREA)
+    sigmas = [max(_MIN_SIGMA, f * side) for f in _COARSE_SIGMAS]
+    levels = _normalised_blurs(small_img, small_known, [s / q for s in sigmas])
+    # The detail is measured against half the narrowest width: the background's smooth changes (a painted
+    # sky's gradient) then stay out of it, or copies of them from here and there would meet in seams.
+    fine = _normalised_blurs(small_img, small_known, [sigmas[0] / 2 / q])[0]
+    detail = img - cv2.resize(fine, (w, h), interpolation=cv2.INTER_LINEAR)
+    coarse = cv2.resize(_by_depth(levels, sigmas, _COARSE_DEPTH_SHARE * small_depth), (w, h),
+                        interpolation=cv2.INTER_LINEAR)
+
+    fill = (coarse + _shifted_detail(detail, hole, depth, side, q))[hole]
+    out = image.copy()
+    out[hole] = np.rint(np.clip(fill, 0, 255)).astype(np.uint8)
     return out
+
+
+def _normalised_blurs(values: np.ndarray, weights: np.ndarray, sigmas) -> list[np.ndarray]:
+    """``values`` (H, W, C), already multiplied by ``weights`` (H, W), averaged with a Gaussian of each
+    width in turn, counting each pixel by its weight. Where almost no weight lies within reach of a
+    width (deep inside a large region), that width takes the next wider one's average, and the widest
+    takes :func:`_pulled`'s."""
+    out: list[np.ndarray] = []
+    reached: list[np.ndarray] = []
+    for sigma in sigmas:
+        num = cv2.GaussianBlur(values, (0, 0), sigma)
+        den = cv2.GaussianBlur(weights, (0, 0), sigma)
+        out.append(num / np.maximum(den, 1e-6)[..., None])
+        reached.append(np.clip(den / _REACHED, 0, 1)[..., None])
+    wider = _pulled(values, weights) if (reached[-1] < 1).any() else out[-1]
+    for k in range(len(out) - 1, -1, -1):
+        # a gradual hand-over, or the level's edge would show as a step
+        out[k] = reached[k] * out[k] + (1 - reached[k]) * wider
+        wider = out[k]
+    return out
+
+
+def _pulled(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The weighted average everywhere, from a pyramid: halved until every pixel has weight, then each
+    level's gaps taken from the smaller one's average, enlarged."""
+    pyramid = [(values, weights)]
+    while not (pyramid[-1][1] > _REACHED).all() and min(pyramid[-1][1].shape) > 1:
+        v, wt = pyramid[-1]
+        size = (max(1, wt.shape[1] // 2), max(1, wt.shape[0] // 2))
+        pyramid.append((cv2.resize(v, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1),
+                        cv2.resize(wt, size, interpolation=cv2.INTER_AREA)))
+    v, wt = pyramid[-1]
+    avg = v / np.maximum(wt, 1e-6)[..., None]
+    if not (wt > _REACHED).any():
+        avg[:] = values.reshape(-1, values.shape[-1]).sum(0) / max(float(weights.sum()), 1e-6)
+    for v, wt in reversed(pyramid[:-1]):
+        up = cv2.resize(avg, (wt.shape[1], wt.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(v.shape)
+        avg = np.where((wt > _REACHED)[..., None], v / np.maximum(wt, 1e-6)[..., None], up)
+    return avg.astype(np.float32)
+
+
+def _by_depth(levels: list[np.ndarray], sigmas, wanted: np.ndarray) -> np.ndarray:
+    """Each pixel takes the level whose width is nearest ``wanted`` there, blended between the two nearest
+    on a log scale (clamped to the first and last)."""
+    wanted = np.clip(wanted, sigmas[0], sigmas[-1])
+    level = np.interp(np.log(wanted), np.log(sigmas), np.arange(len(sigmas)))
+    out = np.zeros(levels[0].shape, np.float32)
+    for k, lv in enumerate(levels):
+        share = np.clip(1 - np.abs(level - k), 0, 1)
+        if share.any():
+            out += share[..., None] * lv
+    return out
+
+
+def _shifted_detail(detail: np.ndarray, hole: np.ndarray, depth: np.ndarray, side: int, q: int) -> np.ndarray:
+    """float32 (H, W, 3): the detail band for the pixels of ``hole`` (zero elsewhere), copied from the
+    background by a shift in the direction of the region's nearest edge (see _DIRECTIONS)."""
+    h, w = hole.shape
+    direction = _edge_direction(hole, depth, side, q)
+    clear = max(1.0, _CLEAR * side)
+    outside = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 5)
+    step = max(_MIN_STEP, round(_STEP * side))
+    multiples = max(1, int(np.ceil(_REACH * side / step)) + 1)
+    # A shift that leaves the image lands nowhere (a row of edge pixels repeated would be a streak).
+    pad = (multiples + 1) * step + 1
+    outside = np.pad(outside, pad, constant_values=-1.0)
+    source = outside >= clear
+    fade_width = max(1.0, _TILE_FADE * step)
+    chosen = np.rint(direction / (2 * np.pi / _DIRECTIONS)).astype(np.int32) % _DIRECTIONS
+    within = hole & (depth < _REACH * side)
+    total = np.zeros((h, w, 3), np.float32)
+    weight = np.zeros((h, w), np.float32)
+    weight_sq = np.zeros((h, w), np.float32)
+    for k in range(_DIRECTIONS):
+        # This direction's share: its one-hot choice softened across the seams, worked out small.
+        share = cv2.GaussianBlur((chosen == k).astype(np.float32), (0, 0), max(0.5, _SEAM * side / q))
+        share = cv2.resize(share, (w, h), interpolation=cv2.INTER_LINEAR) * within
+        rows, cols = np.nonzero(share.max(axis=1) > 0.01)[0], np.nonzero(share.max(axis=0) > 0.01)[0]
+        if len(rows) == 0:
+            continue
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        angle = 2 * np.pi * k / _DIRECTIONS
+        dx, dy = round(step * np.cos(angle)), round(step * np.sin(angle))
+        # The first multiple of the shift that lands on background, 0 where none does.
+        first = np.zeros((y1 - y0, x1 - x0), np.float32)
+        for m in range(multiples, 0, -1):
+            ty, tx = y0 + pad + m * dy, x0 + pad + m * dx
+            np.copyto(first, np.float32(m), where=source[ty:ty + y1 - y0, tx:tx + x1 - x0])
+        gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+        # Where the first landing multiple changes from one pixel to the next, the copy would jump by a
+        # whole shift: a copy that has only just landed fades into the next multiple's, which is what
+        # its neighbour across the seam takes.
+        sx, sy = gx + first * dx, gy + first * dy
+        just = cv2.remap(outside, sx + pad, sy + pad, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=-1.0)
+        own = np.clip((just - clear) / fade_width, 0, 1)
+        nxt = cv2.remap(outside, sx + dx + pad, sy + dy + pad, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                        borderValue=-1.0) >= clear
+        own[~nxt] = 1.0
+        sample = cv2.remap(detail, sx, sy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+        further = cv2.remap(detail, sx + dx, sy + dy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+        base = share[y0:y1, x0:x1] * (first > 0)
+        # sample * own + further * (1 - own), in place
+        sample -= further
+        sample *= own[..., None]
+        sample += further
+        sample *= base[..., None]
+        total[y0:y1, x0:x1] += sample
+        weight[y0:y1, x0:x1] += base
+        weight_sq[y0:y1, x0:x1] += base * base * (own * own + (1 - own) * (1 - own))
+    # Cross-faded copies are unrelated, so their blend is fainter than either: scale it back up, and fade
+    # the detail out towards _REACH, where the shifts stop.
+    gain = np.clip(weight / np.sqrt(np.maximum(weight_sq, 1e-12)), 1.0, 2.0)
+    fade = np.clip((_REACH * side - depth) / (0.25 * _REACH * side), 0, 1)
+    total *= (gain * fade / np.maximum(weight, 1e-6))[..., None]
+    return total
+
+
+def _edge_direction(hole: np.ndarray, depth: np.ndarray, side: int, q: int) -> np.ndarray:
+    """float32 (h / q, w / q): the angle (radians, image axes) from each pixel towards the
+    region's nearest edge, smoothed over about half the pixel's depth so that it turns gently around
+    a curved outline instead of jumping where the nearest stretch of edge changes. Worked out at the
+    smaller size: it is smooth."""
+    h, w = hole.shape
+    small = (max(1, round(w / q)), max(1, round(h / q)))
+    inside = cv2.resize(hole.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    mostly = inside > 0.5
+    if not mostly.any() or mostly.all():
+        return np.zeros(inside.shape, np.float32)
+    grid = np.dstack(np.meshgrid(np.arange(small[0], dtype=np.float32), np.arange(small[1], dtype=np.float32)))
+    towards = (_nearest(~mostly).astype(np.float32) - grid) * mostly[..., None]
+    # Unit vectors, so a deep pixel's direction counts no more than a shallow one's.
+    unit = towards / np.maximum(np.linalg.norm(towards, axis=-1, keepdims=True), 1e-6) * inside[..., None]
+    sigmas = [max(1.0, f * side) for f in (0.005, 0.02, 0.08)]
+    levels = _normalised_blurs(unit, inside, [s / q for s in sigmas])
+    small_depth = cv2.resize(depth, small, interpolation=cv2.INTER_AREA)
+    field = _by_depth(levels, sigmas, 0.5 * small_depth)
+    return np.arctan2(field[..., 1], field[..., 0])
 
 
 def _nearest(known: np.ndarray) -> np.ndarray:
@@ -102,45 +265,6 @@ def _nearest(known: np.ndarray) -> np.ndarray:
     lut = np.zeros((int(labels.max()) + 1, 2), np.int32)
     lut[labels[ys, xs]] = np.stack([xs, ys], 1)
     return lut[labels]
-
-
-def _smoothed_mirror_offsets(hole: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """float32 (H, W, 2): where each pixel of ``hole`` samples the background from, as an offset from its
-    own position (``grid``: every pixel's x, y); zero outside.
-
-    The mirror offset, twice the way to the nearest pixel outside the hole (zero outside it), counts where
-    it lands on background inside the image. Averaged (normalised Gaussian convolution, so mirrors that fail are
-    filled from their neighbours) at each of _FIELD_SIGMAS, and each pixel takes the average whose width is
-    nearest to _FIELD_DEPTH_SHARE of its depth, blended between the two nearest on a log scale.
-    """
-    h, w = hole.shape
-    offsets = 2 * (_nearest(~hole).astype(np.float32) - grid)
-    mirrored = np.rint(grid + offsets).astype(np.int32)
-    on_image = (mirrored[..., 0] >= 0) & (mirrored[..., 0] < w) & (mirrored[..., 1] >= 0) & (mirrored[..., 1] < h)
-    tried = hole & on_image
-    valid = ~hole
-    valid[tried] = ~hole[mirrored[..., 1][tried], mirrored[..., 0][tried]]
-    depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)
-
-    q = _FIELD_SHRINK
-    size = (max(1, round(w / q)), max(1, round(h / q)))
-    weights = cv2.resize(valid.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    weighted = cv2.resize(offsets * valid[..., None], size, interpolation=cv2.INTER_AREA)
-    small_depth = cv2.resize(depth, size, interpolation=cv2.INTER_AREA)
-    sigmas = np.array([max(1.0, f * max(h, w)) for f in _FIELD_SIGMAS], np.float32)
-    wanted = np.clip(_FIELD_DEPTH_SHARE * small_depth, sigmas[0], sigmas[-1])
-    level = np.interp(np.log(wanted), np.log(sigmas), np.arange(len(sigmas)))
-    field = np.zeros(weighted.shape, np.float32)
-    for k, sigma in enumerate(sigmas):
-        share = np.clip(1 - np.abs(level - k), 0, 1)
-        if not share.any():
-            continue
-        num = cv2.GaussianBlur(weighted, (0, 0), sigma / q)
-        den = cv2.GaussianBlur(weights, (0, 0), sigma / q)
-        field += (share / np.maximum(den, 1e-6))[..., None] * num
-    field = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
-    field[~hole] = 0
-    return field
 
 
 def warm_up() -> threading.Thread:

@@ -84,6 +84,37 @@ def test_the_plate_continues_a_smooth_background_without_seams():
     assert _steps(plate, band).max() <= 2 * own
 
 
+def test_the_plate_keeps_the_backgrounds_texture_unbent_around_the_head():
+    """The background a moving head uncovers must look like the rest of it: the Mona Lisa's sky showed
+    arcs and the Pearl's backdrop a swirl where the fill bent the craquelure around her head (meshwarp
+    v10). On an even, grainy background the filled band's grain must run as much across the outline as
+    along it, and be as strong as the background's, not stretched into rays or smeared."""
+    rng = np.random.default_rng(3)
+    h, w = 400, 480
+    grain = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.5)
+    texture = np.clip(128 + 30 * grain / grain.std(), 0, 255).astype(np.uint8)
+    sitter = np.zeros((h, w), np.uint8)
+    cv2.ellipse(sitter, (240, 170), (80, 100), 0, 0, 360, 1, -1)    # head
+    cv2.rectangle(sitter, (200, 250), (280, 320), 1, -1)            # neck
+    cv2.ellipse(sitter, (240, 430), (200, 130), 0, 180, 360, 1, -1)  # shoulders
+    hole = sitter > 0
+    img = np.dstack([texture] * 3)
+    img[hole] = (250, 20, 20)
+    plate = background_plate(img, hole)[..., 1].astype(np.float32)
+    depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)
+    ny, nx = np.gradient(cv2.GaussianBlur(depth, (0, 0), 2))  # across the outline
+    norm = np.hypot(nx, ny) + 1e-6
+    nx, ny = nx / norm, ny / norm
+    gy, gx = np.gradient(plate)
+    band = hole & (depth > 3) & (depth < 40)
+    across = ((gx * nx + gy * ny) ** 2)[band].mean()
+    along = ((gx * ny - gy * nx) ** 2)[band].mean()
+    assert 0.8 < across / along < 1.25, f"the grain runs {across / along:.2f}x as much across the outline as along it"
+    by, bx = np.gradient(texture.astype(np.float32))
+    strength = (gx ** 2 + gy ** 2)[band].mean() / (bx ** 2 + by ** 2)[~hole].mean()
+    assert 0.8 < strength < 1.25, f"the band's grain is {strength:.2f}x the background's"
+
+
 def _steps(image, where):
     """The largest channel difference between neighbouring pixels, for every pair that lies in ``where``."""
     rows = np.abs(np.diff(image, axis=0)).max(-1)[where[1:] & where[:-1]]

@@ -412,8 +412,9 @@ class MeshWarpEngine(Engine):
         # fills the slivers between the face and the rings (v6 showed the background there as a streak). v8:
         # the rings take more of the head's travel (_RING_TRAVEL). v9: the mouth interior takes the painting's
         # grain (_GRAIN_GAIN) and a soft edge. v10: the background a moving head uncovers bends the painting's
-        # texture instead of breaking it into mirrored blocks (segmentation.background_plate).
-        return (f"meshwarp-v10-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
+        # texture instead of breaking it into mirrored blocks (segmentation.background_plate). v11: it continues
+        # the texture by plain shifts over a smooth continuation of the colours (v10 bent it into arcs and swirls).
+        return (f"meshwarp-v11-step{self.grid_step or 'auto'}-mouth{int(self.fill_mouth)}-interp{self.interpolation}"
                 f"-refine{int(self.refine)}-layered{int(self.layered)}" + ("-detail1" if self.detail else ""))
 
     # -- preparation --------------------------------------------------------------------------
