@@ -95,8 +95,7 @@ def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
         return image.copy()
     side = max(h, w)
     known = ~hole
-    # Shrunk less on a small image, so that the detail's width (half the narrowest) stays a pixel or more.
-    q = max(1, min(_SHRINK, int(max(_MIN_SIGMA, _COARSE_SIGMAS[0] * side) / 2)))
+    q = _SHRINK  # the detail's width (half the narrowest, at least _MIN_SIGMA / 2) stays a pixel or more
     small = (max(1, round(w / q)), max(1, round(h / q)))
     depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)
     small_depth = cv2.resize(depth, small, interpolation=cv2.INTER_AREA)
@@ -109,11 +108,14 @@ def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
     # The detail is measured against half the narrowest width: the background's smooth changes (a painted
     # sky's gradient) then stay out of it, or copies of them from here and there would meet in seams.
     fine = _normalised_blurs(small_img, small_known, [sigmas[0] / 2 / q])[0]
-    detail = img - cv2.resize(fine, (w, h), interpolation=cv2.INTER_LINEAR)
+    del small_img
+    detail = img
+    detail -= cv2.resize(fine, (w, h), interpolation=cv2.INTER_LINEAR)
     coarse = cv2.resize(_by_depth(levels, sigmas, _COARSE_DEPTH_SHARE * small_depth), (w, h),
                         interpolation=cv2.INTER_LINEAR)
-
-    fill = (coarse + _shifted_detail(detail, hole, depth, side, q))[hole]
+    del levels
+    coarse += _shifted_detail(detail, hole, depth, side)
+    fill = coarse[hole]
     out = image.copy()
     out[hole] = np.rint(np.clip(fill, 0, 255)).astype(np.uint8)
     return out
@@ -140,10 +142,10 @@ def _normalised_blurs(values: np.ndarray, weights: np.ndarray, sigmas) -> list[n
 
 
 def _pulled(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The weighted average everywhere, from a pyramid: halved until every pixel has weight, then each
-    level's gaps taken from the smaller one's average, enlarged."""
+    """The weighted average everywhere, from a pyramid: halved until every pixel has weight (or the level
+    is a single pixel), then each level's gaps taken from the smaller one's average, enlarged."""
     pyramid = [(values, weights)]
-    while not (pyramid[-1][1] > _REACHED).all() and min(pyramid[-1][1].shape) > 1:
+    while not (pyramid[-1][1] > _REACHED).all() and max(pyramid[-1][1].shape) > 1:
         v, wt = pyramid[-1]
         size = (max(1, wt.shape[1] // 2), max(1, wt.shape[0] // 2))
         pyramid.append((cv2.resize(v, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1),
@@ -171,17 +173,24 @@ def _by_depth(levels: list[np.ndarray], sigmas, wanted: np.ndarray) -> np.ndarra
     return out
 
 
-def _shifted_detail(detail: np.ndarray, hole: np.ndarray, depth: np.ndarray, side: int, q: int) -> np.ndarray:
+def _shifted_detail(detail: np.ndarray, hole: np.ndarray, depth: np.ndarray, side: int) -> np.ndarray:
     """float32 (H, W, 3): the detail band for the pixels of ``hole`` (zero elsewhere), copied from the
     background by a shift in the direction of the region's nearest edge (see _DIRECTIONS)."""
     h, w = hole.shape
-    direction = _edge_direction(hole, depth, side, q)
+    direction = _edge_direction(hole, depth, side)
     clear = max(1.0, _CLEAR * side)
     outside = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 5)
     step = max(_MIN_STEP, round(_STEP * side))
     multiples = max(1, int(np.ceil(_REACH * side / step)) + 1)
+    # Each multiple beyond the first reaches further by its own amount (up to half a shift, spread by the
+    # golden ratio), or the fill deeper than one shift would repeat the strip beside the region every
+    # shift: rows of the same tree tops, a grid of the same beard wisps. (Moving the copies sideways
+    # instead mixed rows near the image's edge, where the detail is measured less well.)
+    further = np.zeros(multiples + 2, np.int64)
+    for m in range(2, multiples + 2):
+        further[m] = round(step * 0.5 * (((m - 1) ** 2 * 0.6180339887) % 1.0))
     # A shift that leaves the image lands nowhere (a row of edge pixels repeated would be a streak).
-    pad = (multiples + 1) * step + 1
+    pad = (multiples + 2) * step + 1
     outside = np.pad(outside, pad, constant_values=-1.0)
     source = outside >= clear
     fade_width = max(1.0, _TILE_FADE * step)
@@ -192,7 +201,7 @@ def _shifted_detail(detail: np.ndarray, hole: np.ndarray, depth: np.ndarray, sid
     weight_sq = np.zeros((h, w), np.float32)
     for k in range(_DIRECTIONS):
         # This direction's share: its one-hot choice softened across the seams, worked out small.
-        share = cv2.GaussianBlur((chosen == k).astype(np.float32), (0, 0), max(0.5, _SEAM * side / q))
+        share = cv2.GaussianBlur((chosen == k).astype(np.float32), (0, 0), max(0.5, _SEAM * side / _SHRINK))
         share = cv2.resize(share, (w, h), interpolation=cv2.INTER_LINEAR) * within
         rows, cols = np.nonzero(share.max(axis=1) > 0.01)[0], np.nonzero(share.max(axis=0) > 0.01)[0]
         if len(rows) == 0:
@@ -200,29 +209,33 @@ def _shifted_detail(detail: np.ndarray, hole: np.ndarray, depth: np.ndarray, sid
         y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         angle = 2 * np.pi * k / _DIRECTIONS
         dx, dy = round(step * np.cos(angle)), round(step * np.sin(angle))
+        ax, ay = round(np.cos(angle)), round(np.sin(angle))  # one pixel along the shift
         # The first multiple of the shift that lands on background, 0 where none does.
-        first = np.zeros((y1 - y0, x1 - x0), np.float32)
+        first = np.zeros((y1 - y0, x1 - x0), np.int32)
         for m in range(multiples, 0, -1):
-            ty, tx = y0 + pad + m * dy, x0 + pad + m * dx
-            np.copyto(first, np.float32(m), where=source[ty:ty + y1 - y0, tx:tx + x1 - x0])
+            ty, tx = y0 + pad + m * dy + further[m] * ay, x0 + pad + m * dx + further[m] * ax
+            np.copyto(first, m, where=source[ty:ty + y1 - y0, tx:tx + x1 - x0])
         gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
         # Where the first landing multiple changes from one pixel to the next, the copy would jump by a
         # whole shift: a copy that has only just landed fades into the next multiple's, which is what
         # its neighbour across the seam takes.
-        sx, sy = gx + first * dx, gy + first * dy
+        reach_x = (np.arange(multiples + 2) * dx + further * ax).astype(np.float32)
+        reach_y = (np.arange(multiples + 2) * dy + further * ay).astype(np.float32)
+        sx, sy = gx + reach_x[first], gy + reach_y[first]
+        nx_, ny_ = gx + reach_x[first + 1], gy + reach_y[first + 1]
         just = cv2.remap(outside, sx + pad, sy + pad, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
                          borderValue=-1.0)
         own = np.clip((just - clear) / fade_width, 0, 1)
-        nxt = cv2.remap(outside, sx + dx + pad, sy + dy + pad, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+        nxt = cv2.remap(outside, nx_ + pad, ny_ + pad, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
                         borderValue=-1.0) >= clear
         own[~nxt] = 1.0
         sample = cv2.remap(detail, sx, sy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
-        further = cv2.remap(detail, sx + dx, sy + dy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+        beyond = cv2.remap(detail, nx_, ny_, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
         base = share[y0:y1, x0:x1] * (first > 0)
-        # sample * own + further * (1 - own), in place
-        sample -= further
+        # sample * own + beyond * (1 - own), in place
+        sample -= beyond
         sample *= own[..., None]
-        sample += further
+        sample += beyond
         sample *= base[..., None]
         total[y0:y1, x0:x1] += sample
         weight[y0:y1, x0:x1] += base
@@ -235,13 +248,13 @@ def _shifted_detail(detail: np.ndarray, hole: np.ndarray, depth: np.ndarray, sid
     return total
 
 
-def _edge_direction(hole: np.ndarray, depth: np.ndarray, side: int, q: int) -> np.ndarray:
-    """float32 (h / q, w / q): the angle (radians, image axes) from each pixel towards the
+def _edge_direction(hole: np.ndarray, depth: np.ndarray, side: int) -> np.ndarray:
+    """float32 (h / _SHRINK, w / _SHRINK): the angle (radians, image axes) from each pixel towards the
     region's nearest edge, smoothed over about half the pixel's depth so that it turns gently around
     a curved outline instead of jumping where the nearest stretch of edge changes. Worked out at the
     smaller size: it is smooth."""
     h, w = hole.shape
-    small = (max(1, round(w / q)), max(1, round(h / q)))
+    small = (max(1, round(w / _SHRINK)), max(1, round(h / _SHRINK)))
     inside = cv2.resize(hole.astype(np.float32), small, interpolation=cv2.INTER_AREA)
     mostly = inside > 0.5
     if not mostly.any() or mostly.all():
@@ -251,7 +264,7 @@ def _edge_direction(hole: np.ndarray, depth: np.ndarray, side: int, q: int) -> n
     # Unit vectors, so a deep pixel's direction counts no more than a shallow one's.
     unit = towards / np.maximum(np.linalg.norm(towards, axis=-1, keepdims=True), 1e-6) * inside[..., None]
     sigmas = [max(1.0, f * side) for f in (0.005, 0.02, 0.08)]
-    levels = _normalised_blurs(unit, inside, [s / q for s in sigmas])
+    levels = _normalised_blurs(unit, inside, [s / _SHRINK for s in sigmas])
     small_depth = cv2.resize(depth, small, interpolation=cv2.INTER_AREA)
     field = _by_depth(levels, sigmas, 0.5 * small_depth)
     return np.arctan2(field[..., 1], field[..., 0])

@@ -113,6 +113,26 @@ def test_the_plate_keeps_the_backgrounds_texture_unbent_around_the_head():
     by, bx = np.gradient(texture.astype(np.float32))
     strength = (gx ** 2 + gy ** 2)[band].mean() / (bx ** 2 + by ** 2)[~hole].mean()
     assert 0.8 < strength < 1.25, f"the band's grain is {strength:.2f}x the background's"
+    # Nor may the grain repeat at a fixed interval deeper in (the same tree tops in a row beside the Mona
+    # Lisa): the background's own grain is unrelated to itself a few pixels on.
+    deeper = hole & (depth > 3) & (depth < 80)
+    worst = 0.0
+    for lag in range(4, 70):
+        for a, b, both in ((plate[:, :-lag], plate[:, lag:], deeper[:, :-lag] & deeper[:, lag:]),
+                           (plate[:-lag], plate[lag:], deeper[:-lag] & deeper[lag:])):
+            worst = max(worst, float(np.corrcoef(a[both], b[both])[0, 1]))
+    assert worst < 0.35, f"the filled grain repeats itself (correlation {worst:.2f})"
+
+
+def test_the_plate_of_a_wide_crop_with_the_sitter_at_one_side_has_no_black_holes():
+    """The last resort of the plate's smooth colours (a pyramid halved until every pixel reaches some
+    background) stopped at a one-pixel-high level on a wide crop and filled the far side with black."""
+    img = np.full((500, 1000, 3), 150, np.uint8)
+    hole = np.zeros((500, 1000), bool)
+    hole[:, 500:] = True
+    img[hole] = (250, 20, 20)
+    plate = background_plate(img, hole)
+    assert np.abs(plate.astype(int) - 150).max() <= 2
 
 
 def _steps(image, where):
