@@ -76,6 +76,10 @@ _REACH = 0.24
 _CLEAR = 0.015
 # A copy that has only just landed on background fades into the next multiple's over this share of the shift.
 _TILE_FADE = 0.3
+# How much further out (in shifts) each multiple of the shift must land than the one before it. A whole
+# shift would make the bands disjoint, but copies from that far stepped at the image's edge and faded the
+# grain (the smooth-background test saw 7-level steps; the grain fell to 0.84x).
+_OUTWARD = 0.5
 
 
 def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -182,17 +186,21 @@ def _shifted_detail(detail: np.ndarray, hole: np.ndarray, depth: np.ndarray, sid
     outside = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 5)
     step = max(_MIN_STEP, round(_STEP * side))
     multiples = max(1, int(np.ceil(_REACH * side / step)) + 1)
-    # Each multiple beyond the first reaches further by its own amount (up to half a shift, spread by the
-    # golden ratio), or the fill deeper than one shift would repeat the strip beside the region every
-    # shift: rows of the same tree tops, a grid of the same beard wisps. (Moving the copies sideways
-    # instead mixed rows near the image's edge, where the detail is measured less well.)
+    # Deeper into the region each multiple of the shift copies from further out: multiple m lands at
+    # least (m - 1) * _OUTWARD shifts beyond the first one's band, or every multiple would copy the same
+    # strip beside the region, and a tree top or a dust speck beside it would show once a shift, all the
+    # way in. It also reaches further by an uneven amount (up to half a shift: squares of the golden
+    # ratio's multiples), so that what overlapping bands share does not come back at one fixed interval.
+    ms = np.arange(multiples + 2)
+    outer = np.maximum(ms - 1, 0) * round(_OUTWARD * step)
+    thresh = clear + outer
     further = np.zeros(multiples + 2, np.int64)
     for m in range(2, multiples + 2):
         further[m] = round(step * 0.5 * (((m - 1) ** 2 * 0.6180339887) % 1.0))
+    reach = ms * step + outer + further
     # A shift that leaves the image lands nowhere (a row of edge pixels repeated would be a streak).
-    pad = (multiples + 2) * step + 1
+    pad = int(reach[-1]) + step + 1
     outside = np.pad(outside, pad, constant_values=-1.0)
-    source = outside >= clear
     fade_width = max(1.0, _TILE_FADE * step)
     chosen = np.rint(direction / (2 * np.pi / _DIRECTIONS)).astype(np.int32) % _DIRECTIONS
     within = hole & (depth < _REACH * side)
@@ -208,26 +216,25 @@ def _shifted_detail(detail: np.ndarray, hole: np.ndarray, depth: np.ndarray, sid
             continue
         y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         angle = 2 * np.pi * k / _DIRECTIONS
-        dx, dy = round(step * np.cos(angle)), round(step * np.sin(angle))
         ax, ay = round(np.cos(angle)), round(np.sin(angle))  # one pixel along the shift
         # The first multiple of the shift that lands on background, 0 where none does.
         first = np.zeros((y1 - y0, x1 - x0), np.int32)
         for m in range(multiples, 0, -1):
-            ty, tx = y0 + pad + m * dy + further[m] * ay, x0 + pad + m * dx + further[m] * ax
-            np.copyto(first, m, where=source[ty:ty + y1 - y0, tx:tx + x1 - x0])
+            ty, tx = y0 + pad + int(reach[m]) * ay, x0 + pad + int(reach[m]) * ax
+            np.copyto(first, m, where=outside[ty:ty + y1 - y0, tx:tx + x1 - x0] >= thresh[m])
         gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
         # Where the first landing multiple changes from one pixel to the next, the copy would jump by a
         # whole shift: a copy that has only just landed fades into the next multiple's, which is what
         # its neighbour across the seam takes.
-        reach_x = (np.arange(multiples + 2) * dx + further * ax).astype(np.float32)
-        reach_y = (np.arange(multiples + 2) * dy + further * ay).astype(np.float32)
+        reach_x = (reach * ax).astype(np.float32)
+        reach_y = (reach * ay).astype(np.float32)
         sx, sy = gx + reach_x[first], gy + reach_y[first]
         nx_, ny_ = gx + reach_x[first + 1], gy + reach_y[first + 1]
         just = cv2.remap(outside, sx + pad, sy + pad, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
                          borderValue=-1.0)
-        own = np.clip((just - clear) / fade_width, 0, 1)
+        own = np.clip((just - thresh[first]) / fade_width, 0, 1)
         nxt = cv2.remap(outside, nx_ + pad, ny_ + pad, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                        borderValue=-1.0) >= clear
+                        borderValue=-1.0) >= thresh[first + 1]
         own[~nxt] = 1.0
         sample = cv2.remap(detail, sx, sy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
         beyond = cv2.remap(detail, nx_, ny_, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)

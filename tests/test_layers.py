@@ -124,6 +124,21 @@ def test_the_plate_keeps_the_backgrounds_texture_unbent_around_the_head():
     assert worst < 0.35, f"the filled grain repeats itself (correlation {worst:.2f})"
 
 
+def test_a_mark_beside_the_sitter_is_not_repeated_all_the_way_into_the_plate():
+    """A dust speck or a tree top beside the sitter must not come back once a shift all the way in (the
+    first shift-fill repeated the strip beside the region: five copies of a speck, a row of identical tree
+    tops beside the Mona Lisa)."""
+    rng = np.random.default_rng(1)
+    img = np.clip(128 + rng.normal(0, 3, (600, 600, 3)), 0, 255).astype(np.uint8)
+    cv2.circle(img, (280, 300), 4, (20, 20, 20), -1)  # 20 px left of the sitter
+    hole = np.zeros((600, 600), bool)
+    hole[:, 300:] = True
+    img[hole] = (250, 20, 20)
+    dark = (background_plate(img, hole)[..., 0] < 80) & hole
+    copies = cv2.connectedComponents(dark.astype(np.uint8))[0] - 1
+    assert 1 <= copies <= 2, f"the speck shows {copies} times in the plate"
+
+
 def test_the_plate_of_a_wide_crop_with_the_sitter_at_one_side_has_no_black_holes():
     """The last resort of the plate's smooth colours (a pyramid halved until every pixel reaches some
     background) stopped at a one-pixel-high level on a wide crop and filled the far side with black."""
