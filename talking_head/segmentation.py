@@ -61,9 +61,10 @@ _SHRINK = 4
 _REACHED = 0.1
 # The detail band is copied, unbent, from the background beside the region: each hidden pixel takes the
 # detail _STEP (a share of the side) or a multiple of it away, in whichever of _DIRECTIONS points most
-# nearly to the region's nearest edge, and the first multiple that lands on background. Where the chosen
-# direction changes, the copies cross-fade over about _SEAM of the side. Beyond _REACH of the side from
-# the edge (where a moving head never uncovers anything) the detail fades out and the coarse band is left.
+# nearly to the region's nearest edge, and the first multiple that lands far enough out on background
+# (_CLEAR, _OUTWARD). Where the chosen direction changes, the copies cross-fade over about _SEAM of the
+# side. Towards _REACH of the side from the edge (where a moving head never uncovers anything) the detail
+# fades out and the coarse band is left.
 # Four directions, along the image's axes: a diagonal shift puts a regular pattern (stripes, a weave, a
 # chair's cane) out of step with itself, and every extra direction is another seam.
 _DIRECTIONS = 4
@@ -128,8 +129,8 @@ def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
 def _normalised_blurs(values: np.ndarray, weights: np.ndarray, sigmas) -> list[np.ndarray]:
     """``values`` (H, W, C), already multiplied by ``weights`` (H, W), averaged with a Gaussian of each
     width in turn, counting each pixel by its weight. Where almost no weight lies within reach of a
-    width (deep inside a large region), that width takes the next wider one's average, and the widest
-    takes :func:`_pulled`'s."""
+    width (deep inside a large region), that width hands over gradually to the next wider one's average,
+    and the widest to :func:`_pulled`'s."""
     out: list[np.ndarray] = []
     reached: list[np.ndarray] = []
     for sigma in sigmas:
