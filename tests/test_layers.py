@@ -88,7 +88,7 @@ def test_the_plate_keeps_the_backgrounds_texture_unbent_around_the_head():
     """The background a moving head uncovers must look like the rest of it: the Mona Lisa's sky showed
     arcs and the Pearl's backdrop a swirl where the fill bent the craquelure around her head (meshwarp
     v10). On an even, grainy background the filled band's grain must run as much across the outline as
-    along it, and be as strong as the background's, not stretched into rays or smeared."""
+    along it, and be as strong as the background's: not stretched into rays, smeared or repeated."""
     rng = np.random.default_rng(3)
     h, w = 400, 480
     grain = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.5)
