@@ -88,6 +88,11 @@ ENCODER_PARAMS = "cabac=0:bframes=3:aq-mode=1:deblock=0,0"
 # 49). Quantised 14 steps more coarsely it keeps 45 dB, and the encoder takes about a quarter less time for
 # half the file (BENCHMARKS.md, "Side by side").
 SIDE_PANEL_COARSER = 14
+# The threads a render starts besides the caller's: an upload's motion tracking, and the pasting, converting
+# and writing of finished frames (handoff.InOrder). Named, so that a leak can be seen and tested for.
+TRACKING_THREAD = "motion-tracking"
+FINISHING_THREAD = "compose-encode"
+RENDER_THREADS = (TRACKING_THREAD, FINISHING_THREAD)
 
 
 def _cores() -> int:
@@ -500,7 +505,7 @@ class _LiveTracking:
         self._stop = False
         self._starved = False  # the renderer waits for tracking: a long gap in the face must not stall both
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, args=(path, info, backend), name="motion-tracking", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(path, info, backend), name=TRACKING_THREAD, daemon=True)
         self._thread.start()
 
     def _run(self, path: Path, info: video.ClipInfo | video.ClipHeader, backend: LandmarkBackend) -> None:
@@ -834,7 +839,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
                     on_frame(fr.index, frame, crop)
 
             # The engine draws the next frames while the last ones are pasted, converted and written.
-            with handoff.InOrder(finish_frame, depth=max(2, eng.batch_size), name="compose-encode") as finishing:
+            with handoff.InOrder(finish_frame, depth=max(2, eng.batch_size), name=FINISHING_THREAD) as finishing:
                 def flush():
                     nonlocal done
                     for fr, crop in zip(batch, eng.render(prepared, batch)):

@@ -30,6 +30,15 @@ def _shared() -> Path:
 SHARED = _shared()
 
 
+def live_render_threads(*names: str) -> list[str]:
+    """The names of the render threads (``pipeline.RENDER_THREADS``, or just ``names``) still running."""
+    import threading
+
+    from talking_head.pipeline import RENDER_THREADS
+    wanted = names or RENDER_THREADS
+    return [t.name for t in threading.enumerate() if t.name in wanted and t.is_alive()]
+
+
 def gallery_portrait(item_id: str, max_side: int):
     """(image, face) of a gallery portrait, loaded and its stored face scaled as the pipeline does it."""
     from talking_head.cache import DiskCache

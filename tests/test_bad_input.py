@@ -32,6 +32,7 @@ from pathlib import Path
 import badinput
 import numpy as np
 import pytest
+from conftest import live_render_threads
 from PIL import Image
 
 from talking_head import TalkingHeadError, animate
@@ -42,7 +43,7 @@ from talking_head.errors import (
     ImageError,
     SettingsError,
 )
-from talking_head.pipeline import AnimateSettings
+from talking_head.pipeline import TRACKING_THREAD, AnimateSettings
 from talking_head.video import ClipTooLongError, probe
 
 REPO = Path(__file__).resolve().parent.parent
@@ -388,7 +389,7 @@ def test_clip_longer_than_the_limit(out_dir, clip):
     assert "1 s" in msg, msg
     # An upload is tracked from its header on while the probe counts its frames: the probe's verdict
     # stops that tracking too.
-    assert not [t for t in threading.enumerate() if t.name == "motion-tracking"]
+    assert not live_render_threads(TRACKING_THREAD)
 
 
 # ---------------------------------------------------------------------------------------------

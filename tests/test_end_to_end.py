@@ -376,8 +376,21 @@ def test_gap_filling_frame_by_frame_matches_the_whole_track():
 
 def _no_render_thread() -> bool:
     """Neither the tracking thread nor the one that composes and encodes finished frames is left running."""
+    from conftest import live_render_threads
+    return not live_render_threads()
+
+
+def test_finished_frames_are_written_on_the_named_thread_that_the_leak_checks_look_for(tmp_path):
+    """The checks that no render thread outlives a render look for threads by name: they could not fail if
+    the frames were finished on a thread of another name."""
     import threading
-    return not [t for t in threading.enumerate() if t.name in ("motion-tracking", "compose-encode")]
+
+    from talking_head.pipeline import FINISHING_THREAD, AnimateSettings, animate
+    names = set()
+    animate("gallery:mona_lisa", "gallery:smile_eyes", tmp_path / "x.mp4", settings=AnimateSettings(max_side=320),
+            on_frame=lambda i, f, c: names.add(threading.current_thread().name))
+    assert names == {FINISHING_THREAD}
+    assert _no_render_thread()
 
 
 def test_uploaded_clip_renders_like_its_stored_motion_and_is_then_cached(tmp_path):

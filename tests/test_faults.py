@@ -16,12 +16,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import live_render_threads
 from gradio_client import Client, handle_file
 from test_bad_input import _child_ffmpegs, _our_stderr, assert_helpful
 
@@ -32,7 +32,7 @@ from talking_head.cache import DiskCache
 from talking_head.engines.meshwarp import MeshWarpEngine
 from talking_head.errors import GalleryError
 from talking_head.gallery import Gallery
-from talking_head.pipeline import AnimateSettings
+from talking_head.pipeline import FINISHING_THREAD, AnimateSettings
 from talking_head.video import VideoEncodeError, probe
 
 REPO = Path(__file__).resolve().parent.parent
@@ -192,7 +192,7 @@ def test_disk_full_while_encoding_library(tmp_path, full_disk):
     msg = assert_helpful(e.value, VideoEncodeError)
     assert "disk is full" in msg and "free some disk space" in msg, msg
     assert list(tmp_path.iterdir()) == []
-    assert not [t for t in threading.enumerate() if t.name == "compose-encode"], "the encoding thread outlived the failure"
+    assert not live_render_threads(FINISHING_THREAD), "the encoding thread outlived the failure"
 
 
 def test_disk_full_while_encoding_app(app, full_disk, monkeypatch):
