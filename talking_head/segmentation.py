@@ -105,21 +105,22 @@ def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
     depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)
     small_depth = cv2.resize(depth, small, interpolation=cv2.INTER_AREA)
     small_known = cv2.resize(known.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(hole.astype(np.float32), small, interpolation=cv2.INTER_AREA)  # (1 - small_known differs in the last bit)
 
     img = image.astype(np.float32)
     small_img = cv2.resize(img * known[..., None], small, interpolation=cv2.INTER_AREA)
     sigmas = [max(_MIN_SIGMA, f * side) for f in _COARSE_SIGMAS]
-    levels = _normalised_blurs(small_img, small_known, [s / q for s in sigmas])
     # The detail is measured against half the narrowest width: the background's smooth changes (a painted
     # sky's gradient) then stay out of it, or copies of them from here and there would meet in seams.
-    fine = _normalised_blurs(small_img, small_known, [sigmas[0] / 2 / q])[0]
+    fine, *levels = _normalised_blurs(small_img, small_known, [sigmas[0] / 2 / q] + [s / q for s in sigmas])
     del small_img
     detail = img
     detail -= cv2.resize(fine, (w, h), interpolation=cv2.INTER_LINEAR)
     coarse = cv2.resize(_by_depth(levels, sigmas, _COARSE_DEPTH_SHARE * small_depth), (w, h),
                         interpolation=cv2.INTER_LINEAR)
     del levels
-    coarse += _shifted_detail(detail, hole, depth, side)
+    direction = _edge_direction(small_hole, small_depth, side)
+    coarse += _shifted_detail(detail, hole, depth, side, direction)
     fill = coarse[hole]
     out = image.copy()
     out[hole] = np.rint(np.clip(fill, 0, 255)).astype(np.uint8)
@@ -178,11 +179,12 @@ def _by_depth(levels: list[np.ndarray], sigmas, wanted: np.ndarray) -> np.ndarra
     return out
 
 
-def _shifted_detail(detail: np.ndarray, hole: np.ndarray, depth: np.ndarray, side: int) -> np.ndarray:
+def _shifted_detail(detail: np.ndarray, hole: np.ndarray, depth: np.ndarray, side: int,
+                    direction: np.ndarray) -> np.ndarray:
     """float32 (H, W, 3): the detail band for the pixels of ``hole`` (zero elsewhere), copied from the
-    background by a shift in the direction of the region's nearest edge (see _DIRECTIONS)."""
+    background by a shift in the direction of the region's nearest edge (``direction``, from
+    :func:`_edge_direction`; see _DIRECTIONS)."""
     h, w = hole.shape
-    direction = _edge_direction(hole, depth, side)
     clear = max(1.0, _CLEAR * side)
     outside = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 5)
     step = max(_MIN_STEP, round(_STEP * side))
@@ -256,24 +258,22 @@ def _shifted_detail(detail: np.ndarray, hole: np.ndarray, depth: np.ndarray, sid
     return total
 
 
-def _edge_direction(hole: np.ndarray, depth: np.ndarray, side: int) -> np.ndarray:
-    """float32 (h / _SHRINK, w / _SHRINK): the angle (radians, image axes) from each pixel towards the
-    region's nearest edge, smoothed over about half the pixel's depth so that it turns gently around
-    a curved outline instead of jumping where the nearest stretch of edge changes. Worked out at the
+def _edge_direction(inside: np.ndarray, small_depth: np.ndarray, side: int) -> np.ndarray:
+    """float32, the shape of ``inside`` (how much of each pixel of the image shrunk by _SHRINK is region;
+    ``small_depth``: the region's depth, shrunk alike): the angle (radians, image axes) from each pixel
+    towards the region's nearest edge, smoothed over about half the pixel's depth so that it turns gently
+    around a curved outline instead of jumping where the nearest stretch of edge changes. Worked out at the
     smaller size: it is smooth."""
-    h, w = hole.shape
-    small = (max(1, round(w / _SHRINK)), max(1, round(h / _SHRINK)))
-    inside = cv2.resize(hole.astype(np.float32), small, interpolation=cv2.INTER_AREA)
     mostly = inside > 0.5
     if not mostly.any() or mostly.all():
         return np.zeros(inside.shape, np.float32)
-    grid = np.dstack(np.meshgrid(np.arange(small[0], dtype=np.float32), np.arange(small[1], dtype=np.float32)))
+    grid = np.dstack(np.meshgrid(np.arange(inside.shape[1], dtype=np.float32),
+                                 np.arange(inside.shape[0], dtype=np.float32)))
     towards = (_nearest(~mostly).astype(np.float32) - grid) * mostly[..., None]
     # Unit vectors, so a deep pixel's direction counts no more than a shallow one's.
     unit = towards / np.maximum(np.linalg.norm(towards, axis=-1, keepdims=True), 1e-6) * inside[..., None]
     sigmas = [max(1.0, f * side) for f in (0.005, 0.02, 0.08)]
     levels = _normalised_blurs(unit, inside, [s / _SHRINK for s in sigmas])
-    small_depth = cv2.resize(depth, small, interpolation=cv2.INTER_AREA)
     field = _by_depth(levels, sigmas, 0.5 * small_depth)
     return np.arctan2(field[..., 1], field[..., 0])
 
