@@ -30,8 +30,8 @@ def _shared() -> Path:
 SHARED = _shared()
 
 
-def live_render_threads(*names: str) -> list[str]:
-    """The names of the render threads (``pipeline.RENDER_THREADS``, or just ``names``) still running."""
+def live_threads(*names: str) -> list[str]:
+    """Which of the threads named ``names`` (default: a render's, ``pipeline.RENDER_THREADS``) are running."""
     import threading
 
     from talking_head.pipeline import RENDER_THREADS

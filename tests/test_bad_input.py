@@ -32,7 +32,7 @@ from pathlib import Path
 import badinput
 import numpy as np
 import pytest
-from conftest import live_render_threads
+from conftest import live_threads
 from PIL import Image
 
 from talking_head import TalkingHeadError, animate
@@ -389,7 +389,7 @@ def test_clip_longer_than_the_limit(out_dir, clip):
     assert "1 s" in msg, msg
     # An upload is tracked from its header on while the probe counts its frames: the probe's verdict
     # stops that tracking too.
-    assert not live_render_threads(TRACKING_THREAD)
+    assert not live_threads(TRACKING_THREAD)
 
 
 # ---------------------------------------------------------------------------------------------

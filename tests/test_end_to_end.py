@@ -376,8 +376,8 @@ def test_gap_filling_frame_by_frame_matches_the_whole_track():
 
 def _no_render_thread() -> bool:
     """Neither the tracking thread nor the one that composes and encodes finished frames is left running."""
-    from conftest import live_render_threads
-    return not live_render_threads()
+    from conftest import live_threads
+    return not live_threads()
 
 
 def test_finished_frames_are_written_on_the_named_thread_that_the_leak_checks_look_for(tmp_path):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import live_render_threads
+from conftest import live_threads
 from gradio_client import Client, handle_file
 from test_bad_input import _child_ffmpegs, _our_stderr, assert_helpful
 
@@ -192,7 +192,7 @@ def test_disk_full_while_encoding_library(tmp_path, full_disk):
     msg = assert_helpful(e.value, VideoEncodeError)
     assert "disk is full" in msg and "free some disk space" in msg, msg
     assert list(tmp_path.iterdir()) == []
-    assert not live_render_threads(FINISHING_THREAD), "the encoding thread outlived the failure"
+    assert not live_threads(FINISHING_THREAD), "the encoding thread outlived the failure"
 
 
 def test_disk_full_while_encoding_app(app, full_disk, monkeypatch):

@@ -4,12 +4,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import live_threads
 
 from talking_head.handoff import InOrder
-
-
-def _alive(name: str) -> bool:
-    return any(t.name == name and t.is_alive() for t in threading.enumerate())
 
 
 def test_every_item_is_worked_once_in_order_on_another_thread():
@@ -24,7 +21,7 @@ def test_every_item_is_worked_once_in_order_on_another_thread():
             q.put(i)
     assert seen == list(range(500))
     assert threads and threading.get_ident() not in threads
-    assert not _alive("t-order")
+    assert not live_threads("t-order")
 
 
 def test_put_waits_while_depth_items_are_waiting():
@@ -67,7 +64,7 @@ def test_a_failure_comes_back_to_the_caller_and_nothing_after_it_is_worked():
     with pytest.raises(RuntimeError, match="earlier item failed"):
         q.put(200)
     q.abandon()
-    assert not _alive("t-fail")
+    assert not live_threads("t-fail")
 
 
 def test_a_failure_in_the_last_items_comes_back_from_finish():
@@ -80,7 +77,7 @@ def test_a_failure_in_the_last_items_comes_back_from_finish():
     q.put("last")
     with pytest.raises(ValueError, match="bad frame"):
         q.finish()
-    assert not _alive("t-last")
+    assert not live_threads("t-last")
 
 
 def test_an_error_in_the_callers_block_drops_what_waits_and_stops_the_thread():
@@ -103,7 +100,7 @@ def test_an_error_in_the_callers_block_drops_what_waits_and_stops_the_thread():
             q.put(i)
         threading.Thread(target=release_once_abandoned, daemon=True).start()
         raise KeyError("cancelled")
-    assert not _alive("t-abandon")
+    assert not live_threads("t-abandon")
     assert seen == [0], "items waiting when the caller failed were still worked"
     with pytest.raises(RuntimeError, match="ended"):
         q.put(9)
@@ -144,6 +141,6 @@ def test_ctrl_c_while_finish_waits_drops_what_waits_and_the_thread_still_ends():
         signal.signal(signal.SIGALRM, old)
     release.set()
     q._thread.join(5)
-    assert not _alive("t-interrupt"), "the thread outlived an interrupted finish()"
+    assert not live_threads("t-interrupt"), "the thread outlived an interrupted finish()"
     assert seen == [0], "an item waiting when the caller was interrupted was still worked"
     q.abandon()  # (ending it again is harmless)
