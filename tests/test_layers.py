@@ -234,16 +234,18 @@ def test_the_segmenter_can_be_started_ahead_of_the_first_visitor():
     assert not t.is_alive() and segmentation._segmenter is not None
 
 
-def test_the_person_mask_is_kept_in_the_cache_for_the_next_process(tmp_path, monkeypatch):
-    """A kiosk or a teacher's CLI starts a new process per render: it must not start the segmenter
-    again for a portrait it has seen, and the picture must not change because the mask was stored."""
+def test_the_layers_are_kept_in_the_cache_for_the_next_process(tmp_path, monkeypatch):
+    """A kiosk or a teacher's CLI starts a new process per render: it must neither start the segmenter
+    nor make the background plate again for a portrait it has seen, and the picture must not change
+    because the layers were stored."""
     from collections import OrderedDict
 
     from talking_head.cache import DiskCache
     from talking_head.pipeline import AnimateSettings, animate
-    calls = []
-    real = meshwarp.person_mask
+    calls, plates = [], []
+    real, real_plate = meshwarp.person_mask, meshwarp.background_plate
     monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: calls.append(1) or real(rgb))
+    monkeypatch.setattr(meshwarp, "background_plate", lambda img, region: plates.append(1) or real_plate(img, region))
     cache = DiskCache(tmp_path)
     renders = []
     for _ in range(2):
@@ -253,6 +255,7 @@ def test_the_person_mask_is_kept_in_the_cache_for_the_next_process(tmp_path, mon
                 on_frame=lambda i, f, c, crops=crops: crops.append(c.copy()) if i % 10 == 0 else None)
         renders.append(crops)
     assert len(calls) == 1, "the segmenter ran again although its mask was stored"
+    assert len(plates) == 1, "the background plate was made again although the layers were stored"
     assert list(tmp_path.glob("source/*.bin"))
     assert all(np.array_equal(a, b) for a, b in zip(*renders)) and len(renders[0]) == len(renders[1]) > 3
 
@@ -277,3 +280,33 @@ def test_a_damaged_stored_mask_is_computed_again(monkeypatch):
     again = meshwarp._stored_person_mask(crop, "a-crop", store)
     assert np.array_equal(first, again) and first.dtype == np.uint8 and first[0, 0] == 128
     assert store.data[key] != b"not zlib"
+
+
+def test_damaged_or_mismatched_stored_layers_are_made_again(monkeypatch):
+    """Stored layers that are not a PNG, or a PNG of another crop's size, are never used: the layers are
+    made again, the same as before, and stored over them."""
+    class Store(dict):
+        get = dict.get
+
+        def put(self, key, data):
+            self[key] = data
+
+    rng = np.random.default_rng(3)
+    crop = rng.integers(0, 256, (120, 100, 3), np.uint8)
+    oval = np.float32([[30, 30], [70, 30], [70, 80], [30, 80]])
+    person = np.zeros((120, 100), np.uint8)
+    person[20:100, 25:75] = 255
+    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: person.astype(np.float32) / 255)
+    store = Store()
+    sitter, plate = meshwarp._layers(crop, oval, store)
+    (name,) = [k for k in store if k.startswith("layers-")]
+    for bad in (b"not a png", cv2.imencode(".png", np.zeros((60, 50, 4), np.uint8))[1].tobytes()):
+        store[name] = bad
+        meshwarp._LAYER_MEMO.clear()  # as in a new process
+        again_sitter, again_plate = meshwarp._layers(crop, oval, store)
+        assert np.array_equal(again_sitter, sitter) and np.array_equal(again_plate, plate)
+        assert store[name] != bad
+    meshwarp._LAYER_MEMO.clear()
+    monkeypatch.setattr(meshwarp, "background_plate", lambda *a: pytest.fail("the stored layers were not used"))
+    stored_sitter, stored_plate = meshwarp._layers(crop, oval, store)
+    assert np.array_equal(stored_sitter, sitter) and np.array_equal(stored_plate, plate)
