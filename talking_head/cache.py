@@ -4,17 +4,33 @@ Keys are hashes of the input bytes plus everything that changes the result (back
 settings, code version), so a stale entry is never returned: it simply is not found. Entries are
 written to a temporary name and renamed, and each carries its own checksum, so a torn or corrupted
 file is detected, deleted and recomputed.
+
+The cache keeps itself under a size (:func:`size_limit`, 2 GiB unless ``LIVING_PORTRAITS_CACHE_MAX_MB``
+says otherwise): a teacher's laptop that animates a new clip every week, or a new version whose keys
+no longer find the old entries, would otherwise fill the disk. Past the limit, the entries used longest
+ago go first. Prerendered gallery results (``results/``, see :mod:`talking_head.results`) are not
+entries and are never removed here.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
 from .files import replace_file
 
 _MAGIC = b"LPC1"
+_LIMIT_ENV = "LIVING_PORTRAITS_CACHE_MAX_MB"
+DEFAULT_LIMIT_MB = 2048
+# Trimmed down to this share of the limit, so the next few entries do not each start a trim.
+_TRIM_TO = 0.9
+# A temporary file this old (seconds) belongs to a write that was killed: removed by a trim.
+_STALE_TMP_S = 3600.0
+_log = logging.getLogger(__name__)
 
 
 def default_dir() -> Path:
@@ -37,10 +53,54 @@ def bytes_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def size_limit() -> tuple[int, str | None]:
+    """(the cache's size limit in bytes, a problem with ``LIVING_PORTRAITS_CACHE_MAX_MB`` or None).
+
+    A value that is not a positive number of megabytes is not used (the default is, and the problem says
+    why): a mistyped setting must not stop a kiosk from serving."""
+    raw = os.environ.get(_LIMIT_ENV, "").strip()
+    if raw:
+        try:
+            mb = float(raw)
+        except ValueError:
+            mb = -1.0
+        if mb > 0 and mb != float("inf"):
+            return int(mb * 1024 * 1024), None
+        return DEFAULT_LIMIT_MB << 20, (f"{_LIMIT_ENV}={raw!r} is not a positive number of megabytes; "
+                                        f"the default, {DEFAULT_LIMIT_MB} MB, is used")
+    return DEFAULT_LIMIT_MB << 20, None
+
+
+@dataclass
+class Usage:
+    """What the cache holds: entries per kind (count, bytes)."""
+
+    kinds: dict[str, tuple[int, int]]
+
+    @property
+    def entries(self) -> int:
+        return sum(n for n, _ in self.kinds.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(b for _, b in self.kinds.values())
+
+
 class DiskCache:
-    def __init__(self, root: os.PathLike | str | None = None, enabled: bool = True):
+    def __init__(self, root: os.PathLike | str | None = None, enabled: bool = True, limit: int | None = None):
+        """``limit``: the most bytes its entries may take (None: :func:`size_limit`)."""
         self.root = Path(root) if root else default_dir()
         self.enabled = enabled
+        self._limit = limit
+        self._written: int | None = None  # bytes put since the last trim (None: none yet in this process)
+
+    @property
+    def limit(self) -> int:
+        if self._limit is None:
+            self._limit, problem = size_limit()
+            if problem:
+                _log.warning(problem)
+        return self._limit
 
     def key(self, kind: str, *parts: str) -> str:
         return hashlib.sha256("\x1f".join((kind, __version__) + parts).encode()).hexdigest()[:40]
@@ -59,6 +119,10 @@ class DiskCache:
         if blob[:4] == _MAGIC and len(blob) > 36:
             digest, data = blob[4:36], blob[36:]
             if hashlib.sha256(data).digest() == digest:
+                try:
+                    os.utime(p)  # used now: the last to go when the cache is trimmed
+                except OSError:
+                    pass  # a read-only cache is still read
                 return data
         p.unlink(missing_ok=True)  # torn or tampered: recompute rather than trust it
         return None
@@ -71,4 +135,73 @@ class DiskCache:
             p.parent.mkdir(parents=True, exist_ok=True)
             replace_file(p, _MAGIC + hashlib.sha256(data).digest() + data, ".")
         except OSError:
-            pass  # a full or read-only disk must not fail a render: the cache is an optimisation
+            return  # a full or read-only disk must not fail a render: the cache is an optimisation
+        # The first entry a process puts checks the size (a CLI call puts a few); after that, every
+        # twentieth of the limit written.
+        if self._written is None or self._written + len(data) > self.limit // 20:
+            self.trim()
+        else:
+            self._written += len(data)
+
+    def _files(self) -> list[tuple[Path, os.stat_result]]:
+        """Every entry and temporary file, with its stat (files that vanish meanwhile are left out)."""
+        found = []
+        try:
+            kinds = [d for d in os.scandir(self.root) if d.is_dir(follow_symlinks=False)]
+        except OSError:
+            return found
+        for d in kinds:
+            try:
+                with os.scandir(d.path) as it:
+                    for e in it:
+                        if e.name.endswith((".bin", ".tmp")) and e.is_file(follow_symlinks=False):
+                            try:
+                                found.append((Path(e.path), e.stat(follow_symlinks=False)))
+                            except OSError:
+                                pass
+            except OSError:
+                pass
+        return found
+
+    def usage(self) -> Usage:
+        kinds: dict[str, tuple[int, int]] = {}
+        for path, st in self._files():
+            if path.suffix == ".bin":
+                n, b = kinds.get(path.parent.name, (0, 0))
+                kinds[path.parent.name] = (n + 1, b + st.st_size)
+        return Usage(dict(sorted(kinds.items())))
+
+    def trim(self, limit: int | None = None) -> int:
+        """Remove the entries used longest ago until the rest take at most 0.9 of ``limit`` (default: this
+        cache's), once they take more than it; and temporary files a killed write left. Returns the bytes
+        removed. Safe while other processes use the cache: an entry removed under a reader is computed
+        again, as if it had never been stored."""
+        limit = self.limit if limit is None else limit
+        self._written = 0
+        now, freed, entries = time.time(), 0, []
+        for path, st in self._files():
+            if path.suffix == ".bin":
+                entries.append((st.st_mtime, st.st_size, path))
+            elif now - st.st_mtime > _STALE_TMP_S:
+                path.unlink(missing_ok=True)
+                freed += st.st_size
+        total = sum(size for _, size, _ in entries)
+        if total <= limit:
+            return freed
+        entries.sort()
+        for _, size, path in entries:
+            if total <= limit * _TRIM_TO:
+                break
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass  # another process trimmed it
+            except OSError:
+                continue
+            total -= size
+            freed += size
+        return freed
+
+    def clear(self) -> int:
+        """Remove every entry (not the prerendered results). Returns the bytes removed."""
+        return self.trim(limit=0)

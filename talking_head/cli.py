@@ -1,4 +1,4 @@
-"""Command line: ``python -m talking_head animate|gallery|prerender|engines|prefetch|bench``. Thin over the library."""
+"""Command line: ``python -m talking_head animate|gallery|prerender|engines|prefetch|cache|bench``. Thin over the library."""
 from __future__ import annotations
 
 import argparse
@@ -180,6 +180,33 @@ def _run_prefetch(a) -> int:
     return 0 if all(by_engine.values()) else 2
 
 
+def _run_cache(a) -> int:
+    from .cache import DiskCache, size_limit
+    from .results import ResultStore
+    cache = DiskCache()
+    limit, problem = size_limit()
+    if problem:
+        print(f"warning: {problem}.", file=sys.stderr)
+    if a.clear:
+        freed = cache.clear()
+        print(f"Removed {_mb(freed)} from {cache.root}; faces, masks and motion are computed again when next needed.")
+    usage = cache.usage()
+    print(f"Cache {cache.root}: {usage.entries} entries, {_mb(usage.bytes)} of at most {_mb(limit)} "
+          "(LIVING_PORTRAITS_CACHE_MAX_MB sets it; the entries used longest ago go first)")
+    for kind, (n, size) in usage.kinds.items():
+        print(f"  {kind:10s} {n:6d} {_mb(size):>10s}")
+    results = sorted(ResultStore().root.glob("*.mp4"))
+    if results:
+        print(f"Prerendered results {ResultStore().root}: {len(results)} videos, "
+              f"{_mb(sum(r.stat().st_size for r in results))} (never removed by the limit or --clear; "
+              "delete the folder to remove them)")
+    return 0
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MB"
+
+
 def _run_engines(a) -> int:
     from .engines import auto_engine_name, engine_class, engine_names, engine_status
     from .engines.liveportrait.engine import best_device
@@ -220,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("--local-dir", default=None, help="put the Hub files in this folder instead of the Hugging Face cache")
     pp.add_argument("--engines", default="", help="comma-separated, default liveportrait,face_alignment; also "
                     "fewshot_content (the few-shot model's VGG19/VGGFace) and fewshot (a trained model)")
+    cp = sub.add_parser("cache", help="what the on-disk cache holds (faces, masks, clip motion), and --clear to empty it")
+    cp.add_argument("--clear", action="store_true", help="remove every cache entry (prerendered results stay)")
     tp = sub.add_parser("train", help="meta-train the few-shot model (Zakharov et al. 2019); run under torchrun for DDP")
     tp.add_argument("--config", required=True, help='JSON or TOML of FewShotConfig fields ("preset": "paper"|"tiny")')
     tp.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="override one config field")
@@ -283,6 +312,8 @@ def _dispatch(a) -> int:
         return _run_engines(a)
     if a.cmd == "prefetch":
         return _run_prefetch(a)
+    if a.cmd == "cache":
+        return _run_cache(a)
     if a.cmd == "bench":
         from .bench import main as bench_main
         return bench_main(a)

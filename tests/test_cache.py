@@ -1,0 +1,125 @@
+"""The disk cache keeps itself under its size limit: the entries used longest ago go first."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+
+from talking_head.cache import DEFAULT_LIMIT_MB, DiskCache, size_limit
+from talking_head.cli import main
+from talking_head.gallery import Gallery
+from talking_head.pipeline import AnimateSettings, animate
+
+KB = 1024
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _age(cache: DiskCache, kind: str, key: str, seconds_ago: float) -> None:
+    t = time.time() - seconds_ago
+    os.utime(cache.root / kind / f"{key}.bin", (t, t))
+
+
+def test_past_the_limit_the_entries_used_longest_ago_are_removed(tmp_path):
+    cache = DiskCache(tmp_path, limit=100 * KB)
+    for i, key in enumerate("abcdefgh"):
+        cache.put("motion", key, bytes([i]) * 10 * KB)
+        _age(cache, "motion", key, 1000 - i)  # put in this order, a second apart
+    assert cache.get("motion", "a") == bytes([0]) * 10 * KB  # a is used again: now the newest
+    cache.trim()  # 80 KB of 100: nothing to do
+    assert cache.usage().entries == 8
+    for i, key in enumerate("ijklm"):
+        cache.put("face", key, b"x" * 10 * KB)
+    usage = cache.usage()
+    assert usage.bytes <= 100 * KB
+    kept = {p.stem for p in (tmp_path / "motion").glob("*.bin")}
+    assert "a" in kept, "an entry just used was removed before older ones"
+    assert not {"b", "c", "d"} & kept, "the entries used longest ago were kept"
+    assert {"h"} <= kept and len(list((tmp_path / "face").glob("*.bin"))) == 5
+    assert cache.get("motion", "b") is None  # removed entries are simply not found
+
+
+def test_a_trim_leaves_prerendered_results_and_a_write_in_progress_alone(tmp_path):
+    cache = DiskCache(tmp_path, limit=10 * KB)
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "abc.mp4").write_bytes(b"v" * 50 * KB)
+    (results / "abc.json").write_text("{}")
+    (tmp_path / "motion").mkdir()
+    stale, fresh = tmp_path / "motion" / ".killed.bin.tmp", tmp_path / "motion" / ".writing.bin.tmp"
+    stale.write_bytes(b"t" * KB)
+    fresh.write_bytes(b"t" * KB)
+    os.utime(stale, (time.time() - 7200,) * 2)  # left by a write killed two hours ago
+    cache.put("motion", "big", b"m" * 20 * KB)
+    assert cache.clear() == 0  # the trim after the put already removed it (over the limit on its own)
+    assert (results / "abc.mp4").stat().st_size == 50 * KB and (results / "abc.json").exists()
+    assert not stale.exists() and fresh.exists()
+    assert cache.usage().entries == 0
+
+
+def test_the_limit_comes_from_the_environment_and_a_bad_value_does_not_stop_anything(monkeypatch):
+    monkeypatch.delenv("LIVING_PORTRAITS_CACHE_MAX_MB", raising=False)
+    assert size_limit() == (DEFAULT_LIMIT_MB << 20, None)
+    monkeypatch.setenv("LIVING_PORTRAITS_CACHE_MAX_MB", "300")
+    assert size_limit() == (300 << 20, None)
+    monkeypatch.setenv("LIVING_PORTRAITS_CACHE_MAX_MB", "0.5")
+    assert size_limit() == (512 * KB, None)
+    for bad in ("two gigabytes", "-5", "0", "inf", "nan"):
+        monkeypatch.setenv("LIVING_PORTRAITS_CACHE_MAX_MB", bad)
+        limit, problem = size_limit()
+        assert limit == DEFAULT_LIMIT_MB << 20
+        assert "LIVING_PORTRAITS_CACHE_MAX_MB" in problem and repr(bad) in problem and "megabytes" in problem
+
+
+def test_uploads_rendered_one_after_another_keep_the_cache_under_its_limit(tmp_path):
+    """A teacher animates a new clip every week: what the renders store must stay under the limit, and a
+    render whose earlier entries were removed still comes out whole."""
+    g = Gallery.default()
+    settings = AnimateSettings(max_side=480)
+    limit = 6 << 20
+    sizes = []
+    for i in range(3):
+        clip = tmp_path / f"week{i}.mp4"
+        shutil.copyfile(g.clip_path("smile_eyes"), clip)
+        with open(clip, "ab") as f:
+            f.write(bytes([i]))  # another file each week (mp4 readers ignore trailing bytes)
+        res = animate("gallery:mona_lisa", clip, tmp_path / "out.mp4", settings=settings,
+                      cache=DiskCache(tmp_path / "cache", limit=limit))
+        assert res.n_frames == g.clip("smile_eyes")["n_frames"]
+        sizes.append(DiskCache(tmp_path / "cache").usage().bytes)
+    assert sizes[0] > limit / 3, "the renders stored too little for this test to mean anything"
+    assert max(sizes) <= limit
+
+
+def test_the_cache_command_shows_the_use_and_clears_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LIVING_PORTRAITS_CACHE", str(tmp_path))
+    monkeypatch.setenv("LIVING_PORTRAITS_CACHE_MAX_MB", "64")
+    cache = DiskCache(tmp_path)
+    cache.put("motion", "a", b"m" * 300 * KB)
+    cache.put("face", "b", b"f" * 100 * KB)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.mp4").write_bytes(b"v" * KB)
+    code, out, err = run_cli(capsys, "cache")
+    assert code == 0, err
+    assert "2 entries" in out and "0.4 MB of at most 64.0 MB" in out
+    assert "motion" in out and "face" in out and "1 videos" in out
+    code, out, err = run_cli(capsys, "cache", "--clear")
+    assert code == 0, err
+    assert "Removed 0.4 MB" in out and "0 entries" in out
+    assert (tmp_path / "results" / "r.mp4").exists()
+
+
+@pytest.mark.parametrize("value", ["lots", "-1"])
+def test_the_cache_command_warns_about_a_limit_it_cannot_read(tmp_path, monkeypatch, capsys, value):
+    monkeypatch.setenv("LIVING_PORTRAITS_CACHE", str(tmp_path))
+    monkeypatch.setenv("LIVING_PORTRAITS_CACHE_MAX_MB", value)
+    code, out, err = run_cli(capsys, "cache")
+    assert code == 0
+    assert f"LIVING_PORTRAITS_CACHE_MAX_MB='{value}' is not a positive number of megabytes" in err
+    assert f"at most {DEFAULT_LIMIT_MB:.1f} MB" in out
