@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ _TRIM_TO = 0.9
 # A temporary file this old (seconds) belongs to a write that was killed: removed by a trim.
 _STALE_TMP_S = 3600.0
 _log = logging.getLogger(__name__)
+# An entry's name (a key), or the temporary name it is written under (files.replace_file with prefix ".").
+_OURS = re.compile(r"[0-9a-f]{40}\.bin|\.[A-Za-z0-9_]+\.bin\.tmp")
 
 
 def default_dir() -> Path:
@@ -144,17 +147,20 @@ class DiskCache:
             self._written += len(data)
 
     def _files(self) -> list[tuple[Path, os.stat_result]]:
-        """Every entry and temporary file, with its stat (files that vanish meanwhile are left out)."""
+        """Every entry and temporary file, with its stat (files that vanish meanwhile are left out). Only
+        names this cache makes (:meth:`key`'s 40 hex digits, and the temporary names of its writes): a
+        cache folder pointed at a folder of other files must never lose them."""
         found = []
         try:
-            kinds = [d for d in os.scandir(self.root) if d.is_dir(follow_symlinks=False)]
+            with os.scandir(self.root) as it:
+                kinds = [d.path for d in it if d.is_dir(follow_symlinks=False)]
         except OSError:
             return found
-        for d in kinds:
+        for kind in kinds:
             try:
-                with os.scandir(d.path) as it:
+                with os.scandir(kind) as it:
                     for e in it:
-                        if e.name.endswith((".bin", ".tmp")) and e.is_file(follow_symlinks=False):
+                        if _OURS.fullmatch(e.name) and e.is_file(follow_symlinks=False):
                             try:
                                 found.append((Path(e.path), e.stat(follow_symlinks=False)))
                             except OSError:

@@ -21,6 +21,12 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
+def _put(cache: DiskCache, kind: str, name: str, data: bytes) -> str:
+    key = cache.key(kind, name)
+    cache.put(kind, key, data)
+    return key
+
+
 def _age(cache: DiskCache, kind: str, key: str, seconds_ago: float) -> None:
     t = time.time() - seconds_ago
     os.utime(cache.root / kind / f"{key}.bin", (t, t))
@@ -28,37 +34,46 @@ def _age(cache: DiskCache, kind: str, key: str, seconds_ago: float) -> None:
 
 def test_past_the_limit_the_entries_used_longest_ago_are_removed(tmp_path):
     cache = DiskCache(tmp_path, limit=100 * KB)
-    for i, key in enumerate("abcdefgh"):
-        cache.put("motion", key, bytes([i]) * 10 * KB)
-        _age(cache, "motion", key, 1000 - i)  # put in this order, a second apart
-    assert cache.get("motion", "a") == bytes([0]) * 10 * KB  # a is used again: now the newest
+    keys = {}
+    for i, name in enumerate("abcdefgh"):
+        keys[name] = _put(cache, "motion", name, bytes([i]) * 10 * KB)
+        _age(cache, "motion", keys[name], 1000 - i)  # put in this order, a second apart
+    assert cache.get("motion", keys["a"]) == bytes([0]) * 10 * KB  # a is used again: now the newest
     cache.trim()  # 80 KB of 100: nothing to do
     assert cache.usage().entries == 8
-    for i, key in enumerate("ijklm"):
-        cache.put("face", key, b"x" * 10 * KB)
+    for name in "ijklm":
+        _put(cache, "face", name, b"x" * 10 * KB)
     usage = cache.usage()
     assert usage.bytes <= 100 * KB
-    kept = {p.stem for p in (tmp_path / "motion").glob("*.bin")}
+    kept = {name for name, key in keys.items() if (tmp_path / "motion" / f"{key}.bin").exists()}
     assert "a" in kept, "an entry just used was removed before older ones"
     assert not {"b", "c", "d"} & kept, "the entries used longest ago were kept"
-    assert {"h"} <= kept and len(list((tmp_path / "face").glob("*.bin"))) == 5
-    assert cache.get("motion", "b") is None  # removed entries are simply not found
+    assert "h" in kept and len(list((tmp_path / "face").glob("*.bin"))) == 5
+    assert cache.get("motion", keys["b"]) is None  # removed entries are simply not found
 
 
-def test_a_trim_leaves_prerendered_results_and_a_write_in_progress_alone(tmp_path):
+def test_a_trim_removes_only_what_the_cache_wrote(tmp_path):
+    """Prerendered results, a write in progress, and the files of a folder the cache was pointed at by
+    mistake (LIVING_PORTRAITS_CACHE=$HOME) all stay."""
     cache = DiskCache(tmp_path, limit=10 * KB)
     results = tmp_path / "results"
     results.mkdir()
     (results / "abc.mp4").write_bytes(b"v" * 50 * KB)
     (results / "abc.json").write_text("{}")
+    (tmp_path / "Downloads").mkdir()
+    theirs = [tmp_path / "Downloads" / n for n in ("firmware.bin", "notes.tmp", "0" * 40 + ".txt")]
+    for f in theirs:
+        f.write_bytes(b"u" * 30 * KB)
+        os.utime(f, (time.time() - 10**6,) * 2)
     (tmp_path / "motion").mkdir()
-    stale, fresh = tmp_path / "motion" / ".killed.bin.tmp", tmp_path / "motion" / ".writing.bin.tmp"
+    stale, fresh = tmp_path / "motion" / ".killed1.bin.tmp", tmp_path / "motion" / ".writing.bin.tmp"
     stale.write_bytes(b"t" * KB)
     fresh.write_bytes(b"t" * KB)
     os.utime(stale, (time.time() - 7200,) * 2)  # left by a write killed two hours ago
-    cache.put("motion", "big", b"m" * 20 * KB)
+    _put(cache, "motion", "big", b"m" * 20 * KB)
     assert cache.clear() == 0  # the trim after the put already removed it (over the limit on its own)
     assert (results / "abc.mp4").stat().st_size == 50 * KB and (results / "abc.json").exists()
+    assert all(f.stat().st_size == 30 * KB for f in theirs)
     assert not stale.exists() and fresh.exists()
     assert cache.usage().entries == 0
 
@@ -101,8 +116,8 @@ def test_the_cache_command_shows_the_use_and_clears_it(tmp_path, monkeypatch, ca
     monkeypatch.setenv("LIVING_PORTRAITS_CACHE", str(tmp_path))
     monkeypatch.setenv("LIVING_PORTRAITS_CACHE_MAX_MB", "64")
     cache = DiskCache(tmp_path)
-    cache.put("motion", "a", b"m" * 300 * KB)
-    cache.put("face", "b", b"f" * 100 * KB)
+    _put(cache, "motion", "a", b"m" * 300 * KB)
+    _put(cache, "face", "b", b"f" * 100 * KB)
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "r.mp4").write_bytes(b"v" * KB)
     code, out, err = run_cli(capsys, "cache")
