@@ -9,7 +9,7 @@ The cache keeps itself under a size (:func:`size_limit`, 2 GiB unless ``LIVING_P
 says otherwise): a teacher's laptop that animates a new clip every week, or a new version whose keys
 no longer find the old entries, would otherwise fill the disk. Past the limit, the entries used longest
 ago go first. Prerendered gallery results (``results/``, see :mod:`talking_head.results`) are not
-entries and are never removed here.
+entries and are never removed here; nor are the few-shot training set's prepared clips (:data:`KEPT_KINDS`).
 """
 from __future__ import annotations
 
@@ -31,7 +31,15 @@ DEFAULT_LIMIT_MB = 2048
 _TRIM_TO = 0.9
 # A temporary file this old (seconds) belongs to a write that was killed: removed by a trim.
 _STALE_TMP_S = 3600.0
+# The least limit taken from the environment: below it every entry would remove the one before.
+_LEAST_LIMIT_MB = 1.0
 _log = logging.getLogger(__name__)
+# Kinds a trim leaves alone: the few-shot training set's prepared clips. A training run reads its whole data
+# set in the same order every epoch (and rank 0 prepares it for the other ranks), so a data set larger than
+# the limit would never find an entry it stored; it is as large as its data set says (README, "Training").
+KEPT_KINDS = frozenset({"fewshot-clip"})
+_PACKAGE = Path(__file__).resolve().parent
+_SOURCE_DIGESTS: dict[Path, str] = {}
 # An entry's name (a key), or the temporary name it is written under (files.replace_file with prefix ".").
 _OURS = re.compile(r"[0-9a-f]{40}\.bin|\.[A-Za-z0-9_]+\.bin\.tmp")
 
@@ -56,10 +64,26 @@ def bytes_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def source_digest(root: Path = _PACKAGE) -> str:
+    """A hash of every Python file below ``root`` (names and contents): the code that renders.
+
+    Part of the keys of what the code makes and is still being tuned (a stored result, meshwarp's stored
+    layers), so that after an update it is made again, whichever module changed (the version number is
+    not bumped for every fix).
+    """
+    root = root.resolve()
+    if root not in _SOURCE_DIGESTS:
+        h = hashlib.sha256()
+        for f in sorted(root.rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+        _SOURCE_DIGESTS[root] = h.hexdigest()
+    return _SOURCE_DIGESTS[root]
+
+
 def size_limit() -> tuple[int, str | None]:
     """(the cache's size limit in bytes, a problem with ``LIVING_PORTRAITS_CACHE_MAX_MB`` or None).
 
-    A value that is not a positive number of megabytes is not used (the default is, and the problem says
+    A value that is not a number of megabytes (at least 1) is not used (the default is, and the problem says
     why): a mistyped setting must not stop a kiosk from serving."""
     raw = os.environ.get(_LIMIT_ENV, "").strip()
     if raw:
@@ -67,10 +91,10 @@ def size_limit() -> tuple[int, str | None]:
             mb = float(raw)
         except ValueError:
             mb = -1.0
-        if mb > 0 and mb != float("inf"):
+        if _LEAST_LIMIT_MB <= mb < float("inf"):
             return int(mb * 1024 * 1024), None
-        return DEFAULT_LIMIT_MB << 20, (f"{_LIMIT_ENV}={raw!r} is not a positive number of megabytes; "
-                                        f"the default, {DEFAULT_LIMIT_MB} MB, is used")
+        return DEFAULT_LIMIT_MB << 20, (f"{_LIMIT_ENV}={raw!r} is not a number of megabytes of at least "
+                                        f"{_LEAST_LIMIT_MB:g}; the default, {DEFAULT_LIMIT_MB} MB, is used")
     return DEFAULT_LIMIT_MB << 20, None
 
 
@@ -87,6 +111,11 @@ class Usage:
     @property
     def bytes(self) -> int:
         return sum(b for _, b in self.kinds.values())
+
+
+def _starts_with_magic(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(_MAGIC)) == _MAGIC
 
 
 class DiskCache:
@@ -133,6 +162,8 @@ class DiskCache:
     def put(self, kind: str, key: str, data: bytes) -> None:
         if not self.enabled:
             return
+        if len(data) > self.limit * _TRIM_TO and kind not in KEPT_KINDS:
+            return  # the trim after it would remove it at once
         p = self._path(kind, key)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -148,12 +179,13 @@ class DiskCache:
 
     def _files(self) -> list[tuple[Path, os.stat_result]]:
         """Every entry and temporary file, with its stat (files that vanish meanwhile are left out). Only
-        names this cache makes (:meth:`key`'s 40 hex digits, and the temporary names of its writes): a
-        cache folder pointed at a folder of other files must never lose them."""
+        what this cache writes (named by :meth:`key`'s 40 hex digits and starting with its header, and the
+        temporary names of its writes): a cache folder pointed at a folder of other files must never lose
+        them."""
         found = []
         try:
             with os.scandir(self.root) as it:
-                kinds = [d.path for d in it if d.is_dir(follow_symlinks=False)]
+                kinds = [d.path for d in it if d.is_dir()]
         except OSError:
             return found
         for kind in kinds:
@@ -162,6 +194,8 @@ class DiskCache:
                     for e in it:
                         if _OURS.fullmatch(e.name) and e.is_file(follow_symlinks=False):
                             try:
+                                if e.name.endswith(".bin") and not _starts_with_magic(e.path):
+                                    continue  # named like an entry, but someone else's file
                                 found.append((Path(e.path), e.stat(follow_symlinks=False)))
                             except OSError:
                                 pass
@@ -177,17 +211,21 @@ class DiskCache:
                 kinds[path.parent.name] = (n + 1, b + st.st_size)
         return Usage(dict(sorted(kinds.items())))
 
-    def trim(self, limit: int | None = None) -> int:
+    def trim(self, limit: int | None = None, *, kept: frozenset[str] = KEPT_KINDS) -> int:
         """Remove the entries used longest ago until the rest take at most 0.9 of ``limit`` (default: this
-        cache's), once they take more than it; and temporary files a killed write left. Returns the bytes
-        removed. Safe while other processes use the cache: an entry removed under a reader is computed
-        again, as if it had never been stored."""
+        cache's), once they take more than it; and temporary files a killed write left. Entries of the
+        ``kept`` kinds are neither counted nor removed. Returns the bytes removed.
+
+        Safe while other processes use the cache: an entry removed under a reader is computed again, as if
+        it had never been stored. Each process writes up to a twentieth of the limit between its trims, so
+        the cache can pass its limit by that much per process writing to it."""
         limit = self.limit if limit is None else limit
         self._written = 0
         now, freed, entries = time.time(), 0, []
         for path, st in self._files():
             if path.suffix == ".bin":
-                entries.append((st.st_mtime, st.st_size, path))
+                if path.parent.name not in kept:
+                    entries.append((st.st_mtime, st.st_size, path))
             elif now - st.st_mtime > _STALE_TMP_S:
                 path.unlink(missing_ok=True)
                 freed += st.st_size
@@ -209,5 +247,5 @@ class DiskCache:
         return freed
 
     def clear(self) -> int:
-        """Remove every entry (not the prerendered results). Returns the bytes removed."""
-        return self.trim(limit=0)
+        """Remove every entry, of every kind (not the prerendered results). Returns the bytes removed."""
+        return self.trim(limit=0, kept=frozenset())

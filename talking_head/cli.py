@@ -181,7 +181,7 @@ def _run_prefetch(a) -> int:
 
 
 def _run_cache(a) -> int:
-    from .cache import DiskCache, size_limit
+    from .cache import KEPT_KINDS, DiskCache, size_limit
     from .results import ResultStore
     cache = DiskCache()
     limit, problem = size_limit()
@@ -191,13 +191,13 @@ def _run_cache(a) -> int:
         freed = cache.clear()
         print(f"Removed {_mb(freed)} from {cache.root}; faces, masks and motion are computed again when next needed.")
     usage = cache.usage()
-    print(f"Cache {cache.root}: {usage.entries} entries, {_mb(usage.bytes)} of at most {_mb(limit)} "
-          "(LIVING_PORTRAITS_CACHE_MAX_MB sets it; the entries used longest ago go first)")
+    print(f"Cache {cache.root}: {_count(usage.entries, 'entry', 'entries')}, {_mb(usage.bytes)} "
+          f"(at most {_mb(limit)}: LIVING_PORTRAITS_CACHE_MAX_MB sets it; the entries used longest ago go first)")
     for kind, (n, size) in usage.kinds.items():
-        print(f"  {kind:10s} {n:6d} {_mb(size):>10s}")
+        print(f"  {kind:12s} {n:6d} {_mb(size):>10s}" + ("  (training data: not limited)" if kind in KEPT_KINDS else ""))
     results = sorted(ResultStore().root.glob("*.mp4"))
     if results:
-        print(f"Prerendered results {ResultStore().root}: {len(results)} videos, "
+        print(f"Prerendered results {ResultStore().root}: {_count(len(results), 'video', 'videos')}, "
               f"{_mb(sum(r.stat().st_size for r in results))} (never removed by the limit or --clear; "
               "delete the folder to remove them)")
     return 0
@@ -205,6 +205,10 @@ def _run_cache(a) -> int:
 
 def _mb(n: int) -> str:
     return f"{n / (1 << 20):.1f} MB"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _run_engines(a) -> int:

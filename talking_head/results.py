@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .cache import DiskCache, default_dir, file_digest
+from .cache import DiskCache, default_dir, file_digest, source_digest
 from .engines import Engine, create_engine
 from .errors import TalkingHeadError
 from .files import replace_file
@@ -26,23 +26,6 @@ from .gallery import Gallery
 from .pipeline import AnimateSettings, ProgressFn, animate
 
 _DIGESTS: dict[tuple, str] = {}
-_PACKAGE = Path(__file__).resolve().parent
-_SOURCE_DIGESTS: dict[Path, str] = {}
-
-
-def source_digest(root: Path = _PACKAGE) -> str:
-    """A hash of every Python file below ``root`` (names and contents): the code that renders.
-
-    Part of each result's key, so that after an update a result the old code made is rendered again,
-    whichever module changed (the version number is not bumped for every fix).
-    """
-    root = root.resolve()
-    if root not in _SOURCE_DIGESTS:
-        h = hashlib.sha256()
-        for f in sorted(root.rglob("*.py")):
-            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-        _SOURCE_DIGESTS[root] = h.hexdigest()
-    return _SOURCE_DIGESTS[root]
 
 
 class ResultStoreError(TalkingHeadError):

@@ -100,7 +100,7 @@ def test_cached_result_is_served_without_rendering(app, monkeypatch):
 def test_a_result_stored_by_other_code_is_rendered_again_after_an_update(app, monkeypatch, tmp_path):
     """Results are keyed by the package's source: after any change to it (a fix in the compositor, the
     writer, the audio), what the old code stored is not served, whatever the version number says."""
-    from talking_head import results
+    from talking_head import cache, results
 
     # The digest follows every Python file's name and content, and nothing else.
     root = tmp_path / "pkg"
@@ -109,10 +109,10 @@ def test_a_result_stored_by_other_code_is_rendered_again_after_an_update(app, mo
     (root / "sub" / "b.py").write_text("y = 2\n")
     before = results.source_digest(root)
     (root / "notes.txt").write_text("not code")
-    monkeypatch.setattr(results, "_SOURCE_DIGESTS", {})
+    monkeypatch.setattr(cache, "_SOURCE_DIGESTS", {})
     assert results.source_digest(root) == before
     (root / "sub" / "b.py").write_text("y = 3\n")
-    monkeypatch.setattr(results, "_SOURCE_DIGESTS", {})
+    monkeypatch.setattr(cache, "_SOURCE_DIGESTS", {})
     assert results.source_digest(root) != before
 
     _, demo = app

@@ -50,6 +50,9 @@ def test_past_the_limit_the_entries_used_longest_ago_are_removed(tmp_path):
     assert not {"b", "c", "d"} & kept, "the entries used longest ago were kept"
     assert "h" in kept and len(list((tmp_path / "face").glob("*.bin"))) == 5
     assert cache.get("motion", keys["b"]) is None  # removed entries are simply not found
+    # Past a limit, down to 0.9 of it, so that the next few entries do not each start a trim.
+    cache.trim(limit=85 * KB)
+    assert 60 * KB < cache.usage().bytes <= 0.9 * 85 * KB
 
 
 def test_a_trim_removes_only_what_the_cache_wrote(tmp_path):
@@ -61,7 +64,7 @@ def test_a_trim_removes_only_what_the_cache_wrote(tmp_path):
     (results / "abc.mp4").write_bytes(b"v" * 50 * KB)
     (results / "abc.json").write_text("{}")
     (tmp_path / "Downloads").mkdir()
-    theirs = [tmp_path / "Downloads" / n for n in ("firmware.bin", "notes.tmp", "0" * 40 + ".txt")]
+    theirs = [tmp_path / "Downloads" / n for n in ("firmware.bin", "notes.tmp", "0" * 40 + ".txt", "a" * 40 + ".bin")]
     for f in theirs:
         f.write_bytes(b"u" * 30 * KB)
         os.utime(f, (time.time() - 10**6,) * 2)
@@ -70,8 +73,10 @@ def test_a_trim_removes_only_what_the_cache_wrote(tmp_path):
     stale.write_bytes(b"t" * KB)
     fresh.write_bytes(b"t" * KB)
     os.utime(stale, (time.time() - 7200,) * 2)  # left by a write killed two hours ago
-    _put(cache, "motion", "big", b"m" * 20 * KB)
-    assert cache.clear() == 0  # the trim after the put already removed it (over the limit on its own)
+    _put(cache, "motion", "small", b"m" * KB)  # its trim removes the stale temporary file
+    _put(cache, "motion", "big", b"m" * 20 * KB)  # over the limit on its own: not written at all
+    assert not list((tmp_path / "motion").glob("*.bin"))[1:]
+    assert cache.clear() == KB + 36  # the small one, with its header
     assert (results / "abc.mp4").stat().st_size == 50 * KB and (results / "abc.json").exists()
     assert all(f.stat().st_size == 30 * KB for f in theirs)
     assert not stale.exists() and fresh.exists()
@@ -83,13 +88,27 @@ def test_the_limit_comes_from_the_environment_and_a_bad_value_does_not_stop_anyt
     assert size_limit() == (DEFAULT_LIMIT_MB << 20, None)
     monkeypatch.setenv("LIVING_PORTRAITS_CACHE_MAX_MB", "300")
     assert size_limit() == (300 << 20, None)
-    monkeypatch.setenv("LIVING_PORTRAITS_CACHE_MAX_MB", "0.5")
-    assert size_limit() == (512 * KB, None)
-    for bad in ("two gigabytes", "-5", "0", "inf", "nan"):
+    monkeypatch.setenv("LIVING_PORTRAITS_CACHE_MAX_MB", "1.5")
+    assert size_limit() == (1536 * KB, None)
+    for bad in ("two gigabytes", "-5", "0", "0.0000001", "inf", "nan"):
         monkeypatch.setenv("LIVING_PORTRAITS_CACHE_MAX_MB", bad)
         limit, problem = size_limit()
         assert limit == DEFAULT_LIMIT_MB << 20
         assert "LIVING_PORTRAITS_CACHE_MAX_MB" in problem and repr(bad) in problem and "megabytes" in problem
+
+
+def test_the_training_sets_prepared_clips_are_not_limited_but_cleared_on_request(tmp_path):
+    """A training run reads its whole data set every epoch: past the limit it would never find a clip it
+    prepared, so those entries are neither counted nor removed by the limit; --clear removes them."""
+    cache = DiskCache(tmp_path, limit=50 * KB)
+    clips = [_put(cache, "fewshot-clip", str(i), b"c" * 20 * KB) for i in range(5)]
+    for i in range(5):
+        _put(cache, "motion", str(i), b"m" * 20 * KB)
+    assert all(cache.get("fewshot-clip", k) for k in clips)
+    usage = cache.usage()
+    assert usage.kinds["fewshot-clip"] == (5, 5 * (20 * KB + 36)) and usage.kinds["motion"][1] <= 45 * KB
+    cache.clear()
+    assert cache.usage().entries == 0
 
 
 def test_uploads_rendered_one_after_another_keep_the_cache_under_its_limit(tmp_path):
@@ -122,8 +141,8 @@ def test_the_cache_command_shows_the_use_and_clears_it(tmp_path, monkeypatch, ca
     (tmp_path / "results" / "r.mp4").write_bytes(b"v" * KB)
     code, out, err = run_cli(capsys, "cache")
     assert code == 0, err
-    assert "2 entries" in out and "0.4 MB of at most 64.0 MB" in out
-    assert "motion" in out and "face" in out and "1 videos" in out
+    assert "2 entries" in out and "0.4 MB (at most 64.0 MB" in out
+    assert "motion" in out and "face" in out and "1 video," in out
     code, out, err = run_cli(capsys, "cache", "--clear")
     assert code == 0, err
     assert "Removed 0.4 MB" in out and "0 entries" in out
@@ -136,5 +155,5 @@ def test_the_cache_command_warns_about_a_limit_it_cannot_read(tmp_path, monkeypa
     monkeypatch.setenv("LIVING_PORTRAITS_CACHE_MAX_MB", value)
     code, out, err = run_cli(capsys, "cache")
     assert code == 0
-    assert f"LIVING_PORTRAITS_CACHE_MAX_MB='{value}' is not a positive number of megabytes" in err
+    assert f"LIVING_PORTRAITS_CACHE_MAX_MB='{value}' is not a number of megabytes of at least 1" in err
     assert f"at most {DEFAULT_LIMIT_MB:.1f} MB" in out

@@ -310,3 +310,31 @@ def test_damaged_or_mismatched_stored_layers_are_made_again(monkeypatch):
     monkeypatch.setattr(meshwarp, "background_plate", lambda *a: pytest.fail("the stored layers were not used"))
     stored_sitter, stored_plate = meshwarp._layers(crop, oval, store)
     assert np.array_equal(stored_sitter, sitter) and np.array_equal(stored_plate, plate)
+
+
+def test_layers_stored_by_other_code_are_made_again(tmp_path, monkeypatch):
+    """The plate is still being tuned: after an update that does not bump the engine's settings key, the
+    layers the code before it stored must not be served (they are keyed by the code's digest)."""
+    class Store(dict):
+        get = dict.get
+
+        def put(self, key, data):
+            self[key] = data
+
+    crop = np.random.default_rng(5).integers(0, 256, (80, 60, 3), np.uint8)
+    oval = np.float32([[20, 20], [40, 20], [40, 50], [20, 50]])
+    person = np.zeros((80, 60), np.float32)
+    person[10:70, 15:45] = 1
+    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: person)
+    store = Store()
+    meshwarp._layers(crop, oval, store)
+    made = []
+    real_plate = meshwarp.background_plate
+    monkeypatch.setattr(meshwarp, "background_plate", lambda img, region: made.append(1) or real_plate(img, region))
+    meshwarp._LAYER_MEMO.clear()
+    meshwarp._layers(crop, oval, store)
+    assert not made, "the same code made its stored layers again"
+    monkeypatch.setattr(meshwarp, "source_digest", lambda: "the code after an update")
+    meshwarp._LAYER_MEMO.clear()
+    meshwarp._layers(crop, oval, store)
+    assert made == [1], "layers the code before an update stored were served"

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
+from ..cache import source_digest
 from ..faces import FaceLandmarks
 from ..flow import face_weight, residual_flow, smooth_flow, transfer
 from ..motion import face_size, umeyama
@@ -713,7 +714,9 @@ def _layers(crop: np.ndarray, oval: np.ndarray, store: SourceStore | None = None
         if key in _LAYER_MEMO:
             _LAYER_MEMO.move_to_end(key)
             return _LAYER_MEMO[key]
-    name = f"layers-{crop_digest}-{hashlib.blake2b(oval_bytes, digest_size=8).hexdigest()}"
+    # Under the code's digest too: the plate is still being tuned, and a change that does not bump the
+    # settings key must not serve the layers the code before it made.
+    name = f"layers-{source_digest()[:16]}-{crop_digest}-{hashlib.blake2b(oval_bytes, digest_size=8).hexdigest()}"
     blob = store.get(name) if store is not None else None
     layers = _decode_layers(blob, crop) if blob is not None else None
     if layers is None:  # not stored, or unreadable: made again (and stored over it)
