@@ -150,6 +150,28 @@ def test_the_plate_of_a_wide_crop_with_the_sitter_at_one_side_has_no_black_holes
     assert np.abs(plate.astype(int) - 150).max() <= 2
 
 
+def test_the_plate_of_a_very_large_crop_is_made_small_and_enlarged(monkeypatch):
+    """A portrait rendered for a large screen (`--max-side` up to 8192) must not take minutes and gigabytes
+    for its plate: above 2048 px (segmentation._MAX_SIDE) the fill is made at that size and enlarged. The background
+    outside the region stays the image's own pixels, and the fill continues it."""
+    from talking_head import segmentation
+    seen = []
+    real = segmentation._shifted_detail
+    monkeypatch.setattr(segmentation, "_shifted_detail", lambda detail, *a: seen.append(detail.shape) or real(detail, *a))
+    h, w = 2600, 2200
+    rng = np.random.default_rng(1)
+    img = np.clip(rng.normal(0, 3, (h, w, 3)) + (120, 90, 60), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    hole = ((xx - w / 2) / (0.3 * w)) ** 2 + ((yy - h * 0.45) / (0.35 * h)) ** 2 < 1
+    img[hole] = (240, 240, 240)
+    plate = background_plate(img, hole)
+    assert seen and max(max(shape[:2]) for shape in seen) <= 2048
+    assert np.array_equal(plate[~hole], img[~hole])
+    fill = plate[hole].astype(float)
+    assert np.abs(fill.mean(axis=0) - (120, 90, 60)).max() < 1.5  # no trace of the sitter's white
+    assert fill.std(axis=0).max() > 1  # and some of the background's grain
+
+
 def _steps(image, where):
     """The largest channel difference between neighbouring pixels, for every pair that lies in ``where``."""
     rows = np.abs(np.diff(image, axis=0)).max(-1)[where[1:] & where[:-1]]
