@@ -156,7 +156,10 @@ class DiskCache:
                 except OSError:
                     pass  # a read-only cache is still read
                 return data
-        p.unlink(missing_ok=True)  # torn or tampered: recompute rather than trust it
+        try:
+            p.unlink(missing_ok=True)  # torn or tampered: recompute rather than trust it
+        except OSError:
+            pass  # a cache that cannot be written is still read
         return None
 
     def put(self, kind: str, key: str, data: bytes) -> None:
@@ -227,8 +230,11 @@ class DiskCache:
                 if path.parent.name not in kept:
                     entries.append((st.st_mtime, st.st_size, path))
             elif now - st.st_mtime > _STALE_TMP_S:
-                path.unlink(missing_ok=True)
-                freed += st.st_size
+                try:
+                    path.unlink(missing_ok=True)
+                    freed += st.st_size
+                except OSError:
+                    pass  # another user's, in a folder this process cannot write
         total = sum(size for _, size, _ in entries)
         if total <= limit:
             return freed

@@ -191,7 +191,8 @@ def _run_cache(a) -> int:
         freed = cache.clear()
         print(f"Removed {_mb(freed)} from {cache.root}; faces, masks and motion are computed again when next needed.")
     usage = cache.usage()
-    print(f"Cache {cache.root}: {_count(usage.entries, 'entry', 'entries')}, {_mb(usage.bytes)} "
+    limited = sum(size for kind, (_, size) in usage.kinds.items() if kind not in KEPT_KINDS)
+    print(f"Cache {cache.root}: {_count(usage.entries, 'entry', 'entries')}, {_mb(limited)} under the limit "
           f"(at most {_mb(limit)}: LIVING_PORTRAITS_CACHE_MAX_MB sets it; the entries used longest ago go first)")
     for kind, (n, size) in usage.kinds.items():
         print(f"  {kind:12s} {n:6d} {_mb(size):>10s}" + ("  (training data: not limited)" if kind in KEPT_KINDS else ""))

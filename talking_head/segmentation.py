@@ -110,10 +110,11 @@ def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
         # A small pixel is region where any of the pixels it stands for is, so each hidden pixel's fill
         # comes from background alone.
         small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
-        filled = background_plate(cv2.resize(image, size, interpolation=cv2.INTER_AREA), small_hole)
-        out = image.copy()
-        out[hole] = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)[hole]
-        return out
+        if not small_hole.all():  # (all: the background lies in strips too thin to shrink; filled full size)
+            filled = background_plate(cv2.resize(image, size, interpolation=cv2.INTER_AREA), small_hole)
+            out = image.copy()
+            out[hole] = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)[hole]
+            return out
     known = ~hole
     q = _SHRINK  # the detail's width (half the narrowest, at least _MIN_SIGMA / 2) stays a pixel or more
     small = (max(1, round(w / q)), max(1, round(h / q)))

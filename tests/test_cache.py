@@ -104,9 +104,10 @@ def test_the_training_sets_prepared_clips_are_not_limited_but_cleared_on_request
     clips = [_put(cache, "fewshot-clip", str(i), b"c" * 20 * KB) for i in range(5)]
     for i in range(5):
         _put(cache, "motion", str(i), b"m" * 20 * KB)
+    clips.append(_put(cache, "fewshot-clip", "long", b"c" * 60 * KB))  # larger than the limit: written all the same
     assert all(cache.get("fewshot-clip", k) for k in clips)
     usage = cache.usage()
-    assert usage.kinds["fewshot-clip"] == (5, 5 * (20 * KB + 36)) and usage.kinds["motion"][1] <= 45 * KB
+    assert usage.kinds["fewshot-clip"] == (6, 5 * (20 * KB + 36) + 60 * KB + 36) and usage.kinds["motion"][1] <= 45 * KB
     cache.clear()
     assert cache.usage().entries == 0
 
@@ -141,7 +142,7 @@ def test_the_cache_command_shows_the_use_and_clears_it(tmp_path, monkeypatch, ca
     (tmp_path / "results" / "r.mp4").write_bytes(b"v" * KB)
     code, out, err = run_cli(capsys, "cache")
     assert code == 0, err
-    assert "2 entries" in out and "0.4 MB (at most 64.0 MB" in out
+    assert "2 entries" in out and "0.4 MB under the limit (at most 64.0 MB" in out
     assert "motion" in out and "face" in out and "1 video," in out
     code, out, err = run_cli(capsys, "cache", "--clear")
     assert code == 0, err
@@ -157,3 +158,24 @@ def test_the_cache_command_warns_about_a_limit_it_cannot_read(tmp_path, monkeypa
     assert code == 0
     assert f"LIVING_PORTRAITS_CACHE_MAX_MB='{value}' is not a number of megabytes of at least 1" in err
     assert f"at most {DEFAULT_LIMIT_MB:.1f} MB" in out
+
+
+def test_a_cache_whose_files_cannot_be_removed_is_still_read_and_written(tmp_path, monkeypatch):
+    """A kind folder of another user's (a kiosk's cache shared by staff and the app): a torn entry or a killed
+    write's temporary file that this process may not remove must not fail a render."""
+    from pathlib import Path
+    cache = DiskCache(tmp_path, limit=100 * KB)
+    torn = _put(cache, "face", "torn", b"f" * KB)
+    (tmp_path / "face" / f"{torn}.bin").write_bytes(b"LPC1 torn")
+    stale = tmp_path / "face" / ".killed.bin.tmp"
+    stale.write_bytes(b"t")
+    os.utime(stale, (time.time() - 7200,) * 2)
+
+    def refuse(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    assert cache.get("face", torn) is None
+    _put(cache, "face", "new", b"n" * KB)  # its trim meets the temporary file
+    assert cache.get("face", cache.key("face", "new")) == b"n" * KB
+    assert stale.exists()

@@ -168,8 +168,16 @@ def test_the_plate_of_a_very_large_crop_is_made_small_and_enlarged(monkeypatch):
     assert seen and max(max(shape[:2]) for shape in seen) <= 2048
     assert np.array_equal(plate[~hole], img[~hole])
     fill = plate[hole].astype(float)
-    assert np.abs(fill.mean(axis=0) - (120, 90, 60)).max() < 1.5  # no trace of the sitter's white
+    assert np.abs(fill.mean(axis=0) - (120, 90, 60)).max() < 1.5
+    assert (plate[hole] <= img[~hole].max(axis=0)).all(), "the sitter's white leaked into the fill"
     assert fill.std(axis=0).max() > 1  # and some of the background's grain
+    # Background only in a strip too thin to survive the shrinking (a one-pixel frame): filled at full size,
+    # from it.
+    img = np.full((60, 2100, 3), (120, 90, 60), np.uint8)
+    frame = np.ones(img.shape[:2], bool)
+    frame[:1], frame[-1:], frame[:, :1], frame[:, -1:] = False, False, False, False
+    img[frame] = (240, 240, 240)
+    assert np.abs(background_plate(img, frame)[frame].astype(int) - (120, 90, 60)).max() <= 1
 
 
 def _steps(image, where):
