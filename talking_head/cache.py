@@ -34,6 +34,7 @@ _STALE_TMP_S = 3600.0
 # The least limit taken from the environment: below it every entry would remove the one before.
 _LEAST_LIMIT_MB = 1.0
 _log = logging.getLogger(__name__)
+_WARNED: set[str] = set()
 # Kinds a trim leaves alone: the few-shot training set's prepared clips. A training run reads its whole data
 # set in the same order every epoch (and rank 0 prepares it for the other ranks), so a data set larger than
 # the limit would never find an entry it stored; it is as large as its data set says (README, "Training").
@@ -130,7 +131,8 @@ class DiskCache:
     def limit(self) -> int:
         if self._limit is None:
             self._limit, problem = size_limit()
-            if problem:
+            if problem and problem not in _WARNED:  # once per process, not once per render
+                _WARNED.add(problem)
                 _log.warning(problem)
         return self._limit
 
