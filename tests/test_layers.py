@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import gallery_portrait
 
-from talking_head.engines import DrivingFrame, create_engine, meshwarp
+from talking_head.engines import DrivingFrame, create_engine, layers
 from talking_head.segmentation import background_plate, person_mask
 from talking_head.topology import get_layout
 
@@ -13,7 +13,7 @@ from talking_head.topology import get_layout
 def fresh_layers(monkeypatch):
     """Each test makes its own layers (the engine remembers them per portrait and process)."""
     from collections import OrderedDict
-    monkeypatch.setattr(meshwarp, "_LAYER_MEMO", OrderedDict())
+    monkeypatch.setattr(layers, "_MEMO", OrderedDict())
 
 SHIFT = 12.0  # px the head moves to the right
 
@@ -229,8 +229,8 @@ def test_a_still_frame_is_exactly_the_painting(pid):
 
 def test_layers_are_made_once_per_portrait(portrait, monkeypatch):
     calls = []
-    real = meshwarp.person_mask
-    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: calls.append(1) or real(rgb))
+    real = layers.person_mask
+    monkeypatch.setattr(layers, "person_mask", lambda rgb: calls.append(1) or real(rgb))
     first, _ = _render_moved(portrait)
     second, _ = _render_moved(portrait)
     assert len(calls) == 1 and second.state.plate is first.state.plate
@@ -238,7 +238,7 @@ def test_layers_are_made_once_per_portrait(portrait, monkeypatch):
 
 
 def test_without_a_segmenter_the_engine_warps_one_layer(portrait, monkeypatch):
-    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: None)
+    monkeypatch.setattr(layers, "person_mask", lambda rgb: None)
     prepared, out = _render_moved(portrait)
     assert prepared.state.alpha is None
     _, flat = _render_moved(portrait, layered=False)
@@ -246,7 +246,7 @@ def test_without_a_segmenter_the_engine_warps_one_layer(portrait, monkeypatch):
 
 
 def test_the_face_moves_even_where_the_mask_misses_it(portrait, monkeypatch):
-    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: np.zeros(rgb.shape[:2], np.float32))
+    monkeypatch.setattr(layers, "person_mask", lambda rgb: np.zeros(rgb.shape[:2], np.float32))
     prepared, out = _render_moved(portrait)
     _, flat = _render_moved(portrait, layered=False)
     x0, y0 = prepared.crop_box[:2]
@@ -273,13 +273,13 @@ def test_the_layers_are_kept_in_the_cache_for_the_next_process(tmp_path, monkeyp
     from talking_head.cache import DiskCache
     from talking_head.pipeline import AnimateSettings, animate
     calls, plates = [], []
-    real, real_plate = meshwarp.person_mask, meshwarp.background_plate
-    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: calls.append(1) or real(rgb))
-    monkeypatch.setattr(meshwarp, "background_plate", lambda img, region: plates.append(1) or real_plate(img, region))
+    real, real_plate = layers.person_mask, layers.background_plate
+    monkeypatch.setattr(layers, "person_mask", lambda rgb: calls.append(1) or real(rgb))
+    monkeypatch.setattr(layers, "background_plate", lambda img, region: plates.append(1) or real_plate(img, region))
     cache = DiskCache(tmp_path)
     renders = []
     for _ in range(2):
-        monkeypatch.setattr(meshwarp, "_LAYER_MEMO", OrderedDict())  # as in a new process
+        monkeypatch.setattr(layers, "_MEMO", OrderedDict())  # as in a new process
         crops = []
         animate("gallery:mona_lisa", "gallery:smile_eyes", None, cache=cache, settings=AnimateSettings(max_side=640),
                 on_frame=lambda i, f, c, crops=crops: crops.append(c.copy()) if i % 10 == 0 else None)
@@ -302,12 +302,12 @@ def test_a_damaged_stored_mask_is_computed_again(monkeypatch):
             self.data[key] = data
 
     crop = np.zeros((40, 30, 3), np.uint8)
-    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: np.full(rgb.shape[:2], 0.5, np.float32))
+    monkeypatch.setattr(layers, "person_mask", lambda rgb: np.full(rgb.shape[:2], 0.5, np.float32))
     store = Store()
-    first = meshwarp._stored_person_mask(crop, "a-crop", store)
+    first = layers._stored_person_mask(crop, "a-crop", store)
     (key,) = store.data
     store.data[key] = b"not zlib"
-    again = meshwarp._stored_person_mask(crop, "a-crop", store)
+    again = layers._stored_person_mask(crop, "a-crop", store)
     assert np.array_equal(first, again) and first.dtype == np.uint8 and first[0, 0] == 128
     assert store.data[key] != b"not zlib"
 
@@ -326,19 +326,19 @@ def test_damaged_or_mismatched_stored_layers_are_made_again(monkeypatch):
     oval = np.float32([[30, 30], [70, 30], [70, 80], [30, 80]])
     person = np.zeros((120, 100), np.uint8)
     person[20:100, 25:75] = 255
-    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: person.astype(np.float32) / 255)
+    monkeypatch.setattr(layers, "person_mask", lambda rgb: person.astype(np.float32) / 255)
     store = Store()
-    sitter, plate = meshwarp._layers(crop, oval, store)
+    sitter, plate = layers.sitter_and_plate(crop, oval, store)
     (name,) = [k for k in store if k.startswith("layers-")]
     for bad in (b"not a png", cv2.imencode(".png", np.zeros((60, 50, 4), np.uint8))[1].tobytes()):
         store[name] = bad
-        meshwarp._LAYER_MEMO.clear()  # as in a new process
-        again_sitter, again_plate = meshwarp._layers(crop, oval, store)
+        layers._MEMO.clear()  # as in a new process
+        again_sitter, again_plate = layers.sitter_and_plate(crop, oval, store)
         assert np.array_equal(again_sitter, sitter) and np.array_equal(again_plate, plate)
         assert store[name] != bad
-    meshwarp._LAYER_MEMO.clear()
-    monkeypatch.setattr(meshwarp, "background_plate", lambda *a: pytest.fail("the stored layers were not used"))
-    stored_sitter, stored_plate = meshwarp._layers(crop, oval, store)
+    layers._MEMO.clear()
+    monkeypatch.setattr(layers, "background_plate", lambda *a: pytest.fail("the stored layers were not used"))
+    stored_sitter, stored_plate = layers.sitter_and_plate(crop, oval, store)
     assert np.array_equal(stored_sitter, sitter) and np.array_equal(stored_plate, plate)
 
 
@@ -355,16 +355,16 @@ def test_layers_stored_by_other_code_are_made_again(tmp_path, monkeypatch):
     oval = np.float32([[20, 20], [40, 20], [40, 50], [20, 50]])
     person = np.zeros((80, 60), np.float32)
     person[10:70, 15:45] = 1
-    monkeypatch.setattr(meshwarp, "person_mask", lambda rgb: person)
+    monkeypatch.setattr(layers, "person_mask", lambda rgb: person)
     store = Store()
-    meshwarp._layers(crop, oval, store)
+    layers.sitter_and_plate(crop, oval, store)
     made = []
-    real_plate = meshwarp.background_plate
-    monkeypatch.setattr(meshwarp, "background_plate", lambda img, region: made.append(1) or real_plate(img, region))
-    meshwarp._LAYER_MEMO.clear()
-    meshwarp._layers(crop, oval, store)
+    real_plate = layers.background_plate
+    monkeypatch.setattr(layers, "background_plate", lambda img, region: made.append(1) or real_plate(img, region))
+    layers._MEMO.clear()
+    layers.sitter_and_plate(crop, oval, store)
     assert not made, "the same code made its stored layers again"
-    monkeypatch.setattr(meshwarp, "source_digest", lambda: "the code after an update")
-    meshwarp._LAYER_MEMO.clear()
-    meshwarp._layers(crop, oval, store)
+    monkeypatch.setattr(layers, "source_digest", lambda: "the code after an update")
+    layers._MEMO.clear()
+    layers.sitter_and_plate(crop, oval, store)
     assert made == [1], "layers the code before an update stored were served"
