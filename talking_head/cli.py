@@ -196,9 +196,10 @@ def _run_cache(a) -> int:
           f"(at most {_mb(limit)}: LIVING_PORTRAITS_CACHE_MAX_MB sets it; the entries used longest ago go first)")
     for kind, (n, size) in usage.kinds.items():
         print(f"  {kind:12s} {n:6d} {_mb(size):>10s}" + ("  (training data: not limited)" if kind in KEPT_KINDS else ""))
-    results = sorted(ResultStore().root.glob("*.mp4"))
+    results_dir = ResultStore().root
+    results = sorted(results_dir.glob("*.mp4"))
     if results:
-        print(f"Prerendered results {ResultStore().root}: {_count(len(results), 'video', 'videos')}, "
+        print(f"Prerendered results {results_dir}: {_count(len(results), 'video', 'videos')}, "
               f"{_mb(sum(r.stat().st_size for r in results))} (never removed by the limit or --clear; "
               "delete the folder to remove them)")
     return 0
