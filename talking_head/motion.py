@@ -162,12 +162,57 @@ def decompose(track: MotionTrack, neutral_index: int = 0) -> PoseExpression:
     return PoseExpression(neutral, rot, scale, trans, expr)
 
 
+def rotation_vector(r: np.ndarray) -> np.ndarray:
+    """The axis-angle vector (radians) of a 3x3 rotation matrix."""
+    w = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    s = float(np.linalg.norm(w))  # 2 sin(angle)
+    angle = float(np.arctan2(s / 2, (np.trace(r) - 1) / 2))
+    if s > 1e-6:
+        return w / s * angle
+    if angle < np.pi / 2:
+        return w / 2  # nearly no rotation: sin(angle) ~ angle
+    # Nearly half a turn: the axis is the column of (R + I) / 2 with the largest diagonal.
+    b = (r + np.eye(3)) / 2
+    i = int(np.argmax(np.diag(b)))
+    axis = b[:, i] / np.sqrt(max(b[i, i], 1e-12))
+    return axis / np.linalg.norm(axis) * angle
+
+
+def rotation_matrix(v: np.ndarray) -> np.ndarray:
+    """The 3x3 rotation matrix of an axis-angle vector (Rodrigues' formula)."""
+    v = np.asarray(v, np.float64)
+    angle = float(np.linalg.norm(v))
+    if angle < 1e-12:
+        return np.eye(3)
+    x, y, z = v / angle
+    k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+
+
+def euler_yxz(r: np.ndarray) -> tuple[float, float, float]:
+    """Angles (a, b, c), radians, with r = Ry(a) Rx(b) Rz(c): a turn about the vertical axis, then a nod,
+    then a tilt in the image plane."""
+    b = float(np.arcsin(np.clip(-r[1, 2], -1.0, 1.0)))
+    if abs(r[1, 2]) < 1 - 1e-9:
+        return float(np.arctan2(r[0, 2], r[2, 2])), b, float(np.arctan2(r[1, 0], r[1, 1]))
+    # Nodded a quarter turn: the turn and the tilt are about one axis; all of it is put in the turn.
+    return float(np.arctan2(-r[2, 0], r[0, 0])), b, 0.0
+
+
+def from_euler_yxz(a: float, b: float, c: float) -> np.ndarray:
+    """Ry(a) Rx(b) Rz(c) (see ``euler_yxz``)."""
+    ca, sa, cb, sb, cc, sc = np.cos(a), np.sin(a), np.cos(b), np.sin(b), np.cos(c), np.sin(c)
+    ry = np.array([[ca, 0, sa], [0, 1, 0], [-sa, 0, ca]])
+    rx = np.array([[1, 0, 0], [0, cb, -sb], [0, sb, cb]])
+    rz = np.array([[cc, -sc, 0], [sc, cc, 0], [0, 0, 1]])
+    return ry @ rx @ rz
+
+
 def _scale_rotation(r: np.ndarray, k: float) -> np.ndarray:
     """R**k via the axis-angle vector, so 'motion strength' scales turning smoothly."""
     if k == 1.0:
         return r
-    from scipy.spatial.transform import Rotation
-    return Rotation.from_rotvec(Rotation.from_matrix(r).as_rotvec() * k).as_matrix()
+    return rotation_matrix(rotation_vector(r) * k)
 
 
 # A portrait turned from the viewer turns back toward them only so far: its far side was barely
@@ -197,13 +242,12 @@ def _limit_turn_back(r: np.ndarray, yaw_deg: float) -> np.ndarray:
     back toward the viewer eased under its limit (see ``_UNFOLD_BUDGET_DEG``)."""
     if abs(yaw_deg) < _UNFOLD_FROM_DEG:
         return r
-    from scipy.spatial.transform import Rotation
-    a, b, c = Rotation.from_matrix(r).as_euler("YXZ")  # r = Ry(a) Rx(b) Rz(c); the face's yaw becomes yaw - a
+    a, b, c = euler_yxz(r)  # the face's yaw becomes yaw - a
     if a * yaw_deg <= 0:
         return r  # turning further away, or not at all
     limit = np.radians(max(_UNFOLD_MIN_DEG, _UNFOLD_BUDGET_DEG - abs(yaw_deg)))
     eased = np.sign(a) * limit * np.tanh(abs(a) / limit)
-    return Rotation.from_euler("YXZ", [eased, b, c]).as_matrix()
+    return from_euler_yxz(eased, b, c)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 
@@ -167,14 +168,44 @@ def hole_triangles(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     return mouth, np.array(eyes, dtype=np.int32).reshape(-1, 3)
 
 
+_DELAUNAY_REACH = 1000
+
+
+def delaunay(points: np.ndarray) -> np.ndarray:
+    """(M, 3) int32 indices into ``points`` (N, 2) of their Delaunay triangles. A point given twice is used
+    once (its first index); points on one line give no triangles."""
+    p = np.asarray(points, np.float32).reshape(-1, 2)
+    if len(p) < 3:
+        return np.zeros((0, 3), np.int32)
+    # Subdiv2D starts from a triangle about its rectangle, corners three sides away; near the hull the
+    # triangulation is Delaunay only with those corners far out. With them three sides of the points' own
+    # box away, thin triangles along the hull were missing (7 of 1981 for 1000 random points; at 50 sides,
+    # 9 of 102 random sets still lost one); at 1000, none (the tests compare with qhull's).
+    lo, hi = np.floor(p.min(axis=0)), np.ceil(p.max(axis=0))
+    reach = min(float(max(hi - lo)) * _DELAUNAY_REACH + 2, 2.0**28)  # (the rectangle is in int32)
+    sub = cv2.Subdiv2D((int(lo[0] - reach), int(lo[1] - reach), int(hi[0] - lo[0] + 2 * reach), int(hi[1] - lo[1] + 2 * reach)))
+    index: dict[tuple[float, float], int] = {}
+    for i, (x, y) in enumerate(p.tolist()):
+        sub.insert((x, y))
+        index.setdefault((x, y), i)
+    # The triangles come as corner coordinates, exactly the points inserted (as float32); those that touch
+    # the subdivision's own outer corners name no point and are left out.
+    corners = np.asarray(sub.getTriangleList(), np.float32).reshape(-1, 3, 2).tolist()
+    tris = [[index.get((x, y), -1) for x, y in tri] for tri in corners]
+    out = np.array([t for t in tris if min(t) >= 0], np.int32).reshape(-1, 3)
+    # (Nearly collinear corners would make triangles of no area: a warp cannot use them.)
+    a, b, c = (p[out[:, k]].astype(np.float64) for k in range(3))
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    return out[np.abs(area) > 1e-9]
+
+
 def face_triangles(layout: Layout, rest_xy: np.ndarray) -> np.ndarray:
     """Triangles covering the whole face (skin, eyes, mouth gap) for a layout."""
     mouth, eyes = hole_triangles(layout)
     if layout.name == MEDIAPIPE.name:
         skin = mediapipe_face_triangles()
     else:
-        from scipy.spatial import Delaunay
-        tri = Delaunay(rest_xy[: layout.n_points]).simplices.astype(np.int32)
+        tri = delaunay(rest_xy[: layout.n_points])
         inside = set(layout.inner_lip_upper) | set(layout.inner_lip_lower)
         # Delaunay would bridge the lip gap with its own triangles; the strip replaces them.
         skin = np.array([t for t in tri if not set(t) <= inside], dtype=np.int32)

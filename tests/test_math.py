@@ -2,6 +2,7 @@
 import cv2
 import numpy as np
 import pytest
+from scipy.spatial import Delaunay
 from scipy.spatial.transform import Rotation
 
 from talking_head import warp
@@ -18,14 +19,19 @@ from talking_head.motion import (
     MotionTrack,
     build_track,
     decompose,
+    euler_yxz,
     facing_yaw,
+    from_euler_yxz,
     retarget,
+    rotation_matrix,
+    rotation_vector,
     umeyama,
 )
 from talking_head.smoothing import fill_gaps, one_euro, smooth_track
 from talking_head.topology import (
     IBUG68,
     MEDIAPIPE,
+    delaunay,
     face_triangles,
     mediapipe_face_triangles,
     mouth_opening,
@@ -231,6 +237,52 @@ def test_mesh_topology_covers_the_face():
     ups, los = set(MEDIAPIPE.inner_lip_upper), set(MEDIAPIPE.inner_lip_lower)
     assert all(set(t) & ups and set(t) & los for t in strip.tolist())
     assert len(face_triangles(IBUG68, _synthetic_face()[:, :2])) > 50
+
+
+def _triangle_set(tris) -> set:
+    return {tuple(sorted(t)) for t in np.asarray(tris).tolist()}
+
+
+@pytest.mark.parametrize("points", [
+    np.random.default_rng(3).random((1000, 2)) * 800,  # thin triangles along the hull among them
+    np.random.default_rng(4).random((40, 2)) * [5000, 30] + [3000, 8000],  # far from the origin, flat
+    np.unique(_synthetic_face()[:, :2], axis=0),  # (its points repeat: qhull keeps the last, this the first)
+    *(np.random.default_rng(s).random((12, 2)) * [9, 3000] for s in range(20)),  # slivers along the hull
+], ids=["random", "flat and far", "face", *(f"slivers {s}" for s in range(20))])
+def test_the_triangulation_is_delaunays(points):
+    """The same triangles as qhull's Delaunay (scipy), which the engine used before."""
+    assert _triangle_set(delaunay(points)) == _triangle_set(Delaunay(points).simplices)
+
+
+def test_the_triangulation_of_a_grid_a_repeated_point_and_a_line():
+    # A grid's cells have four corners on one circle: either diagonal is Delaunay, but the cells must be
+    # covered once, each by two triangles of half its area.
+    g = np.stack(np.meshgrid(np.arange(12.0), np.arange(9.0)), -1).reshape(-1, 2) * 7 + 0.5
+    tris = delaunay(g)
+    a, b, c = (g[tris[:, k]] for k in range(3))
+    area = np.abs((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])) / 2
+    assert len(tris) == 2 * 11 * 8 and area == pytest.approx(np.full(len(tris), 49 / 2))
+    assert _triangle_set(delaunay(np.array([[0, 0], [5, 0], [0, 5], [0, 0.0]]))) == {(0, 1, 2)}
+    assert delaunay(np.array([[0, 0], [1, 1], [2, 2.0]])).shape == (0, 3)
+    assert delaunay(np.zeros((2, 2))).shape == (0, 3)
+
+
+def test_rotations_as_vectors_and_as_angles_agree_with_scipy():
+    rng = np.random.default_rng(5)
+    for q in Rotation.random(500, random_state=6):
+        r = q.as_matrix()
+        np.testing.assert_allclose(rotation_vector(r), q.as_rotvec(), atol=1e-9)
+        np.testing.assert_allclose(rotation_matrix(q.as_rotvec()), r, atol=1e-12)
+        np.testing.assert_allclose(euler_yxz(r), q.as_euler("YXZ"), atol=1e-9)
+        np.testing.assert_allclose(from_euler_yxz(*q.as_euler("YXZ")), r, atol=1e-12)
+    for angle in (0.0, 1e-9, 1e-4, np.pi - 1e-7, np.pi):  # no turn, and half a turn
+        v = rng.normal(size=3)
+        v *= angle / np.linalg.norm(v)
+        r = Rotation.from_rotvec(v).as_matrix()
+        np.testing.assert_allclose(rotation_matrix(rotation_vector(r)), r, atol=1e-7)
+    for nod in (np.pi / 2, -np.pi / 2):  # a quarter-turn nod: turn and tilt share an axis
+        r = from_euler_yxz(0.3, nod, 0.2)
+        np.testing.assert_allclose(from_euler_yxz(*euler_yxz(r)), r, atol=1e-12)
 
 
 def test_mouth_opening():

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.spatial import Delaunay
 
 from ..faces import FaceLandmarks
 from ..flow import face_weight, residual_flow, smooth_flow, transfer
 from ..motion import face_size, umeyama
 from ..topology import (
     Layout,
+    delaunay,
     eye_centres,
     face_triangles,
     far_side,
@@ -456,7 +456,7 @@ class MeshWarpEngine(Engine):
         # The face keeps its own topology; the rings are triangulated around the outline only.
         ring_pts = np.concatenate([edge, anchors])
         ring_idx = np.concatenate([outline, n + np.arange(len(anchors))])
-        dela = Delaunay(ring_pts).simplices
+        dela = delaunay(ring_pts)
         centroids = ring_pts[dela].mean(axis=1)
         outer = ~_inside(edge, centroids)
         ring_tris = ring_idx[dela[outer]]
