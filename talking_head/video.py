@@ -428,11 +428,20 @@ def timeline_expression(times: list[float] | tuple[float, ...]) -> str:
         if len(knots) - 1 <= _TIMELINE_PIECES:
             break
         tolerance *= 2
-    terms = []
-    for i, (a, b) in enumerate(itertools.pairwise(knots)):
-        where = f"gte(N,{a})" + ("" if i == len(knots) - 2 else f"*lt(N,{b})")
-        terms.append(f"{where}*({t[a]:.6f}+(N-{a})*{(t[b] - t[a]) / (b - a):.9f})")
-    return "+".join(terms)
+    pieces = list(itertools.pairwise(knots))
+
+    def piece(a: int, b: int) -> str:
+        return f"({t[a]:.6f}+(N-{a})*{(t[b] - t[a]) / (b - a):.9f})"
+
+    def tree(lo: int, hi: int) -> str:
+        # Pieces lo..hi-1 as a balanced tree of if()s, log2(pieces) deep: ffmpeg refuses an expression
+        # nested about 100 deep, and a sum of one term per piece is that deep at about 97 pieces.
+        if hi - lo == 1:
+            return piece(*pieces[lo])
+        mid = (lo + hi) // 2
+        return f"if(lt(N,{pieces[mid][0]}),{tree(lo, mid)},{tree(mid, hi)})"
+
+    return tree(0, len(pieces))
 
 
 def _fps_from_timestamps(pts: list[int], tb: Fraction, fallback: Fraction | None) -> tuple[Fraction, bool]:
