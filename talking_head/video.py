@@ -593,7 +593,7 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
             fields = line.split(",")
             pts.append(int(fields[2]))
     n = len(pts)
-    if n == 0 and ("Decoder (codec" in err or "Unsupported codec" in err):
+    if n == 0 and ("Decoder (codec" in err or "Unsupported codec" in err or "no decoder found" in err):
         raise _with_log(
             ClipDecodeError(
                 f"The video in {path.name} cannot be decoded here; re-export it as an H.264 MP4 and try again."
@@ -835,7 +835,7 @@ class VideoWriter:
             if header.has_audio:
                 audio = audio_path
                 first = next(s for s in header.streams if s.kind == "Audio")
-                audio_is_aac = first.desc.startswith("aac")
+                audio_is_aac = first.desc.split(None, 1)[0].rstrip(",") == "aac"  # (not aac_latm: MP4 cannot hold it)
         self.has_audio = audio is not None
         # When the caller knows how long the video will be, AAC audio is copied (cut to that length)
         # instead of re-encoded: re-encoding with apad cost as much as the whole H.264 encode here.

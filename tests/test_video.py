@@ -315,6 +315,15 @@ def test_fps_from_timestamps(pts, tb, fps, vfr):
         assert got.denominator <= 100
 
 
+def test_a_codec_nothing_here_decodes_says_so(tmp_path):
+    """ffmpeg 9 words it "no decoder found"; the clip was called damaged instead of undecodable."""
+    mkv = make_clip(tmp_path / "clip.mkv", "25", 10)
+    odd = tmp_path / "odd.mkv"
+    odd.write_bytes(mkv.read_bytes().replace(b"V_MPEG4/ISO/AVC", b"V_MPEG4/ISO/XVC"))
+    with pytest.raises(ClipDecodeError, match="cannot be decoded here"):
+        probe(odd)
+
+
 def test_truncated_tail(tmp_path):
     whole = make_clip(tmp_path / "whole.mp4", "25", 100, "128x96", "-movflags", "+faststart")
     data = whole.read_bytes()
@@ -525,6 +534,18 @@ def test_audio_shorter_than_video_is_padded_not_truncating_video(tmp_path):
     info = probe(out)
     assert info.n_frames == n and info.has_audio
     assert audio_span(out) == pytest.approx(n * 1001 / 30000, abs=0.03)
+
+
+def test_broadcast_aac_audio_is_re_encoded_not_copied(tmp_path):
+    """A DVB recording's AAC comes in LATM framing, which MP4 cannot hold: copying it (what the writer does
+    with plain AAC when it knows the length) failed the render with "try again", every time."""
+    latm = tmp_path / "broadcast.ts"
+    ff("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:d=2", "-f", "lavfi", "-i", "sine=d=2",
+       "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-mpegts_flags", "latm", str(latm))  # fmt: skip
+    assert "aac_latm" in ffmpeg_info(latm)
+    out = tmp_path / "out.mp4"
+    _write_coded(out, 50, 64, 48, audio_from=latm, duration_hint=2.0)
+    assert probe(out).has_audio and audio_span(out) > 1.5  # (the 50 frames last 1.67 s)
 
 
 def test_audio_from_without_audio_writes_no_audio(tmp_path):
