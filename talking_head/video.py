@@ -265,7 +265,9 @@ _HDR_FPS_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)\b")
 # "displaymatrix: rotation of -90.00 degrees". The angle is counter-clockwise.
 _ROTATION_RE = re.compile(r"display ?matrix: rotation of (-?\d+(?:\.\d+)?) degrees", re.I)
 # "512x480 [SAR 15:16 DAR 1:1]": pixels 15/16 as wide as they are high (anamorphic camcorders, some edits).
-_SAR_RE = re.compile(r"\[SAR (\d+):(\d+) DAR")
+# The bracket holds the bitstream's own value; a container that sets another (MKV's display size, MP4's
+# pasp box; `-aspect` writes them) adds it after, ", SAR 4:3 DAR 16:9", and the decoder follows the container.
+_SAR_RE = re.compile(r"(\[|, )SAR (\d+):(\d+) DAR")
 
 
 def _check_readable(path: Path) -> None:
@@ -515,9 +517,10 @@ def _display_size(vstream: _Stream, coded: tuple[int, int]) -> tuple[int, int]:
     """The upright (width, height) a player shows frames of ``coded`` size in: pixels made square (the
     stream's sample aspect ratio), then turned by its rotation."""
     w, h = coded
-    m = _SAR_RE.search(vstream.desc)
-    if m and int(m[1]) and int(m[2]) and m[1] != m[2]:
-        w = max(1, round(w * int(m[1]) / int(m[2])))
+    found = {opener: (int(a), int(b)) for opener, a, b in _SAR_RE.findall(vstream.desc)}
+    a, b = found.get(", ", found.get("[", (1, 1)))
+    if a and b and a != b:
+        w = max(1, round(w * a / b))
     return (h, w) if _stream_rotation(vstream) in (90, 270) else (w, h)
 
 

@@ -147,6 +147,22 @@ def test_non_square_pixels_are_decoded_at_the_shape_a_player_shows(tmp_path):
     assert next(read_frames(squeezed, info, max_side=64)).shape == (48, 64, 3)
 
 
+@pytest.mark.parametrize("container", ["mkv", "mp4"])
+def test_a_pixel_aspect_set_by_the_container_is_the_one_shown(tmp_path, container):
+    """`-aspect` on a stream copy writes the aspect into the container (MKV's display size, MP4's pasp) and
+    leaves the bitstream's. Players and ffmpeg's decoder follow the container; so must the clip's size."""
+    plain, squeezed = tmp_path / "plain.mp4", tmp_path / "squeezed.mp4"
+    make_clip(plain, "25", 10, "128x96")
+    ff("-i", str(plain), "-vf", "scale=96:96,setsar=4/3", "-c:v", "libx264", "-preset", "ultrafast", str(squeezed))
+    widened, unsqueezed = tmp_path / f"widened.{container}", tmp_path / f"unsqueezed.{container}"
+    ff("-i", str(plain), "-c", "copy", "-aspect", "16:9", str(widened))  # square pixels in the bitstream
+    ff("-i", str(squeezed), "-c", "copy", "-aspect", "1:1", str(unsqueezed))  # 4:3 pixels in the bitstream
+    for clip, shown in ((widened, (171, 96)), (unsqueezed, (96, 96))):
+        info = probe(clip)
+        assert (info.width, info.height) == shown == (video.read_header(clip).width, video.read_header(clip).height)
+        assert next(read_frames(clip, info)).shape == (shown[1], shown[0], 3)
+
+
 def test_read_frames_max_side(tmp_path):
     clip = make_clip(tmp_path / "c.mp4", "25", 5, "160x96")
     frames = list(read_frames(clip, max_side=64))
