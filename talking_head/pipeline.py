@@ -718,7 +718,9 @@ def animate(portrait, clip, out: os.PathLike | str | None, *, engine: str | Engi
     Errors a user can fix raise :class:`TalkingHeadError` with a message that says what to do.
     ``on_frame(index, frame, crop)`` sees every finished frame (a buffer reused for the next frame:
     copy it to keep it) and the engine's raw crop, in order, on the thread that composes and encodes; with
-    ``out=None`` nothing is encoded (benchmarks score frames before compression).
+    ``out=None`` nothing is encoded (benchmarks score frames before compression). Where an engine runs out of
+    device memory and the render starts again on the CPU (a ``Note`` in progress and in the result's notes),
+    ``on_frame`` sees the frames again from index 0: the new engine's.
 
     A clip whose motion is not stored yet is tracked in a background thread while the frames
     already tracked are rendered, a fixed lag behind; its motion is then cached for the next render.
