@@ -517,9 +517,9 @@ def _display_size(vstream: _Stream, coded: tuple[int, int]) -> tuple[int, int]:
     """The upright (width, height) a player shows frames of ``coded`` size in: pixels made square (the
     stream's sample aspect ratio), then turned by its rotation."""
     w, h = coded
-    found = {opener: (int(a), int(b)) for opener, a, b in _SAR_RE.findall(vstream.desc)}
-    a, b = found.get(", ", found.get("[", (1, 1)))
-    if a and b and a != b:
+    found = {opener: (int(a), int(b)) for opener, a, b in _SAR_RE.findall(vstream.desc) if int(a) and int(b)}
+    a, b = found.get(", ", found.get("[", (1, 1)))  # (0:1 is "unknown": the other one counts)
+    if a != b:
         w = max(1, round(w * a / b))
     return (h, w) if _stream_rotation(vstream) in (90, 270) else (w, h)
 
