@@ -113,7 +113,7 @@ def _make_layers(crop: np.ndarray, oval: np.ndarray, person: np.ndarray | None):
     alpha = cv2.dilate(alpha, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     alpha = cv2.GaussianBlur(alpha, (0, 0), r / 2)
     plate = background_plate(crop, alpha > 0)
-    clear = cv2.merge([cv2.bitwise_not(alpha)] * 3)
+    clear = _clear(alpha)
     # Where the rim is darker than the plate's share of it, the plate is darkened to that share (the
     # premultiplied sitter cannot be negative).
     most = np.floor(crop.astype(np.float32) * 255 / np.maximum(clear, 1)).clip(0, 255).astype(np.uint8)
@@ -123,8 +123,13 @@ def _make_layers(crop: np.ndarray, oval: np.ndarray, person: np.ndarray | None):
 
 def _sitter(crop: np.ndarray, plate: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """The sitter layer, RGBA, premultiplied: what ``crop`` holds over ``plate`` where ``alpha`` covers it."""
-    clear = cv2.merge([cv2.bitwise_not(alpha)] * 3)
+    clear = _clear(alpha)
     return cv2.merge([cv2.subtract(crop, cv2.multiply(plate, clear, scale=1 / 255)), alpha])
+
+
+def _clear(alpha: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3): how much of the plate shows through where the sitter's ``alpha`` covers it."""
+    return cv2.merge([cv2.bitwise_not(alpha)] * 3)
 
 
 def _encode_layers(sitter: np.ndarray, plate: np.ndarray) -> bytes | None:
@@ -151,5 +156,5 @@ def over_background(sitter: np.ndarray, plate: np.ndarray, table: np.ndarray, in
     the sitter's pixels."""
     # One four-channel remap: OpenCV's vectorised path makes it about as cheap as the mask alone.
     moved = cv2.remap(sitter, table, None, interpolation=interpolation, borderMode=cv2.BORDER_REFLECT)
-    clear = cv2.merge([cv2.bitwise_not(moved[..., 3])] * 3)
+    clear = _clear(moved[..., 3])
     return cv2.add(cv2.cvtColor(moved, cv2.COLOR_RGBA2RGB), cv2.multiply(plate, clear, scale=1 / 255))
