@@ -290,44 +290,36 @@ def test_the_layers_are_kept_in_the_cache_for_the_next_process(tmp_path, monkeyp
     assert all(np.array_equal(a, b) for a, b in zip(*renders)) and len(renders[0]) == len(renders[1]) > 3
 
 
+class _MemoryStore(dict):
+    """An engine's source store (engines.base.SourceStore) in memory: its entries can be damaged by hand."""
+    get = dict.get
+
+    def put(self, key, data):
+        self[key] = data
+
+
 def test_a_damaged_stored_mask_is_computed_again(monkeypatch):
-    class Store:
-        def __init__(self):
-            self.data = {}
-
-        def get(self, key):
-            return self.data.get(key)
-
-        def put(self, key, data):
-            self.data[key] = data
-
     crop = np.zeros((40, 30, 3), np.uint8)
     monkeypatch.setattr(layers, "person_mask", lambda rgb: np.full(rgb.shape[:2], 0.5, np.float32))
-    store = Store()
+    store = _MemoryStore()
     first = layers._stored_person_mask(crop, "a-crop", store)
-    (key,) = store.data
-    store.data[key] = b"not zlib"
+    (key,) = store
+    store[key] = b"not zlib"
     again = layers._stored_person_mask(crop, "a-crop", store)
     assert np.array_equal(first, again) and first.dtype == np.uint8 and first[0, 0] == 128
-    assert store.data[key] != b"not zlib"
+    assert store[key] != b"not zlib"
 
 
 def test_damaged_or_mismatched_stored_layers_are_made_again(monkeypatch):
     """Stored layers that are not a PNG, or a PNG of another crop's size, are never used: the layers are
     made again, the same as before, and stored over them."""
-    class Store(dict):
-        get = dict.get
-
-        def put(self, key, data):
-            self[key] = data
-
     rng = np.random.default_rng(3)
     crop = rng.integers(0, 256, (120, 100, 3), np.uint8)
     oval = np.float32([[30, 30], [70, 30], [70, 80], [30, 80]])
     person = np.zeros((120, 100), np.uint8)
     person[20:100, 25:75] = 255
     monkeypatch.setattr(layers, "person_mask", lambda rgb: person.astype(np.float32) / 255)
-    store = Store()
+    store = _MemoryStore()
     sitter, plate = layers.sitter_and_plate(crop, oval, store)
     (name,) = [k for k in store if k.startswith("layers-")]
     for bad in (b"not a png", cv2.imencode(".png", np.zeros((60, 50, 4), np.uint8))[1].tobytes()):
@@ -345,18 +337,12 @@ def test_damaged_or_mismatched_stored_layers_are_made_again(monkeypatch):
 def test_layers_stored_by_other_code_are_made_again(tmp_path, monkeypatch):
     """The plate is still being tuned: after an update that does not bump the engine's settings key, the
     layers the code before it stored must not be served (they are keyed by the code's digest)."""
-    class Store(dict):
-        get = dict.get
-
-        def put(self, key, data):
-            self[key] = data
-
     crop = np.random.default_rng(5).integers(0, 256, (80, 60, 3), np.uint8)
     oval = np.float32([[20, 20], [40, 20], [40, 50], [20, 50]])
     person = np.zeros((80, 60), np.float32)
     person[10:70, 15:45] = 1
     monkeypatch.setattr(layers, "person_mask", lambda rgb: person)
-    store = Store()
+    store = _MemoryStore()
     layers.sitter_and_plate(crop, oval, store)
     made = []
     real_plate = layers.background_plate
