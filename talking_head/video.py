@@ -67,11 +67,20 @@ __all__ = [
 _HEADER_TIMEOUT_S = 60.0
 _DECODE_TIMEOUT_S = 600.0
 
+# How framecrc writes a packet's missing timestamp (AV_NOPTS_VALUE).
+_NO_TIME = -(2**63)
+
 # Unprivileged processes may widen a pipe up to /proc/sys/fs/pipe-max-size (1 MiB by default).
 _PIPE_MAX = 1 << 20
 
 # Frame rates people mean when a measured average lands next to them.
 _NTSC_BASES = (24, 30, 48, 60, 120)
+
+# Containers whose streams ffmpeg times from the earliest of the streams it is asked for, not from the
+# file's earliest (its demuxers flagged AVFMT_TS_DISCONT: MPEG-TS and M2TS, MPEG-PS (.mpg, .vob, .mod),
+# Ogg). Read alone, such a file's sound starts at 0 wherever it sits against the picture, so the probe
+# measures the sound's start beside the picture's and the writer places the sound itself.
+_OWN_STREAM_TIMELINES = frozenset({"mpegts", "mpegtsraw", "mpeg", "ogg", "hls"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,9 +150,12 @@ class ClipInfo:
     stored landscape with ``rotation == 90``). ``n_frames`` is exactly the number of frames
     :func:`read_frames` yields. ``fps`` is exact for constant-rate clips and the average rate,
     snapped to a conventional value when close, for variable-rate ones. ``start`` is where the first
-    frame sits on the file's timeline, in seconds from its earliest stream: a clip trimmed without
-    re-encoding starts its video at a keyframe, after its audio, and the sound of frame 0 is the
-    audio ``start`` seconds in. ``frame_times`` (seconds from the first frame, one per frame) is
+    frame sits on the timeline of the clip's sound (as ffmpeg reads the sound alone), in seconds: a clip
+    trimmed without re-encoding starts its video at a keyframe, after its audio, and the sound of frame 0
+    is the audio ``start`` seconds in. For most containers that timeline is the file's, counted from its
+    earliest stream, and a sound that begins after the first frame keeps its delay in its own timestamps;
+    in MPEG-TS, MPEG-PS and Ogg it is the sound's own, from its first sample, and ``start`` is negative
+    when the sound begins after the first frame. ``frame_times`` (seconds from the first frame, one per frame) is
     given only where playing the frames at ``fps`` would put one more than ``SYNC_SLACK`` from its
     moment in the clip (a phone clip that slows down in dim light): the render then keeps each frame's
     own time, and so its sound.
@@ -562,9 +574,12 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         # Stop decoding one second past the limit: an hour-long upload is rejected after
         # decoding about max_duration seconds of it, not the whole hour.
         cmd += ["-t", f"{max_duration + 1.0:.3f}"]
+    # Where the sound starts against the picture, for containers whose sound ffmpeg would time from its
+    # own first sample when it is read alone (the writer's case): copied, so its packets cost nothing.
+    sound_apart = header.has_audio and header.format_name in _OWN_STREAM_TIMELINES
     cmd += [
         "-i", _url(path),
-        "-map", "0:V:0",
+        "-map", "0:V:0", *(["-map", "0:a:0", "-c:a", "copy"] if sound_apart else []),
         # passthrough: one output per decoded frame, no drop/dup to a nominal rate;
         # enc_time_base demux: keep the stream's own time base instead of 1/round(fps), which
         # would quantise away exactly the timestamps we are here to measure.
@@ -584,17 +599,24 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
     err = proc.stderr.decode("utf-8", "replace")
 
     tb: Fraction | None = None
+    sound_tb: Fraction | None = None
     dims: tuple[int, int] | None = None
     pts: list[int] = []
+    sound_pts: int | None = None
     for line in out.splitlines():
         if line.startswith("#tb 0:"):
             tb = Fraction(line.split(":", 1)[1].strip())
+        elif line.startswith("#tb 1:"):
+            sound_tb = Fraction(line.split(":", 1)[1].strip())
         elif line.startswith("#dimensions 0:"):
             w, h = line.split(":", 1)[1].strip().split("x")
             dims = (int(w), int(h))
         elif line.startswith("0,"):
             fields = line.split(",")
             pts.append(int(fields[2]))
+        elif line.startswith("1,") and sound_pts is None:
+            sound_pts = int(line.split(",")[2])
+            sound_pts = None if sound_pts == _NO_TIME else sound_pts
     n = len(pts)
     if n == 0 and ("Decoder (codec" in err or "Unsupported codec" in err or "no decoder found" in err):
         raise _with_log(
@@ -643,11 +665,19 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         rotation=rotation,
         codec=codec,
         variable_frame_rate=vfr,
-        # ffmpeg counts timestamps from the file's earliest stream, so this is the first frame's offset.
-        start=max(0.0, float(pts[0] * tb)),
+        start=_sound_start(float(pts[0] * tb), None if sound_pts is None or sound_tb is None else float(sound_pts * sound_tb)),
         frame_times=_frame_times(pts, tb, fps) if vfr else None,
         container=header.format_name,
     )
+
+
+def _sound_start(first_frame: float, first_sound: float | None) -> float:
+    """:attr:`ClipInfo.start` from the first frame's time and, for a container whose sound is timed on its
+    own (``_OWN_STREAM_TIMELINES``), the sound's first packet's time on the same timeline."""
+    if first_sound is not None:
+        return first_frame - first_sound
+    # Otherwise ffmpeg counts timestamps from the file's earliest stream, so this is the first frame's offset.
+    return max(0.0, first_frame)
 
 
 # --------------------------------------------------------------------------------------------
@@ -776,9 +806,9 @@ class VideoWriter:
     rate is exactly ``fps`` and each :meth:`write` is exactly one output frame. When
     ``audio_from`` has an audio stream it is re-encoded to AAC (AAC is copied when
     ``duration_hint`` is given) and is padded with silence or cut so that it ends with the video.
-    ``audio_start`` is where frame 0 sits on ``audio_from``'s timeline (:attr:`ClipInfo.start`):
+    ``audio_start`` is where frame 0 sits on the timeline of ``audio_from``'s sound (:attr:`ClipInfo.start`):
     the audio before it is left out, so the sound keeps the clip's sync; audio that starts after
-    the clip's first frame keeps its delay. ``frame_times`` (seconds from the first frame, e.g.
+    the clip's first frame keeps its delay (a negative ``audio_start`` delays the sound by as much). ``frame_times`` (seconds from the first frame, e.g.
     :attr:`ClipInfo.frame_times`) shows frame i at its own time instead of at i / ``fps``, for a
     clip whose rate varies: one output frame per write still, and the sound stays on the picture.
     ``coarser`` (x, y, width, height, steps): x264 quantises that region ``steps`` quantiser steps more
@@ -831,7 +861,7 @@ class VideoWriter:
         self._proc: subprocess.Popen[bytes] | None = None
 
         audio: Path | None = None
-        audio_is_aac = False
+        audio_is_aac = sound_apart = False
         if audio_from is not None:
             audio_path = Path(audio_from)
             header = _read_header(audio_path)
@@ -839,10 +869,16 @@ class VideoWriter:
                 audio = audio_path
                 first = next(s for s in header.streams if s.kind == "Audio")
                 audio_is_aac = first.desc.split(None, 1)[0].rstrip(",") == "aac"  # (not aac_latm: MP4 cannot hold it)
+                sound_apart = header.format_name in _OWN_STREAM_TIMELINES
         self.has_audio = audio is not None
+        # Where the sound goes against frame 0: cut at audio_start (ffmpeg seeks on the file's timeline), or,
+        # for a sound timed on its own or one that begins after frame 0, its timestamps shifted by
+        # -audio_start and (re-encoded) whatever falls before 0 trimmed.
+        seek = audio_start > 0.0005 and not sound_apart
+        shift = not seek and abs(audio_start) > 0.0005
         # When the caller knows how long the video will be, AAC audio is copied (cut to that length)
         # instead of re-encoded: re-encoding with apad cost as much as the whole H.264 encode here.
-        copy_audio = audio_is_aac and duration_hint is not None
+        copy_audio = audio_is_aac and duration_hint is not None and not shift
 
         tags = dict(metadata or {})
         for key in tags:
@@ -883,8 +919,10 @@ class VideoWriter:
             "-i", "pipe:0",
         ]  # fmt: skip
         if audio is not None:
-            if audio_start > 0.0005:
+            if seek:
                 cmd += ["-ss", f"{float(audio_start):.6f}"]  # an input option: the audio from frame 0's moment on
+            elif shift:
+                cmd += ["-itsoffset", f"{-float(audio_start):.6f}"]
             if copy_audio:
                 cmd += ["-t", f"{float(duration_hint):.6f}"]
             cmd += ["-i", _url(audio)]
@@ -907,7 +945,8 @@ class VideoWriter:
             # apad makes the audio endless and -shortest ends it with the video: audio longer
             # than the render is cut, shorter is padded with silence. (-shortest alone would cut
             # the *video* when the audio is the shorter stream.)
-            cmd += ["-af", "apad", "-c:a", "aac", "-b:a", "160k", "-shortest"]
+            trim = "atrim=start=0," if shift and audio_start > 0 else ""
+            cmd += ["-af", f"{trim}apad", "-c:a", "aac", "-b:a", "160k", "-shortest"]
         movflags = "+faststart"  # moov first, so browsers start playing before the download ends
         if any(k not in _NATIVE_MP4_TAGS for k in tags):
             movflags += "+use_metadata_tags"

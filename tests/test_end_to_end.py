@@ -149,17 +149,20 @@ def test_side_by_side_with_a_clip_whose_panel_width_rounds_odd(tmp_path):
     assert np.abs(first[:, :panel].astype(int) - expected).mean() < 6
 
 
-def test_a_clip_whose_video_starts_after_its_sound_keeps_its_sync(tmp_path):
-    """`wink` with its video track starting 0.5 s into the file (as a trimmed or edited clip's can): the
-    first frame's sound is the audio half a second in, so the render's audio is the clip's from there."""
+@pytest.mark.parametrize("container", ["mp4", "ts"])
+def test_a_clip_whose_video_starts_after_its_sound_keeps_its_sync(tmp_path, container):
+    """`wink` with its video track starting 0.5 s into the file (as a trimmed or edited clip's can, or a
+    broadcast recording's): the first frame's sound is the audio half a second in, so the render's audio
+    is the clip's from there."""
     from talking_head import animate
     from talking_head.pipeline import AnimateSettings
 
     ffmpeg = video.ffmpeg_exe()
-    src, clip, out = Gallery.default().clip_path("wink"), tmp_path / "late.mp4", tmp_path / "out.mp4"
+    src, clip, out = Gallery.default().clip_path("wink"), tmp_path / f"late.{container}", tmp_path / "out.mp4"
     subprocess.run([ffmpeg, "-v", "error", "-y", "-t", "3", "-i", str(src), "-itsoffset", "0.5", "-t", "3", "-i", str(src),
                     "-map", "1:v", "-map", "0:a", "-c", "copy", str(clip)], check=True)
-    assert video.probe(clip).start == pytest.approx(0.5, abs=0.01)
+    # (TS has no edit list to hide the AAC encoder's 21 ms of priming: its sound starts that much earlier.)
+    assert video.probe(clip).start == pytest.approx(0.5, abs=0.01 if container == "mp4" else 0.03)
     animate("gallery:voltaire", str(clip), out, settings=AnimateSettings(max_side=240))
 
     def pcm(path):

@@ -517,7 +517,10 @@ def test_round_trip_with_audio_in_sync_and_cut(tmp_path, audio_src):
 
 
 def _tone_onset(path: Path) -> float:
-    pcm = ff("-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-").stdout
+    """Seconds from the start of ``path``'s timeline to the tone; a sound that starts late is padded from 0
+    (raw samples alone would hide a delay)."""
+    pcm = ff("-i", str(path), "-map", "0:a:0", "-af", "aresample=async=1:first_pts=0", "-ac", "1", "-ar", "48000",
+             "-f", "s16le", "-").stdout  # fmt: skip
     return float(np.argmax(np.abs(np.frombuffer(pcm, np.int16)) > 3000) / 48000)
 
 
@@ -539,6 +542,32 @@ def test_a_clip_trimmed_without_re_encoding_keeps_its_sound_on_its_frames(tmp_pa
         for f in read_frames(cut, info):
             wr.write(f)
     assert _tone_onset(out) == pytest.approx(2.0 - 1.2, abs=0.03)
+
+
+@pytest.mark.parametrize("late", ["sound", "picture"])
+@pytest.mark.parametrize(
+    ("container", "codecs"),
+    [("ts", ("libx264", "aac")), ("mpg", ("mpeg2video", "mp2")), ("ogg", ("libtheora", "libvorbis")),
+     ("mkv", ("libx264", "aac")), ("mp4", ("libx264", "aac"))],
+)  # fmt: skip
+def test_a_sound_that_starts_apart_from_the_picture_keeps_its_place(tmp_path, container, codecs, late):
+    """The sound or the picture starting half a second after the other, as a broadcast recording, a camcorder
+    or an edit can store it: the tone plays 0.5 s later (or earlier) against frame 0 than in the clip they
+    came from. MPEG-TS, MPEG-PS and Ogg lost it (ffmpeg times a stream read alone from its own start there);
+    MP4 and MKV are the controls."""
+    both, clip = tmp_path / "both.mkv", tmp_path / f"clip.{container}"
+    ff("-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=4", "-f", "lavfi", "-i", "sine=f=1000:d=4:sample_rate=48000",
+       "-af", "volume='if(lt(t,2),0,1)':eval=frame", "-c:v", codecs[0], "-c:a", codecs[1], "-shortest", str(both))  # fmt: skip
+    offset = ["-itsoffset", "0.5"]
+    ff(*(offset if late == "picture" else []), "-i", str(both), *(offset if late == "sound" else []), "-i", str(both),
+       "-map", "0:v", "-map", "1:a", "-c", "copy", str(clip))  # fmt: skip
+    info = probe(clip)
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, info.fps, (64, 48), audio_from=clip, audio_start=info.start,
+                     duration_hint=info.n_frames / info.fps) as wr:  # fmt: skip
+        for f in read_frames(clip, info):
+            wr.write(f)
+    assert _tone_onset(out) == pytest.approx(_tone_onset(both) + (0.5 if late == "sound" else -0.5), abs=0.03)
 
 
 def test_audio_shorter_than_video_is_padded_not_truncating_video(tmp_path):
