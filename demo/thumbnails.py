@@ -15,10 +15,13 @@ from talking_head.gallery import Gallery
 from talking_head.images import load_image
 
 THUMB_SIDE = 480
+# In the name, so a kiosk's older thumbnails are made again when what they show changes
+# (srgb: a portrait's embedded colour profile applied, as in the render).
+_VERSION = "srgb"
 
 
 def _thumb(source: Path, out_dir: Path, first_frame: bool) -> Path:
-    out = out_dir / f"{file_digest(source)[:24]}.jpg"
+    out = out_dir / f"{file_digest(source)[:24]}-{_VERSION}.jpg"
     if out.is_file():
         return out
     if first_frame:

@@ -1,4 +1,4 @@
-"""Load a portrait image safely: size limits before decoding, any mode to RGB, EXIF upright."""
+"""Load a portrait image safely: size limits before decoding, any mode to RGB, EXIF upright, colours in sRGB."""
 from __future__ import annotations
 
 import io
@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -62,7 +62,7 @@ def load_image(source: str | os.PathLike | bytes | np.ndarray, *, max_side: int 
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)  # animated GIF/WebP: the first frame is the portrait
             img.load()
-            img = ImageOps.exif_transpose(img)
+            img = _in_srgb(ImageOps.exif_transpose(img))
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -76,6 +76,36 @@ def load_image(source: str | os.PathLike | bytes | np.ndarray, *, max_side: int 
         raise ImageError("The image file is damaged or incomplete; export it again as a JPEG or PNG and retry.",
                          reason="image_damaged") from e
     return _array_to_rgb(_to_rgb(img), max_side)
+
+
+# The modes an embedded profile is applied to (LittleCMS through Pillow): colour and grey scans, print files.
+_PROFILED_MODES = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB", "L": "RGB"}
+
+
+def _in_srgb(img: Image.Image) -> Image.Image:
+    """The picture's colours as a browser or an image viewer shows them.
+
+    A scan in Adobe RGB or Display P3, a print file in CMYK or a grey scan with a dot-gain curve carries an
+    ICC profile that says what its numbers mean; read as sRGB numbers they look duller, harsher or darker
+    than the painting does anywhere else (La Velata's Display P3 file lost a tenth of its saturation). The
+    profile's own rendering intent converts them to sRGB, the colour space of everything downstream (the
+    H.264 output is tagged BT.709, sRGB's primaries). A picture without a profile is taken as sRGB already,
+    as browsers do; a damaged or unusable profile leaves the numbers as they are."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in _PROFILED_MODES:
+        return img
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if img.mode in ("RGB", "RGBA") and ImageCms.getProfileDescription(profile).strip().lower().startswith("srgb"):
+            return img  # already sRGB (conversion would change nothing but the time)
+        return ImageCms.profileToProfile(img, profile, _srgb(), renderingIntent=ImageCms.getDefaultIntent(profile),
+                                         outputMode=_PROFILED_MODES[img.mode])
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return img
+
+
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
