@@ -351,7 +351,7 @@ def _probe(path: Path, digest: str | None, settings: AnimateSettings, cache: Dis
     """``video.probe``'s answer, remembered per file content: a probe decodes the clip."""
     if digest is None:
         return video.probe(path, max_duration=settings.max_duration)
-    key = cache.key("probe", digest, repr(settings.max_duration), "v4")  # v4: ClipInfo.start on the sound's timeline
+    key = cache.key("probe", digest, repr(settings.max_duration), "v5")  # v5: ClipInfo.transfer
     blob = cache.get("probe", key)
     if blob is not None:
         fields = json.loads(blob)

@@ -158,7 +158,9 @@ class ClipInfo:
     when the sound begins after the first frame. ``frame_times`` (seconds from the first frame, one per frame) is
     given only where playing the frames at ``fps`` would put one more than ``SYNC_SLACK`` from its
     moment in the clip (a phone clip that slows down in dim light): the render then keeps each frame's
-    own time, and so its sound.
+    own time, and so its sound. ``transfer`` is the HDR transfer the picture is coded in (ffmpeg's name:
+    ``"arib-std-b67"`` for HLG, as iPhones record by default; ``"smpte2084"`` for PQ/HDR10), ``""`` for SDR:
+    :func:`read_frames` maps such frames to SDR BT.709.
     """
 
     path: Path
@@ -174,6 +176,7 @@ class ClipInfo:
     start: float = 0.0
     frame_times: tuple[float, ...] | None = None
     container: str = ""  # ffmpeg's name for the file's format ("mov,mp4,m4a,3gp,3g2,mj2", "avi", ...)
+    transfer: str = ""
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ class ClipHeader:
     path: Path
     width: int
     height: int
+    transfer: str = ""  # as ClipInfo.transfer
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,6 +284,7 @@ _ROTATION_RE = re.compile(r"display ?matrix: rotation of (-?\d+(?:\.\d+)?) degre
 # The bracket holds the bitstream's own value; a container that sets another (MKV's display size, MP4's
 # pasp box; `-aspect` writes them) adds it after, ", SAR 4:3 DAR 16:9", and the decoder follows the container.
 _SAR_RE = re.compile(r"(\[|, )SAR (\d+):(\d+) DAR")
+_HDR_TRANSFER_RE = re.compile(r"[(/ ](arib-std-b67|smpte2084)[,)/]")
 
 
 def _check_readable(path: Path) -> None:
@@ -536,6 +541,13 @@ def _display_size(vstream: _Stream, coded: tuple[int, int]) -> tuple[int, int]:
     return (h, w) if _stream_rotation(vstream) in (90, 270) else (w, h)
 
 
+def _hdr_transfer(vstream: _Stream) -> str:
+    """The HDR transfer ffmpeg names in the stream's colour description ("yuv420p10le(tv,
+    bt2020nc/bt2020/arib-std-b67)"), or "" for an SDR picture."""
+    m = _HDR_TRANSFER_RE.search(vstream.desc)
+    return m[1] if m else ""
+
+
 def _header_size(vstream: _Stream) -> tuple[int, int] | None:
     """The upright (width, height) the header states for ``vstream``; None where it states none."""
     m = _SIZE_RE.search(vstream.desc)
@@ -554,7 +566,7 @@ def read_header(path: str | os.PathLike[str]) -> ClipHeader | None:
     path = Path(path)
     _, vstream = _video_header(path)
     size = _header_size(vstream)
-    return None if size is None else ClipHeader(path=path, width=size[0], height=size[1])
+    return None if size is None else ClipHeader(path=path, width=size[0], height=size[1], transfer=_hdr_transfer(vstream))
 
 
 def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) -> ClipInfo:
@@ -668,6 +680,7 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         start=_sound_start(float(pts[0] * tb), None if sound_pts is None or sound_tb is None else float(sound_pts * sound_tb)),
         frame_times=_frame_times(pts, tb, fps) if vfr else None,
         container=header.format_name,
+        transfer=_hdr_transfer(vstream),
     )
 
 
@@ -711,15 +724,21 @@ def read_frames(
         info = probe(path)
     w, h = _fit(info.width, info.height, max_side)
     expected = info.n_frames if isinstance(info, ClipInfo) else 0
-    return _frame_iter(path, w, h, expected=expected)
+    return _frame_iter(path, w, h, expected=expected, transfer=info.transfer)
 
 
-def _frame_iter(path: Path, w: int, h: int, expected: int) -> Iterator[np.ndarray]:
+def _frame_iter(path: Path, w: int, h: int, expected: int, transfer: str = "") -> Iterator[np.ndarray]:
     # An explicit size also pins the output size if the stream changes resolution mid-way,
     # which would otherwise make the raw byte stream unparseable. Area averaging where the size changes
     # (max_side, non-square pixels): ffmpeg's default bicubic cost 80 % more CPU; at the coded size the
     # flag changes nothing (the same bytes).
     vf = f"scale={w}:{h}:flags=area"
+    if transfer:
+        # HDR to SDR after the downscale (zimg works in floats): BT.2408's reference white (HLG 75 %, PQ
+        # 203 cd/m2) becomes SDR white, so faces keep the brightness the phone showed; the highlights above
+        # it (a window, a lamp) are clipped as an SDR camera would; BT.2020 colours outside BT.709 too.
+        # Read as SDR numbers, an iPhone's HLG clip came out dim and grey.
+        vf += f",zscale=tin={transfer}:t=bt709:p=bt709:m=bt709:r=tv:npl=203"
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error",
         # ffmpeg 9 exits non-zero once over 2/3 of frames fail to decode (-max_error_rate);

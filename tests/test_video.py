@@ -350,6 +350,27 @@ def test_truncated_tail(tmp_path):
     assert sum(1 for _ in read_frames(cut, info)) == info.n_frames
 
 
+@pytest.mark.parametrize(("transfer", "codec"), [("arib-std-b67", "libx264"), ("smpte2084", "libx265")])
+def test_an_hdr_clip_reads_as_the_sdr_picture_it_shows(tmp_path, transfer, codec):
+    """An iPhone records HLG (PQ: HDR10 phones and cameras), 10-bit BT.2020. The clip here is an SDR
+    picture put into HDR as a camera does (SDR white at the reference white of BT.2408: HLG 75 %, PQ
+    203 cd/m2); read back, it must be that SDR picture again, not the dim, grey numbers of its signal."""
+    sdr, hdr = tmp_path / "sdr.mp4", tmp_path / "hdr.mp4"
+    ff("-i", str(GALLERY / "clip_talking_02.mp4"), "-frames:v", "10", "-vf", "scale=128:128", "-an", "-c:v", "libx264",
+       "-crf", "0", "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", str(sdr))  # fmt: skip
+    ff("-i", str(sdr), "-vf", "format=gbrpf32le,zscale=tin=bt709:pin=bt709:min=bt709:rin=tv"
+       f":t={transfer}:p=bt2020:m=bt2020nc:r=tv:npl=203,format=yuv420p10le",
+       "-c:v", codec, "-crf", "4", *(["-x265-params", "log-level=error"] if codec == "libx265" else []),
+       "-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc", str(hdr))  # fmt: skip
+    info = probe(hdr)
+    assert info.transfer == transfer and video.read_header(hdr).transfer == transfer and probe(sdr).transfer == ""
+    want = np.stack(list(read_frames(sdr))).astype(np.float64)
+    got = np.stack(list(read_frames(hdr, info))).astype(np.float64)
+    assert got.shape == want.shape
+    assert np.abs(got - want).mean() <= 3.0  # (2.1 here; the signal read as SDR numbers: 17 for HLG, 26 for PQ)
+    assert np.abs(got.mean(axis=(0, 1, 2)) - want.mean(axis=(0, 1, 2))).max() <= 2.0  # no colour cast
+
+
 @pytest.mark.parametrize(("display_rotation", "rotation", "k"), [("-90", 90, -1), ("90", 270, 1), ("180", 180, 2)])
 def test_rotation_metadata(tmp_path, display_rotation, rotation, k):
     w, h = 64, 48
