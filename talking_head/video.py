@@ -78,9 +78,9 @@ _NTSC_BASES = (24, 30, 48, 60, 120)
 
 # Containers whose streams ffmpeg times from the earliest of the streams it is asked for, not from the
 # file's earliest (its demuxers flagged AVFMT_TS_DISCONT: MPEG-TS and M2TS, MPEG-PS (.mpg, .vob, .mod),
-# Ogg). Read alone, such a file's sound starts at 0 wherever it sits against the picture, so the probe
+# Ogg, an FLV an RTMP server recorded). Read alone, such a file's sound starts at 0 wherever it sits against the picture, so the probe
 # measures the sound's start beside the picture's and the writer places the sound itself.
-_OWN_STREAM_TIMELINES = frozenset({"mpegts", "mpegtsraw", "mpeg", "ogg", "hls"})
+_OWN_STREAM_TIMELINES = frozenset({"mpegts", "mpegtsraw", "mpeg", "ogg", "hls", "live_flv"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,8 +268,14 @@ class _Header:
         return next((s for s in self.streams if s.is_real_video), None)
 
     @property
+    def sound(self) -> _Stream | None:
+        """The first audio stream ffmpeg could describe: one it gives no sample rate ("0 channels", a TS
+        track declared but never sent) cannot be decoded, and the clip is taken as silent."""
+        return next((s for s in self.streams if s.kind == "Audio" and " Hz" in s.desc), None)
+
+    @property
     def has_audio(self) -> bool:
-        return any(s.kind == "Audio" for s in self.streams)
+        return self.sound is not None
 
 
 _INPUT_RE = re.compile(r"^Input #0, (.*?), from '", re.M)
@@ -520,7 +526,7 @@ def _video_header(path: Path) -> tuple[_Header, _Stream]:
         raise NotAVideoError(f"{path.name} is a still image, not a video; choose a video clip instead.")
     vstream = header.video
     if vstream is None:
-        if header.has_audio:
+        if any(s.kind == "Audio" for s in header.streams):
             what = "it looks like an audio-only file"
         elif header.streams:
             what = "it holds only subtitles or data"
@@ -588,10 +594,10 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         cmd += ["-t", f"{max_duration + 1.0:.3f}"]
     # Where the sound starts against the picture, for containers whose sound ffmpeg would time from its
     # own first sample when it is read alone (the writer's case): copied, so its packets cost nothing.
-    sound_apart = header.has_audio and header.format_name in _OWN_STREAM_TIMELINES
+    sound = header.sound if header.format_name in _OWN_STREAM_TIMELINES else None
     cmd += [
         "-i", _url(path),
-        "-map", "0:V:0", *(["-map", "0:a:0", "-c:a", "copy"] if sound_apart else []),
+        "-map", "0:V:0", *(["-map", f"0:{sound.index}", "-c:a", "copy"] if sound is not None else []),
         # passthrough: one output per decoded frame, no drop/dup to a nominal rate;
         # enc_time_base demux: keep the stream's own time base instead of 1/round(fps), which
         # would quantise away exactly the timestamps we are here to measure.
@@ -677,18 +683,21 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         rotation=rotation,
         codec=codec,
         variable_frame_rate=vfr,
-        start=_sound_start(float(pts[0] * tb), None if sound_pts is None or sound_tb is None else float(sound_pts * sound_tb)),
+        start=_sound_start(float(pts[0] * tb), sound is not None,
+                           None if sound_pts is None or sound_tb is None else float(sound_pts * sound_tb), duration),
         frame_times=_frame_times(pts, tb, fps) if vfr else None,
         container=header.format_name,
         transfer=_hdr_transfer(vstream),
     )
 
 
-def _sound_start(first_frame: float, first_sound: float | None) -> float:
+def _sound_start(first_frame: float, sound_apart: bool, first_sound: float | None, duration: float) -> float:
     """:attr:`ClipInfo.start` from the first frame's time and, for a container whose sound is timed on its
-    own (``_OWN_STREAM_TIMELINES``), the sound's first packet's time on the same timeline."""
+    own (``sound_apart``, ``_OWN_STREAM_TIMELINES``), the sound's first packet's time on the same timeline."""
     if first_sound is not None:
         return first_frame - first_sound
+    if sound_apart:  # no sound while the picture lasted (the probe stops a second after the length limit)
+        return -(duration + 1.0)
     # Otherwise ffmpeg counts timestamps from the file's earliest stream, so this is the first frame's offset.
     return max(0.0, first_frame)
 
@@ -880,23 +889,22 @@ class VideoWriter:
         self._proc: subprocess.Popen[bytes] | None = None
 
         audio: Path | None = None
-        audio_is_aac = sound_apart = False
+        audio_is_aac = False
         if audio_from is not None:
             audio_path = Path(audio_from)
             header = _read_header(audio_path)
-            if header.has_audio:
+            sound = header.sound
+            # (A sound that only starts once the picture is over would leak a few frames past -shortest.)
+            if sound is not None and not (duration_hint is not None and -audio_start >= duration_hint):
                 audio = audio_path
-                first = next(s for s in header.streams if s.kind == "Audio")
-                audio_is_aac = first.desc.split(None, 1)[0].rstrip(",") == "aac"  # (not aac_latm: MP4 cannot hold it)
-                sound_apart = header.format_name in _OWN_STREAM_TIMELINES
+                audio_is_aac = sound.desc.split(None, 1)[0].rstrip(",") == "aac"  # (not aac_latm: MP4 cannot hold it)
         self.has_audio = audio is not None
-        # Where the sound goes against frame 0: cut at audio_start (ffmpeg seeks on the file's timeline), or,
-        # for a sound timed on its own or one that begins after frame 0, its timestamps shifted by
-        # -audio_start and (re-encoded) whatever falls before 0 trimmed.
-        seek = audio_start > 0.0005 and not sound_apart
-        shift = not seek and abs(audio_start) > 0.0005
-        # When the caller knows how long the video will be, AAC audio is copied (cut to that length)
-        # instead of re-encoded: re-encoding with apad cost as much as the whole H.264 encode here.
+        # The sound is moved onto frame 0 by the filters (cut at audio_start, every time shifted by it), never
+        # by ffmpeg's input options: -ss on an FLV landed 1.5 s late, and in MPEG-TS an -itsoffset over 10 s
+        # was taken for a broken timestamp and undone.
+        shift = abs(audio_start) > 0.0005
+        # When the caller knows how long the video will be, AAC audio that needs no shift is copied (cut to that
+        # length) instead of re-encoded: re-encoding with apad cost as much as the whole H.264 encode here.
         copy_audio = audio_is_aac and duration_hint is not None and not shift
 
         tags = dict(metadata or {})
@@ -938,16 +946,12 @@ class VideoWriter:
             "-i", "pipe:0",
         ]  # fmt: skip
         if audio is not None:
-            if seek:
-                cmd += ["-ss", f"{float(audio_start):.6f}"]  # an input option: the audio from frame 0's moment on
-            elif shift:
-                cmd += ["-itsoffset", f"{-float(audio_start):.6f}"]
             if copy_audio:
                 cmd += ["-t", f"{float(duration_hint):.6f}"]
             cmd += ["-i", _url(audio)]
         cmd += ["-map", "0:v:0"]
         if audio is not None:
-            cmd += ["-map", "1:a:0"]
+            cmd += ["-map", f"1:{sound.index}"]
         if filters:
             cmd += ["-vf", ",".join(filters)]
         cmd += [
@@ -964,8 +968,11 @@ class VideoWriter:
             # apad makes the audio endless and -shortest ends it with the video: audio longer
             # than the render is cut, shorter is padded with silence. (-shortest alone would cut
             # the *video* when the audio is the shorter stream.)
-            trim = "atrim=start=0," if shift and audio_start > 0 else ""
-            cmd += ["-af", f"{trim}apad", "-c:a", "aac", "-b:a", "160k", "-shortest"]
+            place = ""
+            if shift:  # the sound from frame 0's moment on, that moment made 0; a sound that starts later keeps its delay
+                place = (f"atrim=start={float(audio_start):.6f}," if audio_start > 0 else "") + (
+                    f"asetpts=PTS{-float(audio_start):+.6f}/TB,")
+            cmd += ["-af", f"{place}apad", "-c:a", "aac", "-b:a", "160k", "-shortest"]
         movflags = "+faststart"  # moov first, so browsers start playing before the download ends
         if any(k not in _NATIVE_MP4_TAGS for k in tags):
             movflags += "+use_metadata_tags"

@@ -569,13 +569,13 @@ def test_a_clip_trimmed_without_re_encoding_keeps_its_sound_on_its_frames(tmp_pa
 @pytest.mark.parametrize(
     ("container", "codecs"),
     [("ts", ("libx264", "aac")), ("mpg", ("mpeg2video", "mp2")), ("ogg", ("libtheora", "libvorbis")),
-     ("mkv", ("libx264", "aac")), ("mp4", ("libx264", "aac"))],
+     ("flv", ("libx264", "aac")), ("mkv", ("libx264", "aac")), ("mp4", ("libx264", "aac"))],
 )  # fmt: skip
 def test_a_sound_that_starts_apart_from_the_picture_keeps_its_place(tmp_path, container, codecs, late):
     """The sound or the picture starting half a second after the other, as a broadcast recording, a camcorder
     or an edit can store it: the tone plays 0.5 s later (or earlier) against frame 0 than in the clip they
     came from. MPEG-TS, MPEG-PS and Ogg lost it (ffmpeg times a stream read alone from its own start there);
-    MP4 and MKV are the controls."""
+    FLV, MP4 and MKV are the controls."""
     both, clip = tmp_path / "both.mkv", tmp_path / f"clip.{container}"
     ff("-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=4", "-f", "lavfi", "-i", "sine=f=1000:d=4:sample_rate=48000",
        "-af", "volume='if(lt(t,2),0,1)':eval=frame", "-c:v", codecs[0], "-c:a", codecs[1], "-shortest", str(both))  # fmt: skip
@@ -589,6 +589,66 @@ def test_a_sound_that_starts_apart_from_the_picture_keeps_its_place(tmp_path, co
         for f in read_frames(clip, info):
             wr.write(f)
     assert _tone_onset(out) == pytest.approx(_tone_onset(both) + (0.5 if late == "sound" else -0.5), abs=0.03)
+
+
+def _tone_clip(path: Path, seconds: float, tone_at: float, *video: str) -> Path:
+    ff("-f", "lavfi", "-i", f"testsrc2=s=64x48:r=25:d={seconds}", "-f", "lavfi",
+       "-i", f"sine=f=1000:d={seconds}:sample_rate=48000", "-af", f"volume='if(lt(t,{tone_at}),0,1)':eval=frame",
+       "-c:v", "libx264", "-preset", "ultrafast", *video, "-c:a", "aac", "-shortest", str(path))  # fmt: skip
+    return path
+
+
+def _render(clip: Path, out: Path, **probe_kw) -> ClipInfo:
+    info = probe(clip, **probe_kw)
+    with VideoWriter(out, info.fps, (64, 48), audio_from=clip, audio_start=info.start,
+                     duration_hint=info.n_frames / info.fps) as wr:  # fmt: skip
+        for f in read_frames(clip, info):
+            wr.write(f)
+    return info
+
+
+def test_a_broadcast_recording_cut_twelve_seconds_before_a_keyframe_keeps_its_sound(tmp_path):
+    """A recorder's TS with a keyframe every 12 s, cut without re-encoding 0.5 s in: the picture starts at the
+    next keyframe, 11.5 s after the sound. ffmpeg takes a timestamp moved by more than 10 s for a broken one and
+    undid an -itsoffset that large: the render played the clip's sound from its beginning."""
+    full, cut = tmp_path / "full.ts", tmp_path / "cut.ts"
+    _tone_clip(full, 14, 13, "-g", "300", "-keyint_min", "300", "-sc_threshold", "0")
+    ff("-ss", "0.5", "-i", str(full), "-map", "0", "-c", "copy", str(cut))
+    info = _render(cut, tmp_path / "out.mp4")
+    assert info.start == pytest.approx(11.5, abs=0.25)  # (the sound is cut at a whole PES packet)
+    assert _tone_onset(tmp_path / "out.mp4") == pytest.approx(1.0, abs=0.03)  # the tone at 13 s, the picture from 12 s
+
+
+def test_an_flv_keeps_the_sound_of_its_first_frame(tmp_path):
+    """An FLV as ffmpeg writes one: the picture 21 ms after the sound's first (priming) samples, the tone 0.5 s
+    after the first frame. (The review's FLVs, cut with ffmpeg's -ss, lost their first 1.5 s of sound; this
+    one did not: a control for the filter that now cuts the sound.)"""
+    clip = _tone_clip(tmp_path / "clip.flv", 4, 0.5)
+    info = _render(clip, tmp_path / "out.mp4")
+    assert info.start == pytest.approx(0.021, abs=0.005)
+    assert _tone_onset(tmp_path / "out.mp4") == pytest.approx(0.5, abs=0.03)  # (both moved 21 ms, for AAC's priming)
+
+
+def test_an_audio_track_that_never_carries_sound_leaves_the_render_silent(tmp_path):
+    """A TS whose programme lists an audio track that never sends a packet ("0 channels"): the probe said
+    no frame could be decoded, and the writer failed after the whole render."""
+    base, clip = _tone_clip(tmp_path / "base.ts", 2, 1), tmp_path / "empty_pid.ts"
+    ff("-i", str(base), "-map", "0", "-c", "copy", "-bsf:a", "noise=drop=1", str(clip))
+    assert "0 channels" in ffmpeg_info(clip)
+    info = _render(clip, tmp_path / "out.mp4")
+    assert info.n_frames == 50 and not info.has_audio
+    assert "Audio" not in ffmpeg_info(tmp_path / "out.mp4")
+
+
+def test_a_sound_that_starts_after_the_picture_ends_is_not_moved_onto_it(tmp_path):
+    """A TS whose sound starts 8 s after a 4-s picture, probed under a 5-s limit (the probe reads up to 6 s):
+    no sound packet was read, and the sound was taken to start with frame 0."""
+    long, clip = _tone_clip(tmp_path / "long.mkv", 12, 0), tmp_path / "late.ts"
+    ff("-t", "4", "-i", str(long), "-itsoffset", "8", "-i", str(long), "-map", "0:v", "-map", "1:a", "-c", "copy",
+       str(clip))  # fmt: skip
+    info = _render(clip, tmp_path / "out.mp4", max_duration=5)
+    assert info.start <= -4.0
+    assert "Audio" not in ffmpeg_info(tmp_path / "out.mp4")  # the picture is over before the sound begins
 
 
 def test_audio_shorter_than_video_is_padded_not_truncating_video(tmp_path):
