@@ -17,7 +17,7 @@ from talking_head.images import load_image
 THUMB_SIDE = 480
 # In the name, so a kiosk's older thumbnails are made again when what they show changes
 # (srgb: a portrait's embedded colour profile applied, an HDR clip's poster mapped to SDR, as in the render).
-_VERSION = "srgb"
+_VERSION = "srgb2"
 
 
 def _thumb(source: Path, out_dir: Path, first_frame: bool) -> Path:

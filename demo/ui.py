@@ -153,8 +153,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                                        "portrait_gallery")
                     if config.uploads_enabled:
                         with tr(gr.Tab(t(lang0, "tab_upload"), id="p-upload"), "tab_upload") as p_tab_upload:
+                            # image_mode=None: the visitor's own file reaches load_image (Gradio's default "RGB" re-saved
+                            # a CMYK or grey upload without its colour profile, so the web render's colours differed).
                             p_upload = tr(gr.Image(type="filepath", sources=["upload"], label=t(lang0, "portrait_upload"),
-                                                   elem_id="lp-portrait-upload", height=360), "portrait_upload")
+                                                   elem_id="lp-portrait-upload", height=360, image_mode=None),
+                                          "portrait_upload")
                             p_note = gr.HTML("", elem_id="lp-portrait-note", padding=False)
                             # Shown when the picture has several faces: which one comes to life (-1: the largest).
                             face_pick = gr.Radio([(t(lang0, "face_largest"), -1)], value=-1, elem_id="lp-face-pick",

@@ -135,3 +135,25 @@ def test_a_damaged_profile_leaves_the_picture_as_it_is(p3_profile):
     broken = p3_profile[:60] + bytes(len(p3_profile) - 60)
     got = _centres(load_image(_saved(_patches(P3_COLOURS), "PNG", icc_profile=broken)), len(P3_COLOURS))
     assert np.array_equal(got, np.array(P3_COLOURS, np.float64))
+
+
+def test_a_colour_marked_see_through_stays_see_through(p3_profile):
+    """A PNG whose transparency is one colour marked see-through (tRNS, as PNG optimisers write binary alpha)
+    lost it in the conversion: the key colour showed instead of the wall grey."""
+    rgb = np.zeros((64, 128, 3), np.uint8)
+    rgb[:, :64] = (200, 100, 50)
+    rgb[:, 64:] = (0, 255, 0)
+    got = load_image(_saved(Image.fromarray(rgb), "PNG", icc_profile=p3_profile, transparency=(0, 255, 0)))
+    assert np.abs(got[32, 32] - _p3_in_srgb((200, 100, 50))).max() <= 2.0
+    assert tuple(got[32, 96]) == (200, 200, 196)
+
+
+def test_grey_with_alpha_and_a_palette_picture_are_converted_too(p3_profile):
+    la = np.zeros((64, 128, 2), np.uint8)
+    la[:, :, 0], la[:, :64, 1] = 128, 255
+    got = load_image(_saved(Image.merge("LA", [Image.fromarray(la[..., 0]),
+                     Image.fromarray(la[..., 1])]), "PNG", icc_profile=grey_profile(1.0)))  # fmt: skip
+    assert np.abs(got[32, 32].astype(int) - 188).max() <= 2 and tuple(got[32, 96]) == (200, 200, 196)
+    palette = _patches(P3_COLOURS).quantize(len(P3_COLOURS))
+    got = _centres(load_image(_saved(palette, "PNG", icc_profile=p3_profile)), len(P3_COLOURS))
+    assert np.abs(got - np.array([_p3_in_srgb(c) for c in P3_COLOURS])).max() <= 2.0
