@@ -78,8 +78,8 @@ _NTSC_BASES = (24, 30, 48, 60, 120)
 
 # Containers whose streams ffmpeg times from the earliest of the streams it is asked for, not from the
 # file's earliest (its demuxers flagged AVFMT_TS_DISCONT: MPEG-TS and M2TS, MPEG-PS (.mpg, .vob, .mod),
-# Ogg, an FLV an RTMP server recorded). Read alone, such a file's sound starts at 0 wherever it sits against the picture, so the probe
-# measures the sound's start beside the picture's and the writer places the sound itself.
+# Ogg, an FLV an RTMP server recorded). Read alone, such a file's sound starts at 0 wherever it sits
+# against the picture, so the probe measures the sound's start beside the picture's.
 _OWN_STREAM_TIMELINES = frozenset({"mpegts", "mpegtsraw", "mpeg", "ogg", "hls", "live_flv"})
 
 
