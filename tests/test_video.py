@@ -545,23 +545,36 @@ def _tone_onset(path: Path) -> float:
     return float(np.argmax(np.abs(np.frombuffer(pcm, np.int16)) > 3000) / 48000)
 
 
+def _tone_clip(path: Path, seconds: float, tone_at: float, *video: str, codecs=("libx264", "aac")) -> Path:
+    """A 64x48, 25-fps clip whose sound is silent until ``tone_at`` seconds, then a 1 kHz tone."""
+    speed = ["-preset", "ultrafast"] if codecs[0] == "libx264" else []
+    ff("-f", "lavfi", "-i", f"testsrc2=s=64x48:r=25:d={seconds}", "-f", "lavfi",
+       "-i", f"sine=f=1000:d={seconds}:sample_rate=48000", "-af", f"volume='if(lt(t,{tone_at}),0,1)':eval=frame",
+       "-c:v", codecs[0], *speed, *video, "-c:a", codecs[1], "-shortest", str(path))  # fmt: skip
+    return path
+
+
+def _render(clip: Path, out: Path, *, copy: bool = True, **probe_kw) -> ClipInfo:
+    """``clip``'s frames written to ``out`` with its sound, as a render does (``copy``: the length given, so
+    AAC that needs no moving is copied)."""
+    info = probe(clip, **probe_kw)
+    with VideoWriter(out, info.fps, (64, 48), audio_from=clip, audio_start=info.start,
+                     duration_hint=info.n_frames / info.fps if copy else None) as wr:  # fmt: skip
+        for f in read_frames(clip, info):
+            wr.write(f)
+    return info
+
+
 @pytest.mark.parametrize("copy", [True, False])
 def test_a_clip_trimmed_without_re_encoding_keeps_its_sound_on_its_frames(tmp_path, copy):
     """A clip cut with ``-ss -c copy`` starts its audio at the cut and its video at the next keyframe,
     0.3 s later; the sound of the first frame is the audio 0.3 s in. The tone starts 0.8 s after the
     first frame in the clip, and must do so in the render too (copied or re-encoded audio)."""
-    src, cut = tmp_path / "src.mp4", tmp_path / "cut.mp4"
-    ff("-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=4", "-f", "lavfi", "-i", "sine=f=1000:d=4:sample_rate=48000",
-       "-af", "volume='if(lt(t,2),0,1)':eval=frame", "-c:v", "libx264", "-preset", "ultrafast", "-g", "10",
-       "-c:a", "aac", "-shortest", str(src))  # fmt: skip
+    src, cut, out = tmp_path / "src.mp4", tmp_path / "cut.mp4", tmp_path / "out.mp4"
+    _tone_clip(src, 4, 2, "-g", "10")
     ff("-i", str(src), "-ss", "0.9", "-c", "copy", str(cut))  # keyframes every 0.4 s: the video from 1.2 s on
-    info = probe(cut)
+    info = _render(cut, out, copy=copy)
     assert info.start == pytest.approx(0.3, abs=0.03)  # (the audio is cut at an AAC packet: 21 ms)
-    out = tmp_path / "out.mp4"
-    with VideoWriter(out, info.fps, (64, 48), audio_from=cut, audio_start=info.start,
-                     duration_hint=info.n_frames / info.fps if copy else None) as wr:
-        for f in read_frames(cut, info):
-            wr.write(f)
     assert _tone_onset(out) == pytest.approx(2.0 - 1.2, abs=0.03)
 
 
@@ -576,35 +589,13 @@ def test_a_sound_that_starts_apart_from_the_picture_keeps_its_place(tmp_path, co
     or an edit can store it: the tone plays 0.5 s later (or earlier) against frame 0 than in the clip they
     came from. MPEG-TS, MPEG-PS and Ogg lost it (ffmpeg times a stream read alone from its own start there);
     FLV, MP4 and MKV are the controls."""
-    both, clip = tmp_path / "both.mkv", tmp_path / f"clip.{container}"
-    ff("-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=4", "-f", "lavfi", "-i", "sine=f=1000:d=4:sample_rate=48000",
-       "-af", "volume='if(lt(t,2),0,1)':eval=frame", "-c:v", codecs[0], "-c:a", codecs[1], "-shortest", str(both))  # fmt: skip
+    both, clip, out = tmp_path / "both.mkv", tmp_path / f"clip.{container}", tmp_path / "out.mp4"
+    _tone_clip(both, 4, 2, codecs=codecs)
     offset = ["-itsoffset", "0.5"]
     ff(*(offset if late == "picture" else []), "-i", str(both), *(offset if late == "sound" else []), "-i", str(both),
        "-map", "0:v", "-map", "1:a", "-c", "copy", str(clip))  # fmt: skip
-    info = probe(clip)
-    out = tmp_path / "out.mp4"
-    with VideoWriter(out, info.fps, (64, 48), audio_from=clip, audio_start=info.start,
-                     duration_hint=info.n_frames / info.fps) as wr:  # fmt: skip
-        for f in read_frames(clip, info):
-            wr.write(f)
+    _render(clip, out)
     assert _tone_onset(out) == pytest.approx(_tone_onset(both) + (0.5 if late == "sound" else -0.5), abs=0.03)
-
-
-def _tone_clip(path: Path, seconds: float, tone_at: float, *video: str) -> Path:
-    ff("-f", "lavfi", "-i", f"testsrc2=s=64x48:r=25:d={seconds}", "-f", "lavfi",
-       "-i", f"sine=f=1000:d={seconds}:sample_rate=48000", "-af", f"volume='if(lt(t,{tone_at}),0,1)':eval=frame",
-       "-c:v", "libx264", "-preset", "ultrafast", *video, "-c:a", "aac", "-shortest", str(path))  # fmt: skip
-    return path
-
-
-def _render(clip: Path, out: Path, **probe_kw) -> ClipInfo:
-    info = probe(clip, **probe_kw)
-    with VideoWriter(out, info.fps, (64, 48), audio_from=clip, audio_start=info.start,
-                     duration_hint=info.n_frames / info.fps) as wr:  # fmt: skip
-        for f in read_frames(clip, info):
-            wr.write(f)
-    return info
 
 
 def test_a_broadcast_recording_cut_twelve_seconds_before_a_keyframe_keeps_its_sound(tmp_path):
