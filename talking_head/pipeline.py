@@ -826,7 +826,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
         writer_cm = _NoWriter() if out is None else video.VideoWriter(
             out, info.fps, (comp.out_w + sbs_w, comp.out_h), audio_from=clip_path if info.has_audio else None,
             audio_start=info.start, frame_times=info.frame_times,
-            preset=ENCODER_PRESET, crf=ENCODER_CRF, x264_params=encoder_params(), duration_hint=_duration(info, n), pix_fmt="yuv420p",
+            preset=ENCODER_PRESET, crf=ENCODER_CRF, x264_params=encoder_params(), duration=_duration(info, n), pix_fmt="yuv420p",
             # (whole macroblocks only: one that reaches into the painting would coarsen its edge)
             coarser=(0, 0, sbs_w - sbs_w % 16, comp.out_h, SIDE_PANEL_COARSER) if sbs_w >= 16 else None,
             metadata={"comment": "AI-generated animation of a portrait (Living Portraits)", "description": f"engine={eng.name}"})

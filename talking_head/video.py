@@ -470,30 +470,35 @@ def timeline_expression(times: list[float] | tuple[float, ...]) -> str:
 
 
 def _fps_from_timestamps(pts: list[int], tb: Fraction, fallback: Fraction | None) -> tuple[Fraction, bool]:
-    """(fps, variable_frame_rate) from decoded frame timestamps in time base ``tb``."""
+    """(fps, variable_frame_rate) from decoded frame timestamps in time base ``tb``; ``fallback`` is the
+    rate the header states."""
     ts = sorted(pts)
     diffs = [b - a for a, b in zip(ts, ts[1:])]
+    header = fallback and (_snap_fps(fallback, 1e-3) or fallback)
     if not diffs or ts[-1] <= ts[0]:
-        fps = fallback or Fraction(25)
-        return (_snap_fps(fps, 1e-3) or fps), False
+        return header or Fraction(25), False
+    span_ticks = ts[-1] - ts[0]
+    avg = (len(ts) - 1) / (span_ticks * tb)
+    # Timestamps are rounded to whole ticks, so a short clip in a coarse time base cannot pin the rate
+    # down to better than about one tick over the whole span: Matroska's 1-ms ticks read 13 frames of
+    # 29.97 fps as 30 fps, 3 of 59.94 as 61. Within that, the header's rate is the one it was made at.
+    rel_tol = max(1e-4, 1.5 / span_ticks)
+    header_fits = header is not None and abs(header - avg) <= avg * rel_tol
     med = statistics.median(diffs)
     # One tick of slack: a 29.97 clip in a 1/1000 time base legitimately alternates 33 and 34.
     tol = max(1.0, 1e-3 * med)
     vfr = any(abs(d - med) > tol for d in diffs)
     if min(diffs) == max(diffs):
         exact = 1 / (diffs[0] * tb)  # e.g. 3003 ticks of 1/90000 -> exactly 30000/1001
-        return (_snap_fps(exact, 1e-9) or exact), False
+        return (header if header_fits else _snap_fps(exact, 1e-9) or exact), False
     regular = sum(abs(d - med) <= tol for d in diffs) / len(diffs)
     nominal = 1 / (Fraction(med).limit_denominator(1 << 20) * tb)
-    if fallback and regular >= 0.9 and abs(nominal - fallback) <= 1e-3 * fallback:
+    if header and regular >= 0.9 and abs(nominal - header) <= 1e-3 * header:
         # A constant-rate clip with a few frames dropped (e.g. cut by stream copy): its rate is the
         # one it was shot at, and playing the kept frames at that rate matches its audio best.
-        return (_snap_fps(fallback, 1e-3) or fallback), vfr
-    span_ticks = ts[-1] - ts[0]
-    avg = (len(ts) - 1) / (span_ticks * tb)
-    # Timestamps are rounded to whole ticks, so a short clip in a coarse time base cannot pin
-    # the rate down to better than about one tick over the whole span.
-    rel_tol = max(1e-4, 1.5 / span_ticks)
+        return header, vfr
+    if header_fits:
+        return header, vfr
     return (_snap_fps(avg, rel_tol) or _simplest_fraction(avg, 1e-4)), vfr
 
 
@@ -832,8 +837,9 @@ class VideoWriter:
     pipe and saves ffmpeg a full-frame colour conversion. ``x264_params`` are passed on as
     ``-x264-params`` (e.g. ``"cabac=0"``). The output
     rate is exactly ``fps`` and each :meth:`write` is exactly one output frame. When
-    ``audio_from`` has an audio stream it is re-encoded to AAC (AAC is copied when
-    ``duration_hint`` is given) and is padded with silence or cut so that it ends with the video.
+    ``audio_from`` has an audio stream its sound is padded with silence or cut to ``duration``, the
+    seconds the frames will last (needed with ``audio_from``): AAC that needs no moving is copied, any
+    other sound re-encoded to AAC.
     ``audio_start`` is where frame 0 sits on the timeline of ``audio_from``'s sound (:attr:`ClipInfo.start`):
     the audio before it is left out, so the sound keeps the clip's sync; audio that starts after
     the clip's first frame keeps its delay (a negative ``audio_start`` delays the sound by as much). ``frame_times`` (seconds from the first frame, e.g.
@@ -858,7 +864,7 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "veryfast",
         metadata: dict[str, str] | None = None,
-        duration_hint: float | None = None,
+        duration: float | None = None,
         pix_fmt: str = "rgb24",
         x264_params: str | None = None,
         audio_start: float = 0.0,
@@ -891,11 +897,13 @@ class VideoWriter:
         audio: Path | None = None
         audio_is_aac = False
         if audio_from is not None:
+            if duration is None or not duration > 0:
+                raise ValueError(f"audio_from needs the duration the frames will last, got {duration!r}")
             audio_path = Path(audio_from)
             header = _read_header(audio_path)
             sound = header.sound
-            # (A sound that only starts once the picture is over would leak a few frames past -shortest.)
-            if sound is not None and not (duration_hint is not None and -audio_start >= duration_hint):
+            # (A sound that only starts once the picture is over has nothing to play in it.)
+            if sound is not None and -audio_start < duration:
                 audio = audio_path
                 audio_is_aac = sound.desc.split(None, 1)[0].rstrip(",") == "aac"  # (not aac_latm: MP4 cannot hold it)
         self.has_audio = audio is not None
@@ -903,9 +911,9 @@ class VideoWriter:
         # by ffmpeg's input options: -ss on an FLV landed 1.5 s late, and in MPEG-TS an -itsoffset over 10 s
         # was taken for a broken timestamp and undone.
         shift = abs(audio_start) > 0.0005
-        # When the caller knows how long the video will be, AAC audio that needs no shift is copied (cut to that
-        # length) instead of re-encoded: re-encoding with apad cost as much as the whole H.264 encode here.
-        copy_audio = audio_is_aac and duration_hint is not None and not shift
+        # AAC that needs no shift is copied (cut to the length) instead of re-encoded: re-encoding cost as much as
+        # the whole H.264 encode here.
+        copy_audio = audio_is_aac and not shift
 
         tags = dict(metadata or {})
         for key in tags:
@@ -947,7 +955,7 @@ class VideoWriter:
         ]  # fmt: skip
         if audio is not None:
             if copy_audio:
-                cmd += ["-t", f"{float(duration_hint):.6f}"]
+                cmd += ["-t", f"{float(duration):.6f}"]
             cmd += ["-i", _url(audio)]
         cmd += ["-map", "0:v:0"]
         if audio is not None:
@@ -965,14 +973,17 @@ class VideoWriter:
         if audio is not None and copy_audio:
             cmd += ["-c:a", "copy"]
         elif audio is not None:
-            # apad makes the audio endless and -shortest ends it with the video: audio longer
-            # than the render is cut, shorter is padded with silence. (-shortest alone would cut
-            # the *video* when the audio is the shorter stream.)
             place = ""
             if shift:  # the sound from frame 0's moment on, that moment made 0; a sound that starts later keeps its delay
                 place = (f"atrim=start={float(audio_start):.6f}," if audio_start > 0 else "") + (
                     f"asetpts=PTS{-float(audio_start):+.6f}/TB,")
-            cmd += ["-af", f"{place}apad", "-c:a", "aac", "-b:a", "160k", "-shortest"]
+            # Padded with silence to the picture's length and cut there, never an endless apad ended by -shortest:
+            # ffmpeg made silence as fast as it could while it waited for the next frame and held it all for
+            # -shortest (1.3 GB in a second's wait, 0.58 GB over an upload's render), until its queue overflowed
+            # and it stopped with "No space left on device". (-shortest would also cut the video where the sound
+            # ended a few ms early.)
+            end = f"{float(duration):.6f}"
+            cmd += ["-af", f"{place}apad=whole_dur={end},atrim=end={end}", "-c:a", "aac", "-b:a", "160k"]
         movflags = "+faststart"  # moov first, so browsers start playing before the download ends
         if any(k not in _NATIVE_MP4_TAGS for k in tags):
             movflags += "+use_metadata_tags"
