@@ -22,12 +22,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from talking_head import animate  # noqa: E402
-from talking_head.video import ffmpeg_exe  # noqa: E402
+from talking_head import animate
+from talking_head.video import ffmpeg_exe
 
 CONTAINERS = {
     "mp4": ["-c:v", "libx264", "-c:a", "aac"],
@@ -44,7 +45,7 @@ class EncoderWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> EncoderWatch:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
