@@ -108,7 +108,7 @@ def _in_srgb(img: Image.Image, max_side: int | None) -> Image.Image:
         transform = ImageCms.buildTransform(profile, _srgb(), base.mode, out_mode, ImageCms.getDefaultIntent(profile))
         if base.mode in ("RGB", "RGBA") and _leaves_unchanged(transform):
             return img  # an sRGB profile, whatever it is called: converting would change nothing but the time
-        size = _fitted(base.width, base.height, max_side)
+        size = fit_within(base.width, base.height, max_side)
         out = ImageCms.applyTransform(base.resize(size, Image.LANCZOS) if size != base.size else base, transform)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return img
@@ -163,18 +163,20 @@ def _array_to_rgb(a: np.ndarray, max_side: int | None) -> np.ndarray:
     elif a.dtype != np.uint8:
         a = np.clip(a, 0, 255).astype(np.uint8)
     a = np.ascontiguousarray(a[..., :3])
-    size = _fitted(a.shape[1], a.shape[0], max_side)
+    size = fit_within(a.shape[1], a.shape[0], max_side)
     if size != (a.shape[1], a.shape[0]):
         a = np.asarray(Image.fromarray(a).resize(size, Image.LANCZOS))
     return a
 
 
-def _fitted(w: int, h: int, max_side: int | None) -> tuple[int, int]:
-    """(width, height) with the long side at most ``max_side``, the aspect kept."""
-    if not max_side or max(w, h) <= max_side:
+def fit_within(w: int, h: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) with the long side at most ``max_side`` (None: no limit), the aspect kept."""
+    if max_side is None or max(w, h) <= max_side:
         return w, h
+    if max_side < 1:
+        raise ValueError(f"max_side must be positive, got {max_side}")
     s = max_side / max(w, h)
-    return max(1, round(w * s)), max(1, round(h * s))
+    return max(1, min(max_side, round(w * s))), max(1, min(max_side, round(h * s)))
 
 
 # A bomb check must not depend on the global limit of whoever imported PIL first.

@@ -42,6 +42,7 @@ from typing import IO
 import numpy as np
 
 from talking_head.errors import ClipError
+from talking_head.images import fit_within
 
 __all__ = [
     "ClipInfo",
@@ -712,15 +713,6 @@ def _sound_start(first_frame: float, sound_apart: bool, first_sound: float | Non
 # --------------------------------------------------------------------------------------------
 
 
-def _fit(w: int, h: int, max_side: int | None) -> tuple[int, int]:
-    if max_side is None or max(w, h) <= max_side:
-        return w, h
-    if max_side < 1:
-        raise ValueError(f"max_side must be positive, got {max_side}")
-    s = max_side / max(w, h)
-    return max(1, min(max_side, round(w * s))), max(1, min(max_side, round(h * s)))
-
-
 def read_frames(
     path: str | os.PathLike[str], info: ClipInfo | ClipHeader | None = None, *, max_side: int | None = None
 ) -> Iterator[np.ndarray]:
@@ -736,7 +728,7 @@ def read_frames(
     path = Path(path)
     if info is None:
         info = probe(path)
-    w, h = _fit(info.width, info.height, max_side)
+    w, h = fit_within(info.width, info.height, max_side)
     expected = info.n_frames if isinstance(info, ClipInfo) else 0
     return _frame_iter(path, w, h, expected=expected, transfer=info.transfer)
 
