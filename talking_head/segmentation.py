@@ -12,6 +12,8 @@ import threading
 import cv2
 import numpy as np
 
+from .images import fit_within
+
 # The model takes 256x256 (the general model); larger inputs are scaled down, the mask scaled up.
 _MODEL_SIDE = 256
 
@@ -106,7 +108,7 @@ def background_plate(image: np.ndarray, region: np.ndarray) -> np.ndarray:
         return image.copy()
     side = max(h, w)
     if side > _MAX_SIDE:
-        size = (max(1, round(w * _MAX_SIDE / side)), max(1, round(h * _MAX_SIDE / side)))
+        size = fit_within(w, h, _MAX_SIDE)
         # A small pixel is region where any of the pixels it stands for is, so each hidden pixel's fill
         # comes from background alone.
         small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
