@@ -5,12 +5,14 @@ tens of kB each, stored in the shared cache keyed by the source file's digest.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from PIL import Image
 
 from talking_head import video
 from talking_head.cache import default_dir, file_digest
+from talking_head.files import replace_file
 from talking_head.gallery import Gallery
 from talking_head.images import load_image
 
@@ -21,7 +23,8 @@ _VERSION = "srgb2"
 
 
 def _thumb(source: Path, out_dir: Path, first_frame: bool) -> Path:
-    out = out_dir / f"{file_digest(source)[:24]}-{_VERSION}.jpg"
+    digest = file_digest(source)[:24]
+    out = out_dir / f"{digest}-{_VERSION}.jpg"
     if out.is_file():
         return out
     if first_frame:
@@ -33,9 +36,12 @@ def _thumb(source: Path, out_dir: Path, first_frame: bool) -> Path:
     else:
         rgb = load_image(source, max_side=THUMB_SIDE)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    Image.fromarray(rgb).save(tmp, "JPEG", quality=88)
-    tmp.replace(out)
+    jpeg = io.BytesIO()
+    Image.fromarray(rgb).save(jpeg, "JPEG", quality=88)
+    replace_file(out, jpeg.getvalue())
+    for older in out_dir.glob(f"{digest}-*.jpg"):  # made under an older _VERSION: never shown again
+        if older != out:
+            older.unlink(missing_ok=True)
     return out
 
 
