@@ -470,14 +470,23 @@ def timeline_expression(times: list[float] | tuple[float, ...]) -> str:
     return tree(0, len(pieces))
 
 
+_MS = Fraction(1, 1000)
+
+
 def _fps_from_timestamps(pts: list[int], tb: Fraction, fallback: Fraction | None) -> tuple[Fraction, bool]:
     """(fps, variable_frame_rate) from decoded frame timestamps in time base ``tb``; ``fallback`` is the
     rate the header states."""
     ts = sorted(pts)
+    if len(ts) < 2 or ts[-1] <= ts[0]:
+        fps = fallback or Fraction(25)
+        return (_snap_fps(fps, 1e-3) or fps), False
+    if tb < _MS and all(((t - ts[0]) * tb / _MS).denominator == 1 for t in ts):
+        # Whole milliseconds in a finer time base: a Matroska or FLV recording remuxed into MP4, MOV or TS by
+        # stream copy (as OBS's "remux" does). Their rounding is a millisecond's, not a tick's.
+        ts, tb = [int((t - ts[0]) * tb / _MS) for t in ts], _MS
     diffs = [b - a for a, b in zip(ts, ts[1:])]
-    header = fallback and (_snap_fps(fallback, 1e-3) or fallback)
-    if not diffs or ts[-1] <= ts[0]:
-        return header or Fraction(25), False
+    # The header's rate (as ffmpeg prints it, to two decimals) where it is a conventional one.
+    header = _snap_fps(fallback, 1e-3) if fallback else None
     span_ticks = ts[-1] - ts[0]
     avg = (len(ts) - 1) / (span_ticks * tb)
     # Timestamps are rounded to whole ticks, so a short clip in a coarse time base cannot pin the rate
@@ -494,10 +503,10 @@ def _fps_from_timestamps(pts: list[int], tb: Fraction, fallback: Fraction | None
         return (header if header_fits else _snap_fps(exact, 1e-9) or exact), False
     regular = sum(abs(d - med) <= tol for d in diffs) / len(diffs)
     nominal = 1 / (Fraction(med).limit_denominator(1 << 20) * tb)
-    if header and regular >= 0.9 and abs(nominal - header) <= 1e-3 * header:
+    if fallback and regular >= 0.9 and abs(nominal - fallback) <= 1e-3 * fallback:
         # A constant-rate clip with a few frames dropped (e.g. cut by stream copy): its rate is the
         # one it was shot at, and playing the kept frames at that rate matches its audio best.
-        return header, vfr
+        return header or fallback, vfr
     if header_fits:
         return header, vfr
     return (_snap_fps(avg, rel_tol) or _simplest_fraction(avg, 1e-4)), vfr

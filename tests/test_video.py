@@ -142,6 +142,17 @@ def test_a_short_matroska_clip_keeps_the_rate_it_was_made_at(tmp_path, rate, n):
     assert (info.fps, info.n_frames, info.variable_frame_rate) == (Fraction(rate), n, False)
 
 
+@pytest.mark.parametrize("container", ["mp4", "mov", "ts"])
+def test_a_matroska_recording_remuxed_keeps_its_rate(tmp_path, container):
+    """A Matroska recording remuxed by stream copy (OBS's "remux to MP4") keeps its whole-millisecond
+    timestamps in a finer time base: read tick by tick, 90 frames of 29.97 fps were a varying 839/28."""
+    mkv = make_clip(tmp_path / "rec.mkv", "30000/1001", 90)
+    remuxed = tmp_path / f"rec.{container}"
+    ff("-i", str(mkv), "-c", "copy", str(remuxed))
+    info = probe(remuxed)
+    assert (info.fps, info.n_frames, info.variable_frame_rate) == (Fraction(30000, 1001), 90, False)
+
+
 def test_non_square_pixels_are_decoded_at_the_shape_a_player_shows(tmp_path):
     """An anamorphic clip: 128x96 pictures stored 96 pixels wide with a 4:3 sample aspect ratio. Its size
     is the 128x96 a player shows, and its frames come out at that shape (faces are tracked undistorted)."""
