@@ -838,9 +838,10 @@ class VideoWriter:
     pipe and saves ffmpeg a full-frame colour conversion. ``x264_params`` are passed on as
     ``-x264-params`` (e.g. ``"cabac=0"``). The output
     rate is exactly ``fps`` and each :meth:`write` is exactly one output frame. When
-    ``audio_from`` has an audio stream its sound is padded with silence or cut to ``duration``, the
-    seconds the frames will last (needed with ``audio_from``): AAC that needs no moving is copied, any
-    other sound re-encoded to AAC.
+    ``audio_from`` has an audio stream its sound is cut to ``duration``, the seconds the frames will last
+    (needed with ``audio_from``). AAC that needs no moving is copied as it is (a shorter one stays
+    shorter: players then show the last frames in silence); any other sound is re-encoded to AAC (mixed
+    down to 7.1 at most) and padded with silence to ``duration``.
     ``audio_start`` is where frame 0 sits on the timeline of ``audio_from``'s sound (:attr:`ClipInfo.start`):
     the audio before it is left out, so the sound keeps the clip's sync; audio that starts after
     the clip's first frame keeps its delay (a negative ``audio_start`` delays the sound by as much). ``frame_times`` (seconds from the first frame, e.g.
@@ -984,7 +985,11 @@ class VideoWriter:
             # and it stopped with "No space left on device". (-shortest would also cut the video where the sound
             # ended a few ms early.)
             end = f"{float(duration):.6f}"
-            cmd += ["-af", f"{place}apad=whole_dur={end},atrim=end={end}", "-c:a", "aac", "-b:a", "160k"]
+            # Layouts AAC takes: its encoder refuses more than 8 channels (5.1.4, 22.2) and some of 8 (5.1.2),
+            # which failed the render; those are mixed down to the nearest of these.
+            layouts = "mono|stereo|3.0|4.0|5.0|5.1|6.1|7.1"
+            cmd += ["-af", f"{place}apad=whole_dur={end},atrim=end={end},aformat=channel_layouts={layouts}",
+                    "-c:a", "aac", "-b:a", "160k"]  # fmt: skip
         movflags = "+faststart"  # moov first, so browsers start playing before the download ends
         if any(k not in _NATIVE_MP4_TAGS for k in tags):
             movflags += "+use_metadata_tags"

@@ -693,6 +693,19 @@ def test_a_writer_kept_waiting_for_its_frames_holds_no_endless_silence(tmp_path)
     assert audio_span(out) == pytest.approx(2.0, abs=0.03)
 
 
+@pytest.mark.parametrize(("layout", "channels"), [("5.1.2", 8), ("5.1.4", 6), ("16c", 8)])
+def test_a_sound_with_more_channels_than_aac_takes_is_mixed_down(tmp_path, layout, channels):
+    """A cinema camera's or a game capture's 10- or 16-channel sound (or 8 channels AAC has no layout for)
+    failed the render with "try the render again", which never helps."""
+    clip, out = tmp_path / "many.mkv", tmp_path / "out.mp4"
+    ff("-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=2", "-f", "lavfi", "-i", "sine=f=1000:d=2:sample_rate=48000",
+       "-af", f"volume='if(lt(t,1),0,4)':eval=frame,aformat=channel_layouts={layout}", "-c:v", "libx264",
+       "-preset", "ultrafast", "-c:a", "pcm_s16le", str(clip))  # fmt: skip
+    _render(clip, out)
+    assert re.search(rf"Audio: aac .*, {'5.1' if channels == 6 else '7.1'}, ", ffmpeg_info(out))
+    assert _tone_onset(out) == pytest.approx(1.0, abs=0.03)
+
+
 def test_a_writer_with_a_sound_needs_the_length_of_its_picture(tmp_path, audio_src):
     with pytest.raises(ValueError, match="needs the duration"):
         VideoWriter(tmp_path / "out.mp4", 25, (64, 48), audio_from=audio_src)
