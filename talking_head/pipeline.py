@@ -351,7 +351,7 @@ def _probe(path: Path, digest: str | None, settings: AnimateSettings, cache: Dis
     """``video.probe``'s answer, remembered per file content: a probe decodes the clip."""
     if digest is None:
         return video.probe(path, max_duration=settings.max_duration)
-    key = cache.key("probe", digest, repr(settings.max_duration), "v6")  # v6: a short Matroska clip's rate from its header
+    key = cache.key("probe", digest, repr(settings.max_duration), "v6")  # v6: the rates of short Matroska clips and of remuxed ones
     blob = cache.get("probe", key)
     if blob is not None:
         fields = json.loads(blob)
