@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 # Before gradio or huggingface_hub are imported: no telemetry, and no Hub lookups at start-up.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -69,7 +70,11 @@ def main(argv=None):
     config = AppConfig(kiosk=a.kiosk, uploads=None if a.uploads is None else a.uploads == "on",
                        idle_timeout_s=a.idle_timeout, language=a.language, engine=a.engine,
                        concurrency=a.concurrency, queue_size=a.queue_size, max_clip_s=a.max_clip_seconds)
-    demo = build(config, files=files)
+    from talking_head.errors import TalkingHeadError
+    try:
+        demo = build(config, files=files)
+    except TalkingHeadError as e:  # (the gallery cannot be read, say): one line that says what to do
+        sys.exit(f"error: {e}")
     from talking_head.segmentation import warm_up
     warm_up()  # meshwarp's person segmenter, started while the server comes up
     files.start_sweeper(every_s=float(os.environ.get("LP_SWEEP_EVERY_S", "300")))

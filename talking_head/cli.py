@@ -75,30 +75,33 @@ def _add_gallery(sub) -> None:
     ap = gs.add_parser("add-portrait", help="copy an image in, find its face, write its manifest entry")
     ap.add_argument("path")
     ap.add_argument("--id", required=True, help="short id: lower-case letters, digits, underscores")
-    ap.add_argument("--title", required=True)
+    ap.add_argument("--title", required=True, type=_said)
     ap.add_argument("--short-title", default="", help="a few words for the app's gallery grid (default: the title)")
-    ap.add_argument("--artist", required=True)
-    ap.add_argument("--year", required=True)
-    ap.add_argument("--label", required=True, help="2-4 sentence museum label")
+    ap.add_argument("--artist", required=True, type=_said)
+    ap.add_argument("--year", required=True, type=_said)
+    ap.add_argument("--label", required=True, type=_said, help="2-4 sentence museum label")
     ap.add_argument("--label-fr", default="", help="the label in French")
     for field in ("title", "short-title", "artist", "year"):
         ap.add_argument(f"--{field}-fr", default="", help=f"the {field.replace('-', ' ')} in French (default: as given)")
-    ap.add_argument("--provenance", required=True, help="where the file comes from")
-    ap.add_argument("--licence", required=True, help="why the work may be shown (e.g. public domain because ...)")
+    ap.add_argument("--provenance", required=True, type=_said, help="where the file comes from")
+    ap.add_argument("--licence", required=True, type=_said, help="why the work may be shown (e.g. public domain because ...)")
     ap.add_argument("--source", default="", help="holding museum or collection")
     ap.add_argument("--face", type=int, default=None, help="which face, counted from the left from 0")
     ap.add_argument("--replace", action="store_true", help="replace the work already under this id")
     ac = gs.add_parser("add-clip", help="copy a driving clip in, extract its motion, write its manifest entry")
     ac.add_argument("path")
     ac.add_argument("--id", required=True)
-    ac.add_argument("--title", required=True)
+    ac.add_argument("--title", required=True, type=_said)
     ac.add_argument("--title-fr", default="")
-    ac.add_argument("--shows", required=True, help="what motion the clip shows")
-    ac.add_argument("--provenance", required=True)
-    ac.add_argument("--licence", required=True)
-    ac.add_argument("--consent", required=True, help="how the performer's consent was recorded")
+    ac.add_argument("--shows", required=True, type=_said, help="what motion the clip shows")
+    ac.add_argument("--provenance", required=True, type=_said)
+    ac.add_argument("--licence", required=True, type=_said)
+    ac.add_argument("--consent", required=True, type=_said, help="how the performer's consent was recorded")
     ac.add_argument("--max-duration", type=float, default=30.0)
     ac.add_argument("--replace", action="store_true", help="replace the clip already under this id")
+    for kind in ("portrait", "clip"):
+        rm = gs.add_parser(f"remove-{kind}", help=f"take a {kind} out of the gallery: its manifest entry and its files")
+        rm.add_argument("id")
     rt = gs.add_parser("retrack", help="extract the clips' motion again (after the tracking has changed)")
     rt.add_argument("ids", nargs="*", help="clip ids (default: every clip)")
 
@@ -124,7 +127,13 @@ def _run_gallery(a) -> int:
         info.update({f"{k}_fr": getattr(a, f"{k}_fr") for k in ("title", "short_title", "artist", "year")
                      if getattr(a, f"{k}_fr")})
         e = g.add_portrait(Path(a.path), a.id, info, face_index=a.face, replace=a.replace)
-        print(f"Added portrait {a.id!r} ({e['size'][0]}x{e['size'][1]}, face at {e['face']['box']})")
+        print(f"Added portrait {a.id!r} ({e['size'][0]}x{e['size'][1]}, face at {e['face']['box']}); restart the app "
+              "to show it.")
+        return 0
+    if a.gallery_cmd in ("remove-portrait", "remove-clip"):
+        kind = a.gallery_cmd.removeprefix("remove-")
+        e = g.remove(f"{kind}s", a.id)
+        print(f"Removed {kind} {a.id!r} ({e.get('title', 'untitled')}); restart the app to show the change.")
         return 0
     if a.gallery_cmd == "retrack":
         for cid in a.ids or sorted(g.manifest().get("clips", {})):
@@ -134,7 +143,8 @@ def _run_gallery(a) -> int:
     info = {k: getattr(a, k) for k in ("title", "shows", "provenance", "licence", "consent")}
     info["title_fr"] = a.title_fr
     e = g.add_clip(Path(a.path), a.id, info, max_duration=a.max_duration, replace=a.replace)
-    print(f"Added clip {a.id!r} ({e['duration']} s at {e['fps']} fps, face in {e['faces_found']} frames)")
+    print(f"Added clip {a.id!r} ({e['duration']} s at {e['fps']} fps, face in {e['faces_found']} frames); restart the "
+          "app to show it.")
     return 0
 
 
@@ -229,6 +239,13 @@ def _run_engines(a) -> int:
     for name, why in available_backends().items():
         print(f"  {name:14s} {'ready' if why is None else 'not ready: ' + why}")
     return 0
+
+
+def _said(text: str) -> str:
+    """A manifest field the visitor reads or the museum answers for (a title, a licence, a consent record)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text.strip()
 
 
 def _positive_int(text: str) -> int:

@@ -5,12 +5,14 @@ so the gallery needs no detector at run time.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +55,34 @@ class Gallery:
         stamp = (str(self.manifest_path), st.st_mtime_ns, st.st_size)
         cached = _MANIFESTS.get(stamp)
         if cached is None:
-            cached = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            cached = self._read()
             _MANIFESTS.clear()
             _MANIFESTS[stamp] = cached
         return cached
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"portraits": {}, "clips": {}}
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            where = f" (line {e.lineno}, column {e.colno}: {e.msg})" if isinstance(e, json.JSONDecodeError) else ""
+            raise GalleryError(f"The gallery's list of works, {self.manifest_path}, cannot be read{where}; undo the "
+                               "last change made to it by hand, or put back the copy that came with the release.",
+                               reason="manifest_unreadable") from None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer of the gallery at a time, across processes: two curators adding at once each read the
+        manifest, added their work and wrote it back, and only the last one's work stayed listed."""
+        if not self.root.is_dir():
+            self.root.mkdir(parents=True)
+        fd = os.open(self.root, os.O_RDONLY)  # the folder itself is the lock: nothing left in it, even read-only
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # (releases the lock)
 
     def _write(self, manifest: dict) -> None:
         text = json.dumps(manifest, indent=1, ensure_ascii=False) + "\n"
@@ -77,10 +103,19 @@ class Gallery:
         return {"id": item_id, **entries[item_id]}
 
     def portrait_path(self, item_id: str) -> Path:
-        return self.root / "portraits" / self.portrait(item_id)["file"]
+        return self._file("portraits", item_id, self.portrait(item_id))
 
     def clip_path(self, item_id: str) -> Path:
-        return self.root / "clips" / self.clip(item_id)["file"]
+        return self._file("clips", item_id, self.clip(item_id))
+
+    def _file(self, kind: str, item_id: str, entry: dict) -> Path:
+        path = self.root / kind / entry["file"]
+        if not path.is_file():
+            noun = "portrait" if kind == "portraits" else "clip"
+            raise GalleryError(f"The gallery lists the {noun} {item_id!r}, but its file {path} is not there; put the "
+                               f"file back, or take {item_id!r} out of the gallery (README, \"Removing a work\").",
+                               reason="file_missing", id=item_id)
+        return path
 
     def motion_path(self, item_id: str) -> Path:
         return self.root / "motion" / f"{check_id(item_id)}.npz"
@@ -105,7 +140,7 @@ class Gallery:
         entry = {**info, "file": name, "size": [int(img.shape[1]), int(img.shape[0])],
                  "face": {"layout": face.layout, "box": [round(v, 1) for v in face.box],
                           "points": np.round(face.points.astype(np.float64), 2).tolist()}}
-        return self._record("portraits", item_id, entry, [(self.root / "portraits" / name, _copy_from(src))])
+        return self._record("portraits", item_id, entry, [(self.root / "portraits" / name, _copy_from(src))], replace)
 
     def add_clip(self, src: Path, item_id: str, info: dict, *, backend: str = "auto", max_duration: float | None = None,
                  replace: bool = False) -> dict:
@@ -120,7 +155,7 @@ class Gallery:
         name = f"{item_id}{Path(src).suffix.lower()}"
         entry = {**info, "file": name, **_clip_fields(clip, track), "motion": f"motion/{item_id}.npz"}
         return self._record("clips", item_id, entry, [(self.root / "clips" / name, _copy_from(src)),
-                                                      (self.motion_path(item_id), track.save)])
+                                                      (self.motion_path(item_id), track.save)], replace)
 
     def retrack_clip(self, item_id: str, *, backend: str = "auto") -> dict:
         """Extract a shipped clip's motion again (after the tracking or the decoding has changed) and record
@@ -131,57 +166,102 @@ class Gallery:
         clip = probe(path)
         track = extract_motion(path, clip, backend=backend)
         entry = {**self.manifest()["clips"][item_id], **_clip_fields(clip, track)}
-        return self._record("clips", item_id, entry, [(self.motion_path(item_id), track.save)])
+        return self._record("clips", item_id, entry, [(self.motion_path(item_id), track.save)], True)
 
-    def _may_add(self, kind: str, item_id: str, replace: bool) -> None:
+    def remove(self, kind: str, item_id: str) -> dict:
+        """Take a work (``kind``: "portraits" or "clips") out of the gallery: its manifest entry first, then its
+        files, so the gallery never lists a file that is gone. Returns the entry removed."""
+        check_id(item_id)
+        noun = "portrait" if kind == "portraits" else "clip"
+        with self._locked():
+            m = copy.deepcopy(self._read())
+            entry = m.get(kind, {}).pop(item_id, None)
+            if entry is None:
+                raise GalleryError(f"There is no gallery {noun} {item_id!r}; choose one of: "
+                                   f"{', '.join(sorted(m.get(kind, {})))}.", reason="no_such_work", id=item_id)
+            try:
+                self._write(m)
+            except OSError as e:
+                raise GalleryError(f"Could not write to the gallery in {self.root} ({e.strerror or e}), so {item_id!r} "
+                                   "is still in it. Check that the folder is writable, and run the command "
+                                   "again.") from None
+        files = [self.root / kind / entry["file"]] if entry.get("file") else []
+        if kind == "clips":
+            files.append(self.motion_path(item_id))
+        for p in files:
+            _quietly(p.unlink, missing_ok=True)
+        return entry
+
+    def _may_add(self, kind: str, item_id: str, replace: bool, manifest: dict | None = None) -> None:
         """Refuses an id the gallery has already, unless the work is to be replaced (a curator's slip would
         have put another picture under a work's title without a word)."""
-        old = self.manifest().get(kind, {}).get(item_id)
+        old = (manifest or self.manifest()).get(kind, {}).get(item_id)
         if old is not None and not replace:
             noun = "portrait" if kind == "portraits" else "clip"
             raise GalleryError(f"The gallery already has a {noun} {item_id!r} ({old.get('title', 'untitled')}); "
                                "choose another --id, or add --replace to replace it.", reason="id_taken", id=item_id)
 
-    def _record(self, kind: str, item_id: str, entry: dict, files: list[tuple[Path, Callable[[Path], None]]]) -> dict:
+    def _record(self, kind: str, item_id: str, entry: dict, files: list[tuple[Path, Callable[[Path], None]]],
+                replace: bool) -> dict:
         """Write a work's files (each through its writer) and then its manifest entry.
 
-        Each file and the manifest are replaced whole. If a write fails (a full disk, a read-only
-        folder), the files this call created are removed again, the files it replaced are put back and
-        the manifest is left as it was, so the gallery holds what it lists; the error says what to do.
+        Each file and the manifest are replaced whole, by one process at a time. If anything stops it (a full
+        disk, a read-only folder, Ctrl-C), the files this call created are removed again, the files it
+        replaced are put back and the manifest is left as it was, so the gallery holds what it lists.
         """
         created: list[Path] = []
         kept: list[tuple[Path, Path]] = []  # (file replaced, its previous content kept beside it)
         try:
-            for dest, write in files:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                if dest.exists():
-                    previous = dest.with_name(f".{dest.name}.previous")
-                    previous.unlink(missing_ok=True)
-                    try:
-                        os.link(dest, previous)  # the old content stays under the second name when dest is replaced
-                    except OSError:
-                        shutil.copy2(dest, previous)  # (a file system without hard links)
-                    kept.append((dest, previous))
-                else:
-                    created.append(dest)
-                write(dest)
-            m = copy.deepcopy(self.manifest())  # the cached copy stays untouched until the write lands
-            replaced = m.setdefault(kind, {}).get(item_id)
-            m[kind][item_id] = entry
-            self._write(m)
-        except OSError as e:
-            for p in created:
-                p.unlink(missing_ok=True)
-            for dest, previous in kept:
-                os.replace(previous, dest)
-            raise GalleryError(f"Could not write to the gallery in {self.root} ({e.strerror or e}), so {item_id!r} was "
-                               "not added or updated. Free some disk space, or check that the folder is writable, "
-                               "and run the command again.") from None
+            with self._locked():
+                m = copy.deepcopy(self._read())  # as it is on disk now, not as this process last saw it
+                if not replace:
+                    self._may_add(kind, item_id, False, m)  # (another curator may have taken the id meanwhile)
+                for dest, write in files:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    if dest.exists():
+                        previous = dest.with_name(f".{dest.name}.previous")
+                        previous.unlink(missing_ok=True)
+                        try:
+                            os.link(dest, previous)  # the old content stays under the second name when dest is replaced
+                        except OSError:
+                            shutil.copy2(dest, previous)  # (a file system without hard links)
+                        kept.append((dest, previous))
+                    else:
+                        created.append(dest)
+                    write(dest)
+                replaced = m.setdefault(kind, {}).get(item_id)
+                m[kind][item_id] = entry
+                self._write(m)
+        except BaseException as e:
+            _undo(created, kept)
+            if isinstance(e, OSError):
+                raise GalleryError(f"Could not write to the gallery in {self.root} ({e.strerror or e}), so {item_id!r} "
+                                   "was not added or updated. Free some disk space, or check that the folder is "
+                                   "writable, and run the command again.") from None
+            raise
         for _, previous in kept:
-            previous.unlink(missing_ok=True)
+            _quietly(previous.unlink, missing_ok=True)
         if replaced and replaced.get("file") and replaced["file"] != entry.get("file"):
-            (self.root / kind / replaced["file"]).unlink(missing_ok=True)  # the work replaced, in another format
+            # the work replaced, in another format
+            _quietly((self.root / kind / replaced["file"]).unlink, missing_ok=True)
         return entry
+
+
+def _undo(created: list[Path], kept: list[tuple[Path, Path]]) -> None:
+    """Remove what a failed :meth:`Gallery._record` created and put back what it replaced, as far as the
+    folder lets it (a read-only one lets nothing be written, so nothing was)."""
+    for p in created:
+        _quietly(p.unlink, missing_ok=True)
+    for dest, previous in kept:
+        if previous.exists():
+            _quietly(os.replace, previous, dest)
+
+
+def _quietly(action: Callable, *args, **kwargs) -> None:
+    try:
+        action(*args, **kwargs)
+    except OSError:
+        pass
 
 
 def _clip_fields(clip, track) -> dict:

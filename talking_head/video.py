@@ -628,6 +628,9 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
             f"Decoding {path.name} took longer than {_DECODE_TIMEOUT_S:.0f} s; "
             "use a shorter or smaller clip and try again."
         ) from e
+    if proc.returncode < 0 or proc.returncode == 255:  # a signal stopped it (255: ffmpeg's exit on SIGINT/SIGTERM,
+        # as when Ctrl-C reaches the process group): the frames it counted are a part of the clip's
+        raise ClipDecodeError(f"Reading {path.name} was stopped before its end; run the command again.")
     out = proc.stdout.decode("ascii", "replace")
     err = proc.stderr.decode("utf-8", "replace")
 

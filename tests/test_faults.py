@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -373,6 +374,121 @@ def test_a_failed_manifest_write_puts_back_the_work_it_was_replacing(tmp_path, m
                     "licence": "-"}, replace=True)  # when it succeeds, only the new work is left
     assert sorted(p.name for p in (root / "portraits").iterdir()) == ["mona_lisa.jpg"]
     assert Gallery(root).portrait("mona_lisa")["title"] == "Newton"
+
+
+NEWTON_INFO = {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-", "licence": "-"}
+
+
+def test_a_replace_stopped_by_ctrl_c_puts_back_the_work_it_was_replacing(tmp_path, monkeypatch, shared_dir):
+    """Ctrl-C as the manifest was being written, replacing the Mona Lisa by Newton: the CLI said "nothing
+    was written", but her file held Newton's picture under her landmarks (an open mouth in his shirt)."""
+    root = tmp_path / "gallery"
+    _small_gallery(root)
+    before, g = _listing(root), Gallery(root)
+
+    def interrupted(manifest):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(g, "_write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        g.add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "mona_lisa", NEWTON_INFO,
+                       replace=True)
+    assert _listing(root) == before
+
+
+def test_a_gallery_whose_files_cannot_be_written_says_so(tmp_path, monkeypatch, shared_dir):
+    """A gallery on a read-only disk: the undo's own unlink failed too, and the curator read "an internal
+    error ... this is a bug"."""
+    root = tmp_path / "gallery"
+    _small_gallery(root)
+    before = _listing(root)
+    real_unlink = Path.unlink
+
+    def read_only(*_a, **_k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("talking_head.gallery.copy_file", read_only)
+    monkeypatch.setattr(Path, "unlink", lambda p, *a, **k: read_only() if root in p.parents else real_unlink(p, *a, **k))
+    with pytest.raises(GalleryError, match="Read-only file system.*check that the folder is writable"):
+        Gallery(root).add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "newton_copy",
+                                   NEWTON_INFO)
+    monkeypatch.undo()
+    assert _listing(root) == before
+
+
+def test_two_curators_adding_at_once_both_find_their_work_listed(tmp_path, monkeypatch, shared_dir):
+    """Two `gallery add-portrait` at the same time each read the manifest, added their work and wrote it
+    back: both said "Added", and only the last one was listed (its picture file stayed, listed nowhere)."""
+    root = tmp_path / "gallery"
+    _small_gallery(root)
+    real_write = Gallery._write
+
+    def slow_write(self, manifest):  # each takes a while between reading the manifest and writing it back
+        time.sleep(1.5)
+        real_write(self, manifest)
+
+    monkeypatch.setattr(Gallery, "_write", slow_write)
+    src = shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg"
+    errors: list[BaseException] = []
+
+    def add(item_id):
+        try:
+            Gallery(root).add_portrait(src, item_id, NEWTON_INFO)
+        except Exception as e:  # noqa: BLE001 (each thread's error is reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=add, args=(f"newton_{i}",)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    listed = json.loads((root / "manifest.json").read_text())["portraits"]
+    assert set(listed) == {"mona_lisa", "newton_0", "newton_1"}
+    assert sorted(p.name for p in (root / "portraits").iterdir()) == ["mona_lisa.jpg", "newton_0.jpg", "newton_1.jpg"]
+
+
+def test_a_manifest_broken_by_hand_is_named_with_its_line(tmp_path):
+    """One comma too many in manifest.json (a hand edit to remove a clip): every command said "an internal
+    error ... this is a bug"."""
+    root = tmp_path / "gallery"
+    _small_gallery(root)
+    text = (root / "manifest.json").read_text()
+    (root / "manifest.json").write_text(text[:-1] + ",}")
+    r = subprocess.run([sys.executable, "-m", "talking_head", "gallery", "list"], cwd=REPO, capture_output=True,
+                       text=True, timeout=120, check=False, env={**os.environ, "LIVING_PORTRAITS_GALLERY": str(root)})
+    lines = _our_stderr(r.stderr)
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and "manifest.json" in lines[0] and "line 1" in lines[0] and "bug" not in lines[0], r.stderr
+
+
+def _gallery_cli(root: Path, *args: str) -> tuple[int, str, list[str]]:
+    r = subprocess.run([sys.executable, "-m", "talking_head", "gallery", *args], cwd=REPO, capture_output=True,
+                       text=True, timeout=120, check=False, env={**os.environ, "LIVING_PORTRAITS_GALLERY": str(root)})
+    return r.returncode, r.stdout, _our_stderr(r.stderr)
+
+
+def test_a_curator_removes_a_work_and_is_told_of_one_whose_file_went(tmp_path):
+    """Taking a work out meant editing a 34,000-line manifest by hand; a file deleted without its entry
+    stopped the app with a FileNotFoundError traceback."""
+    root = tmp_path / "gallery"
+    _small_gallery(root)
+    rc, out, err = _gallery_cli(root, "remove-clip", SHORT_CLIP)
+    assert rc == 0 and f"Removed clip '{SHORT_CLIP}'" in out, err
+    assert Gallery(root).manifest()["clips"] == {}
+    assert list((root / "clips").iterdir()) == [] and list((root / "motion").iterdir()) == []
+    rc, _, err = _gallery_cli(root, "remove-clip", SHORT_CLIP)
+    assert rc == 2 and len(err) == 1 and f"no gallery clip '{SHORT_CLIP}'" in err[0], err
+    # An empty title, licence or consent record is refused before anything is read.
+    rc, _, err = _gallery_cli(root, "add-clip", str(Gallery.default().clip_path(SHORT_CLIP)), "--id", "x",
+                              "--title", "x", "--shows", "x", "--provenance", "x", "--licence", "x", "--consent", " ")
+    assert rc == 2 and "--consent: must not be empty" in err[-1], err
+
+    (root / "portraits" / "mona_lisa.jpg").unlink()  # by hand, the entry left
+    with pytest.raises(GalleryError, match=r"lists the portrait 'mona_lisa', but its file .* is not there"):
+        Gallery(root).portrait_path("mona_lisa")
+    rc, out, err = _gallery_cli(root, "remove-portrait", "mona_lisa")
+    assert rc == 0 and Gallery(root).manifest()["portraits"] == {}, err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import itertools
 import re
+import signal
 import subprocess
 import time
 from fractions import Fraction
@@ -151,6 +152,25 @@ def test_a_matroska_recording_remuxed_keeps_its_rate(tmp_path, container):
     ff("-i", str(mkv), "-c", "copy", str(remuxed))
     info = probe(remuxed)
     assert (info.fps, info.n_frames, info.variable_frame_rate) == (Fraction(30000, 1001), 90, False)
+
+
+def test_a_probe_whose_ffmpeg_was_stopped_says_so(tmp_path, monkeypatch):
+    """Ctrl-C reaching ffmpeg but not Python (a command a script started in the background): the probe
+    counted the frames read so far, and `gallery add-clip` recorded a 45-s clip as 36 s."""
+    clip = make_clip(tmp_path / "c.mp4", "25", 50)
+    real_run = subprocess.run
+
+    def stopped(cmd, **kw):
+        if "framecrc" not in cmd:
+            return real_run(cmd, **kw)
+        with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate()
+        return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+    monkeypatch.setattr(video.subprocess, "run", stopped)
+    with pytest.raises(ClipError, match="stopped before its end; run the command again"):
+        probe(clip)
 
 
 def test_non_square_pixels_are_decoded_at_the_shape_a_player_shows(tmp_path):
