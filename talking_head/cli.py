@@ -126,8 +126,9 @@ def _run_gallery(a) -> int:
         # The app shows these in French where they are given, the English ones elsewhere.
         info.update({f"{k}_fr": getattr(a, f"{k}_fr") for k in ("title", "short_title", "artist", "year")
                      if getattr(a, f"{k}_fr")})
+        done = "Replaced" if a.id in g.manifest().get("portraits", {}) else "Added"
         e = g.add_portrait(Path(a.path), a.id, info, face_index=a.face, replace=a.replace)
-        print(f"Added portrait {a.id!r} ({e['size'][0]}x{e['size'][1]}, face at {e['face']['box']}); restart the app "
+        print(f"{done} portrait {a.id!r} ({e['size'][0]}x{e['size'][1]}, face at {e['face']['box']}); restart the app "
               "to show it.")
         return 0
     if a.gallery_cmd in ("remove-portrait", "remove-clip"):
@@ -142,8 +143,9 @@ def _run_gallery(a) -> int:
         return 0
     info = {k: getattr(a, k) for k in ("title", "shows", "provenance", "licence", "consent")}
     info["title_fr"] = a.title_fr
+    done = "Replaced" if a.id in g.manifest().get("clips", {}) else "Added"
     e = g.add_clip(Path(a.path), a.id, info, max_duration=a.max_duration, replace=a.replace)
-    print(f"Added clip {a.id!r} ({e['duration']} s at {e['fps']} fps, face in {e['faces_found']} frames); restart the "
+    print(f"{done} clip {a.id!r} ({e['duration']} s at {e['fps']} fps, face in {e['faces_found']} frames); restart the "
           "app to show it.")
     return 0
 

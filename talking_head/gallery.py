@@ -24,6 +24,9 @@ from .files import copy_file, replace_file
 GALLERY_DIR = Path(os.environ.get("LIVING_PORTRAITS_GALLERY", Path(__file__).resolve().parent.parent / "gallery"))
 _MANIFESTS: dict[tuple, dict] = {}
 _ID = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
+# Manifest fields that come from a work's file (a replaced work's are found again from its new one).
+_FROM_FILE = frozenset({"file", "original_file", "size", "face", "motion", "duration", "fps", "n_frames", "has_audio",
+                        "faces_found"})
 
 
 def check_id(item_id: str) -> str:
@@ -137,7 +140,8 @@ class Gallery:
         img = load_image(src)
         face = detect_face(img, backend=backend, face_index=face_index)
         name = f"{item_id}{Path(src).suffix.lower()}"
-        entry = {**info, "file": name, "size": [int(img.shape[1]), int(img.shape[0])],
+        entry = {**self._kept("portraits", item_id, info, replace), "file": name,
+                 "size": [int(img.shape[1]), int(img.shape[0])],
                  "face": {"layout": face.layout, "box": [round(v, 1) for v in face.box],
                           "points": np.round(face.points.astype(np.float64), 2).tolist()}}
         return self._record("portraits", item_id, entry, [(self.root / "portraits" / name, _copy_from(src))], replace)
@@ -153,7 +157,8 @@ class Gallery:
         clip = probe(src, max_duration=max_duration)
         track = extract_motion(Path(src), clip, backend=backend)
         name = f"{item_id}{Path(src).suffix.lower()}"
-        entry = {**info, "file": name, **_clip_fields(clip, track), "motion": f"motion/{item_id}.npz"}
+        entry = {**self._kept("clips", item_id, info, replace), "file": name, **_clip_fields(clip, track),
+                 "motion": f"motion/{item_id}.npz"}
         return self._record("clips", item_id, entry, [(self.root / "clips" / name, _copy_from(src)),
                                                       (self.motion_path(item_id), track.save)], replace)
 
@@ -191,6 +196,13 @@ class Gallery:
         for p in files:
             _quietly(p.unlink, missing_ok=True)
         return entry
+
+    def _kept(self, kind: str, item_id: str, info: dict, replace: bool) -> dict:
+        """``info`` over what a replaced work's entry says that its new file does not change (its French
+        title, its holding museum...): `--replace` with a better scan wiped every field not given again."""
+        old = self.manifest().get(kind, {}).get(item_id) if replace else None
+        kept = {k: v for k, v in (old or {}).items() if k not in _FROM_FILE}
+        return {**kept, **{k: v for k, v in info.items() if v != "" or k not in kept}}
 
     def _may_add(self, kind: str, item_id: str, replace: bool, manifest: dict | None = None) -> None:
         """Refuses an id the gallery has already, unless the work is to be replaced (a curator's slip would

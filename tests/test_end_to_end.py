@@ -231,10 +231,11 @@ def test_a_museum_adds_its_own_painting_and_clip_and_renders_them(tmp_path, shar
     assert r.returncode == 2 and len(lines) == 1 and "--replace" in lines[0], r.stderr
     assert (root / "manifest.json").read_bytes() == before
     r = run_cli(*again, "--replace", env=env)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and "Replaced portrait 'newton_copy'" in r.stdout, r.stderr
     assert sorted(p.name for p in (root / "portraits").iterdir()) == ["newton_copy.png"]
     entry = Gallery(root).portrait("newton_copy")
     assert entry["file"] == "newton_copy.png" and entry["title"] == "Newton"
+    assert entry["title_fr"] == "Portrait de sir Isaac Newton"  # not given again: kept (a replace wiped it)
 
     # A picture with no face: one clear line, nothing copied, the manifest as it was.
     ramp = np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))
