@@ -93,12 +93,12 @@ def launch_app(tmp_path_factory):
 
     started = []
 
-    def start(config: AppConfig | None = None, store=None):
+    def start(config: AppConfig | None = None, store=None, gallery=None):
         config = config or AppConfig()
         root = tmp_path_factory.mktemp("app")
         config.results_dir = config.results_dir or root / "results"
         files = VisitorFiles(root / "visitors", ttl_s=config.visitor_ttl_s)
-        demo = build(config, files=files, store=store)
+        demo = build(config, files=files, store=store, gallery=gallery)
         demo.queue(default_concurrency_limit=config.concurrency, max_size=config.queue_size)
         _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
                                 **launch_kwargs(config, demo))

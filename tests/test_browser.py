@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -568,6 +569,42 @@ def test_a_clip_the_browser_cannot_play_is_still_animated(browser, launch_app, t
     expect(page.locator("#lp-status")).to_be_hidden()
     page.wait_for_function("() => document.querySelector('#lp-result video').videoWidth > 0", timeout=30000)
     assert page.evaluate("document.querySelector('#lp-result video').duration") == pytest.approx(1.0, abs=0.1)
+    assert errors == []
+
+
+def test_a_gallery_clip_the_browser_cannot_play_says_so(browser, launch_app, tmp_path):
+    """A museum's own recording added to the gallery as a phone made it (HEVC): picked, its preview played
+    the sound over a black picture without a word, where an upload in that format said there was no
+    preview. Picking a clip the browser plays takes the notice away."""
+    import badinput
+    from talking_head.gallery import Gallery
+    from talking_head.results import ResultStore
+
+    shipped, root = Gallery.default(), tmp_path / "gallery"
+    m = shipped.manifest()
+    for sub, keep in (("portraits", "mona_lisa"), ("clips", "smile_eyes"), ("motion", "smile_eyes")):
+        (root / sub).mkdir(parents=True)
+        for p in (shipped.root / sub).glob(f"{keep}.*"):
+            shutil.copyfile(p, root / sub / p.name)
+    (root / "manifest.json").write_text(json.dumps({"portraits": {"mona_lisa": m["portraits"]["mona_lisa"]},
+                                                    "clips": {"smile_eyes": m["clips"]["smile_eyes"]}}))
+    gallery = Gallery(root)
+    gallery.add_clip(badinput.make_hevc_clip(tmp_path), "phone_hello",
+                     {"title": "Hello from a phone", "shows": "a greeting", "provenance": "test", "licence": "test",
+                      "consent": "test footage"})
+    url, _ = launch_app(AppConfig(), store=ResultStore(tmp_path / "results", gallery), gallery=gallery)
+    page, _, errors = open_page(browser, url)
+    preview, clips = page.locator("#lp-clip-preview"), page.locator("#lp-clips .thumbnail-item")
+    clips.nth(1).click()  # (the manifest's order: smile_eyes, then phone_hello)
+    expect(preview).to_have_attribute("data-lp-no-preview", "No preview in this browser", timeout=30000)
+    page.screenshot(path=SHOTS / "12-gallery-clip-without-preview.png", full_page=True)
+    page.get_by_label("Français").check()
+    expect(preview).to_have_attribute("data-lp-no-preview", "Pas d'aperçu dans ce navigateur")
+    clips.nth(0).click()
+    page.wait_for_function("() => document.querySelector('#lp-clip-preview video')?.videoWidth > 0", timeout=30000)
+    expect(preview).not_to_have_attribute("data-lp-no-preview", re.compile(".*"))
+    page.wait_for_timeout(500)
+    assert "not playable" not in page.locator("body").inner_text()
     assert errors == []
 
 

@@ -24,7 +24,8 @@
   // way down stops the event before the player's own), or it plays the sound over a black picture. Either
   // way the field says there is no preview, in the page's language, and the note under it says what the
   // server found.
-  const clipField = (e) => e.target instanceof HTMLVideoElement && e.target.closest("#lp-clip-upload");
+  // A gallery clip in such a format (a museum's own ProRes or HEVC recording) is told the same way.
+  const clipField = (e) => e.target instanceof HTMLVideoElement && e.target.closest("#lp-clip-upload, #lp-clip-preview");
   const noPreview = (field, none) => {
     const cfg = config();
     if (none && cfg) field.dataset.lpNoPreview = cfg.noPreview[language(cfg)] || cfg.noPreview.en;
@@ -41,8 +42,10 @@
     if (field) noPreview(field, e.target.videoWidth === 0);
   }, { capture: true });
   document.addEventListener("change", (e) => {   // a language switch says it again in the new language
-    const field = $("lp-clip-upload");
-    if (field && field.dataset.lpNoPreview && e.target.closest && e.target.closest("#lp-lang")) noPreview(field, true);
+    if (!(e.target.closest && e.target.closest("#lp-lang"))) return;
+    ["lp-clip-upload", "lp-clip-preview"].map($).forEach((field) => {
+      if (field && field.dataset.lpNoPreview) noPreview(field, true);
+    });
   });
 
   // Gradio's own words (an upload field's "Drop Image Here") follow the browser's language. They are set to
