@@ -577,6 +577,7 @@ def test_a_gallery_clip_the_browser_cannot_play_says_so(browser, launch_app, tmp
     the sound over a black picture without a word, where an upload in that format said there was no
     preview. Picking a clip the browser plays takes the notice away."""
     import badinput
+
     from talking_head.gallery import Gallery
     from talking_head.results import ResultStore
 
