@@ -168,6 +168,26 @@ def test_disk_full_while_encoding_cli(tmp_path):
     assert [p for p in tmp_path.iterdir() if p != out_dir] == []
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_a_render_stopped_from_outside_leaves_nothing(tmp_path, stop):
+    """`kill`, a service manager's stop, `timeout`, or the terminal closing, mid-render: Python died at once
+    and left the .partial.mp4 behind. It ends as Ctrl-C does: one line, status 130, nothing in the folder."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "talking_head", "animate", "--portrait", "gallery:newton",
+                             "--clip", "gallery:expressive", "--out", str(out_dir / "newton.mp4")],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".partial.mp4") for p in out_dir.iterdir()):  # (the encoder has started)
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+        time.sleep(0.05)
+    proc.send_signal(stop)
+    _, stderr = proc.communicate(timeout=60)
+    lines = _our_stderr(stderr)
+    assert proc.returncode == 130 and lines == ["error: interrupted; nothing was written."], stderr
+    assert list(out_dir.iterdir()) == []
+
+
 @pytest.fixture
 def full_disk(monkeypatch):
     """Every encoder ffmpeg started from now on may write at most 150 kB per file (then EFBIG)."""
