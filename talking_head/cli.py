@@ -130,6 +130,10 @@ def _run_gallery(a) -> int:
         e = g.add_portrait(Path(a.path), a.id, info, face_index=a.face, replace=a.replace)
         print(f"{done} portrait {a.id!r} ({e['size'][0]}x{e['size'][1]}, face at {e['face']['box']}); restart the app "
               "to show it.")
+        from .pipeline import several_faces_note
+        note = several_faces_note(e["faces_found"], a.face)
+        if note is not None:
+            print(f"note: {note}")
         return 0
     if a.gallery_cmd in ("remove-portrait", "remove-clip"):
         kind = a.gallery_cmd.removeprefix("remove-")

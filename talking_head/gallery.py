@@ -25,15 +25,16 @@ GALLERY_DIR = Path(os.environ.get("LIVING_PORTRAITS_GALLERY", Path(__file__).res
 _MANIFESTS: dict[tuple, dict] = {}
 _ID = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
 # Manifest fields that come from a work's file (a replaced work's are found again from its new one).
-_FROM_FILE = frozenset({"file", "original_file", "size", "face", "motion", "duration", "fps", "n_frames", "has_audio",
-                        "faces_found"})
+_FROM_FILE = frozenset({"file", "original_file", "size", "face", "faces_found", "motion", "duration", "fps", "n_frames",
+                        "has_audio"})
 
 
 def check_id(item_id: str) -> str:
     """Gallery ids are plain names; anything that could reach outside the gallery is refused."""
     if not isinstance(item_id, str) or not _ID.fullmatch(item_id):
-        raise GalleryError(f"{item_id!r} is not a gallery id; ids are lower-case letters, digits and underscores "
-                           "(see `python -m talking_head gallery list`).")
+        raise GalleryError(f"{item_id!r} is not a gallery id; an id is 1 to 64 lower-case letters, digits and "
+                           "underscores, starting with a letter or a digit (`python -m talking_head gallery list` "
+                           "shows the gallery's).")
     return item_id
 
 
@@ -133,15 +134,16 @@ class Gallery:
                      replace: bool = False) -> dict:
         """Copy an image in, find its face once, and record it in the manifest (an id already there only with
         ``replace``)."""
-        from .faces import detect_face
+        from .faces import choose_face, get_backend
         from .images import load_image
         check_id(item_id)
         self._may_add("portraits", item_id, replace)
         img = load_image(src)
-        face = detect_face(img, backend=backend, face_index=face_index)
+        faces = get_backend(backend).detect(img)
+        face = choose_face(faces, face_index)
         name = f"{item_id}{Path(src).suffix.lower()}"
         entry = {**self._kept("portraits", item_id, info, replace), "file": name,
-                 "size": [int(img.shape[1]), int(img.shape[0])],
+                 "size": [int(img.shape[1]), int(img.shape[0])], "faces_found": len(faces),
                  "face": {"layout": face.layout, "box": [round(v, 1) for v in face.box],
                           "points": np.round(face.points.astype(np.float64), 2).tolist()}}
         return self._record("portraits", item_id, entry, [(self.root / "portraits" / name, _copy_from(src))], replace)
