@@ -32,9 +32,9 @@ _FROM_FILE = frozenset({"file", "original_file", "size", "face", "faces_found", 
 def check_id(item_id: str) -> str:
     """Gallery ids are plain names; anything that could reach outside the gallery is refused."""
     if not isinstance(item_id, str) or not _ID.fullmatch(item_id):
-        raise GalleryError(f"{item_id!r} is not a gallery id; an id is 1 to 64 lower-case letters, digits and "
-                           "underscores, starting with a letter or a digit (`python -m talking_head gallery list` "
-                           "shows the gallery's).")
+        raise GalleryError(f"{item_id!r} is not a gallery id; use 1 to 64 lower-case letters, digits and "
+                           "underscores, starting with a letter or a digit (see `python -m talking_head gallery "
+                           "list`).")
     return item_id
 
 
