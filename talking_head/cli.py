@@ -23,7 +23,7 @@ def _add_animate(sub) -> None:
     p.add_argument("--smoothing", type=float, default=1.0, help="motion smoothing (0 off, 1 default, 2 strong)")
     p.add_argument("--face", type=int, default=None, help="which face, counted from the left from 0 (default: the largest)")
     p.add_argument("--landmarks", default="auto", help="landmark backend: auto, mediapipe, face_alignment")
-    p.add_argument("--max-duration", type=float, default=30.0, help="longest driving clip accepted, seconds (default 30)")
+    p.add_argument("--max-duration", type=float, default=30.0, help="longest driving clip accepted from a file, seconds (default 30; a gallery clip was accepted when added)")
     p.add_argument("--max-side", type=int, default=1280, help="long side of the output canvas in pixels, 240 to 8192 (default 1280)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk cache")
 
@@ -97,7 +97,7 @@ def _add_gallery(sub) -> None:
     ac.add_argument("--provenance", required=True, type=_said)
     ac.add_argument("--licence", required=True, type=_said)
     ac.add_argument("--consent", required=True, type=_said, help="how the performer's consent was recorded")
-    ac.add_argument("--max-duration", type=float, default=30.0)
+    ac.add_argument("--max-duration", type=float, default=30.0, help="longest clip accepted, seconds (default 30)")
     ac.add_argument("--replace", action="store_true", help="replace the clip already under this id")
     for kind in ("portrait", "clip"):
         rm = gs.add_parser(f"remove-{kind}", help=f"take a {kind} out of the gallery: its manifest entry and its files")

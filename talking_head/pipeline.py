@@ -283,7 +283,7 @@ def check_clip(path, settings: AnimateSettings | None = None, cache: DiskCache |
     """Probe a driving clip as a render would (not a video, no frames, too long): raises what the render
     would raise. The probe goes into ``cache`` as :func:`check_portrait`'s face does."""
     settings, path, cache = settings or AnimateSettings(), Path(path), cache or DiskCache(enabled=False)
-    return _probe(path, _digest(path) if cache.enabled else None, settings, cache)
+    return _probe(path, _digest(path) if cache.enabled else None, settings.max_duration, cache)
 
 
 def _check_found(raw: list[np.ndarray | None]) -> None:
@@ -347,18 +347,25 @@ def _duration(info: video.ClipInfo, n: int) -> float:
     return info.frame_times[n - 1] + 1 / float(info.fps)
 
 
-def _probe(path: Path, digest: str | None, settings: AnimateSettings, cache: DiskCache) -> video.ClipInfo:
+def _length_limit(settings: AnimateSettings, gid: str | None) -> float | None:
+    """The longest clip a render takes: the settings' for an upload; none for a gallery clip, whose length the
+    museum accepted when it added it (`gallery add-clip --max-duration`: a 45-s clip was added, then refused
+    by every render and by prerender)."""
+    return None if gid is not None else settings.max_duration
+
+
+def _probe(path: Path, digest: str | None, max_duration: float | None, cache: DiskCache) -> video.ClipInfo:
     """``video.probe``'s answer, remembered per file content: a probe decodes the clip."""
     if digest is None:
-        return video.probe(path, max_duration=settings.max_duration)
-    key = cache.key("probe", digest, repr(settings.max_duration), "v6")  # v6: the rates of short Matroska clips and of remuxed ones
+        return video.probe(path, max_duration=max_duration)
+    key = cache.key("probe", digest, repr(max_duration), "v6")  # v6: the rates of short Matroska clips and of remuxed ones
     blob = cache.get("probe", key)
     if blob is not None:
         fields = json.loads(blob)
         times = fields.get("frame_times")
         return video.ClipInfo(path=path, **{**fields, "fps": Fraction(fields["fps"]),
                                             "frame_times": None if times is None else tuple(times)})
-    info = video.probe(path, max_duration=settings.max_duration)
+    info = video.probe(path, max_duration=max_duration)
     fields = {k: v for k, v in dataclasses.asdict(info).items() if k != "path"}
     cache.put("probe", key, json.dumps({**fields, "fps": str(info.fps)}).encode())
     return info
@@ -389,7 +396,7 @@ def _find_clip(spec, settings: AnimateSettings, gallery: Gallery,
     file's digest)."""
     path, gid = _clip_file(spec, gallery)
     digest = _digest(path)
-    info = _probe(path, digest, settings, cache)
+    info = _probe(path, digest, _length_limit(settings, gid), cache)
     track, key = _known_motion(path, gid, digest, settings, gallery, cache)
     return path, info, track, key, digest
 
@@ -776,7 +783,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
             header = video.read_header(clip_path)
             if header is not None:  # room for a 30-fps clip until the probe gives the rate (set_ahead below)
                 live = _LiveTracking(clip_path, header, backend, _tracking_ahead(30.0, 8))
-        info = _probe(clip_path, clip_digest, settings, cache)
+        info = _probe(clip_path, clip_digest, _length_limit(settings, gid), cache)
         if track is None and (header is None or (info.width, info.height) != (header.width, header.height)):
             # The header stated no size, or one the decoder does not confirm: track at the probed size.
             if live is not None:
