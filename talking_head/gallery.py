@@ -267,7 +267,15 @@ def _undo(created: list[Path], kept: list[tuple[Path, Path]]) -> None:
     for p in created:
         _quietly(p.unlink, missing_ok=True)
     for dest, previous in kept:
-        if previous.exists():
+        if not previous.exists():
+            continue
+        try:
+            untouched = dest.exists() and os.path.samefile(dest, previous)
+        except OSError:
+            untouched = False
+        if untouched:  # the write stopped before replacing dest: a rename between two links to one file does nothing
+            _quietly(previous.unlink, missing_ok=True)
+        else:
             _quietly(os.replace, previous, dest)
 
 

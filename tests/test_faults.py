@@ -436,6 +436,24 @@ def test_a_gallery_whose_files_cannot_be_written_says_so(tmp_path, monkeypatch, 
     assert _listing(root) == before
 
 
+def test_a_replace_that_fills_the_disk_while_copying_leaves_nothing_beside_the_work(tmp_path, monkeypatch, shared_dir):
+    """The disk full while the new picture was being copied (the old one not yet replaced): the old picture
+    stayed, and so did its second name, `.mona_lisa.jpg.previous`: renaming a file onto another link to
+    itself does nothing."""
+    root = tmp_path / "gallery"
+    _small_gallery(root)
+    before = _listing(root)
+
+    def disk_full(src, dest):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("talking_head.gallery.copy_file", disk_full)
+    with pytest.raises(GalleryError, match="Free some disk space"):
+        Gallery(root).add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "mona_lisa",
+                                   NEWTON_INFO, replace=True)
+    assert _listing(root) == before
+
+
 def test_two_curators_adding_at_once_both_find_their_work_listed(tmp_path, monkeypatch, shared_dir):
     """Two `gallery add-portrait` at the same time each read the manifest, added their work and wrote it
     back: both said "Added", and only the last one was listed (its picture file stayed, listed nowhere)."""
