@@ -115,7 +115,7 @@ class Gallery:
     def _file(self, kind: str, item_id: str, entry: dict) -> Path:
         path = self.root / kind / entry["file"]
         if not path.is_file():
-            noun = "portrait" if kind == "portraits" else "clip"
+            noun = _noun(kind)
             raise GalleryError(f"The gallery lists the {noun} {item_id!r}, but its file {path} is not there; put the "
                                f"file back, or take {item_id!r} out of the gallery (README, \"Removing a work\").",
                                reason="file_missing", id=item_id)
@@ -179,7 +179,7 @@ class Gallery:
         """Take a work (``kind``: "portraits" or "clips") out of the gallery: its manifest entry first, then its
         files, so the gallery never lists a file that is gone. Returns the entry removed."""
         check_id(item_id)
-        noun = "portrait" if kind == "portraits" else "clip"
+        noun = _noun(kind)
         with self._locked():
             m = copy.deepcopy(self._read())
             entry = m.get(kind, {}).pop(item_id, None)
@@ -211,7 +211,7 @@ class Gallery:
         have put another picture under a work's title without a word)."""
         old = (manifest or self.manifest()).get(kind, {}).get(item_id)
         if old is not None and not replace:
-            noun = "portrait" if kind == "portraits" else "clip"
+            noun = _noun(kind)
             raise GalleryError(f"The gallery already has a {noun} {item_id!r} ({old.get('title', 'untitled')}); "
                                "choose another --id, or add --replace to replace it.", reason="id_taken", id=item_id)
 
@@ -259,6 +259,11 @@ class Gallery:
             # the work replaced, in another format
             _quietly((self.root / kind / replaced["file"]).unlink, missing_ok=True)
         return entry
+
+
+def _noun(kind: str) -> str:
+    """What one work of ``kind`` ("portraits", "clips") is called in a message."""
+    return "portrait" if kind == "portraits" else "clip"
 
 
 def _undo(created: list[Path], kept: list[tuple[Path, Path]]) -> None:

@@ -257,6 +257,11 @@ class _Stream:
         # Matches ffmpeg's own "0:V" specifier: cover art in an mp3/m4a is a Video stream too.
         return self.kind == "Video" and "(attached pic)" not in self.desc and "(timed thumbnails)" not in self.desc
 
+    @property
+    def codec(self) -> str:
+        """ffmpeg's name for the stream's codec ("h264", "aac", "aac_latm")."""
+        return self.desc.split(None, 1)[0].rstrip(",")
+
 
 @dataclass(frozen=True)
 class _Header:
@@ -689,7 +694,6 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         w, h = size
     else:
         w, h = _display_size(vstream, dims)
-    codec = vstream.desc.split(None, 1)[0].rstrip(",")
     return ClipInfo(
         path=path,
         width=w,
@@ -699,7 +703,7 @@ def probe(path: str | os.PathLike[str], *, max_duration: float | None = None) ->
         duration=duration,
         has_audio=header.has_audio,
         rotation=rotation,
-        codec=codec,
+        codec=vstream.codec,
         variable_frame_rate=vfr,
         start=_sound_start(float(pts[0] * tb), sound is not None,
                            None if sound_pts is None or sound_tb is None else float(sound_pts * sound_tb), duration),
@@ -910,7 +914,7 @@ class VideoWriter:
             # (A sound that only starts once the picture is over has nothing to play in it.)
             if sound is not None and -audio_start < duration:
                 audio = audio_path
-                audio_is_aac = sound.desc.split(None, 1)[0].rstrip(",") == "aac"  # (not aac_latm: MP4 cannot hold it)
+                audio_is_aac = sound.codec == "aac"  # (not aac_latm: MP4 cannot hold it)
         self.has_audio = audio is not None
         # The sound is moved onto frame 0 by the filters (cut at audio_start, every time shifted by it), never
         # by ffmpeg's input options: -ss on an FLV landed 1.5 s late, and in MPEG-TS an -itsoffset over 10 s

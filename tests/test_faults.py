@@ -314,6 +314,9 @@ def _small_gallery(root: Path) -> None:
         {"portraits": {"mona_lisa": m["portraits"]["mona_lisa"]}, "clips": {SHORT_CLIP: m["clips"][SHORT_CLIP]}}))
 
 
+NEWTON_INFO = {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-", "licence": "-"}
+
+
 def _listing(root: Path) -> dict:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -328,8 +331,7 @@ def test_a_replaced_work_leaves_the_start_screen(tmp_path, shared_dir):
     store.get_or_render("mona_lisa", SHORT_CLIP, settings=AnimateSettings(max_side=320), cache=DiskCache(enabled=False))
     assert [r.portrait for r in store.stored()] == ["mona_lisa"]
     Gallery(root).add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "mona_lisa",
-                               {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
-                                "licence": "-"}, replace=True)
+                               NEWTON_INFO, replace=True)
     assert store.stored() == []
 
 
@@ -373,8 +375,7 @@ def test_a_failed_manifest_write_takes_the_new_files_back_out(tmp_path, monkeypa
     root, before, g = _gallery_whose_manifest_cannot_be_written(tmp_path, monkeypatch)
     with pytest.raises(GalleryError) as e:
         g.add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "newton_copy",
-                       {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
-                        "licence": "-"})
+                       NEWTON_INFO)
     assert "No space left on device" in str(e.value) and "free some disk space" in str(e.value).lower()
     assert _listing(root) == before
 
@@ -385,18 +386,13 @@ def test_a_failed_manifest_write_puts_back_the_work_it_was_replacing(tmp_path, m
     root, before, g = _gallery_whose_manifest_cannot_be_written(tmp_path, monkeypatch)
     with pytest.raises(GalleryError):
         g.add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "mona_lisa",
-                       {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
-                        "licence": "-"}, replace=True)
+                       NEWTON_INFO, replace=True)
     assert _listing(root) == before
     monkeypatch.undo()
     g.add_portrait(shared_dir / "gallery-src/paintings/newton_kneller_1702.jpg", "mona_lisa",
-                   {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-",
-                    "licence": "-"}, replace=True)  # when it succeeds, only the new work is left
+                   NEWTON_INFO, replace=True)  # when it succeeds, only the new work is left
     assert sorted(p.name for p in (root / "portraits").iterdir()) == ["mona_lisa.jpg"]
     assert Gallery(root).portrait("mona_lisa")["title"] == "Newton"
-
-
-NEWTON_INFO = {"title": "Newton", "artist": "Kneller", "year": "1702", "label": "-", "provenance": "-", "licence": "-"}
 
 
 def test_a_replace_stopped_by_ctrl_c_puts_back_the_work_it_was_replacing(tmp_path, monkeypatch, shared_dir):
@@ -486,6 +482,12 @@ def test_two_curators_adding_at_once_both_find_their_work_listed(tmp_path, monke
     assert sorted(p.name for p in (root / "portraits").iterdir()) == ["mona_lisa.jpg", "newton_0.jpg", "newton_1.jpg"]
 
 
+def _gallery_cli(root: Path, *args: str) -> tuple[int, str, list[str]]:
+    r = subprocess.run([sys.executable, "-m", "talking_head", "gallery", *args], cwd=REPO, capture_output=True,
+                       text=True, timeout=120, check=False, env={**os.environ, "LIVING_PORTRAITS_GALLERY": str(root)})
+    return r.returncode, r.stdout, _our_stderr(r.stderr)
+
+
 def test_a_manifest_broken_by_hand_is_named_with_its_line(tmp_path):
     """One comma too many in manifest.json (a hand edit to remove a clip): every command said "an internal
     error ... this is a bug"."""
@@ -493,17 +495,9 @@ def test_a_manifest_broken_by_hand_is_named_with_its_line(tmp_path):
     _small_gallery(root)
     text = (root / "manifest.json").read_text()
     (root / "manifest.json").write_text(text[:-1] + ",}")
-    r = subprocess.run([sys.executable, "-m", "talking_head", "gallery", "list"], cwd=REPO, capture_output=True,
-                       text=True, timeout=120, check=False, env={**os.environ, "LIVING_PORTRAITS_GALLERY": str(root)})
-    lines = _our_stderr(r.stderr)
-    assert r.returncode == 2, r.stderr
-    assert len(lines) == 1 and "manifest.json" in lines[0] and "line 1" in lines[0] and "bug" not in lines[0], r.stderr
-
-
-def _gallery_cli(root: Path, *args: str) -> tuple[int, str, list[str]]:
-    r = subprocess.run([sys.executable, "-m", "talking_head", "gallery", *args], cwd=REPO, capture_output=True,
-                       text=True, timeout=120, check=False, env={**os.environ, "LIVING_PORTRAITS_GALLERY": str(root)})
-    return r.returncode, r.stdout, _our_stderr(r.stderr)
+    rc, _, lines = _gallery_cli(root, "list")
+    assert rc == 2, lines
+    assert len(lines) == 1 and "manifest.json" in lines[0] and "line 1" in lines[0] and "bug" not in lines[0], lines
 
 
 def test_a_curator_removes_a_work_and_is_told_of_one_whose_file_went(tmp_path):
