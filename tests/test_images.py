@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import SHARED
 from icc import cmyk_profile, grey_profile
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageOps
 
 from talking_head.images import load_image
 
@@ -157,3 +157,75 @@ def test_grey_with_alpha_and_a_palette_picture_are_converted_too(p3_profile):
     palette = _patches(P3_COLOURS).quantize(len(P3_COLOURS))
     got = _centres(load_image(_saved(palette, "PNG", icc_profile=p3_profile)), len(P3_COLOURS))
     assert np.abs(got - np.array([_p3_in_srgb(c) for c in P3_COLOURS])).max() <= 2.0
+
+
+# -- a big scan or a phone photo, scaled down on loading ---------------------------------------------
+def _detailed(w: int, h: int) -> Image.Image:
+    """A painting's detail at ``w`` x ``h``, with a red block in its top-left corner to tell its orientation."""
+    img = Image.open(SHARED / "gallery-src" / "paintings" / "mona_lisa.jpg").convert("RGB").resize((w, h), Image.BICUBIC)
+    img.paste((255, 0, 0), (0, 0, w // 8, h // 8))
+    return img
+
+
+def _fair(img: Image.Image, size) -> np.ndarray:
+    """Lanczos from the whole decoded picture: what the loader's shortcuts must stay close to."""
+    return np.asarray(img.resize(size, Image.LANCZOS), np.float64)
+
+
+def _psnr(a, b) -> float:
+    return float(10 * np.log10(255.0 ** 2 / max(np.mean((np.asarray(a, np.float64) - b) ** 2), 1e-9)))
+
+
+def test_a_big_rotated_p3_jpeg_is_loaded_upright_in_srgb_and_close_to_a_full_decode(p3_profile):
+    upright = _detailed(3000, 4000)
+    # Stored lying on its side with an EXIF orientation of 6 (turn 90 degrees clockwise to view), as phones do.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _saved(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=92, icc_profile=p3_profile,
+                  exif=exif.tobytes())
+    got = load_image(data, max_side=1280)
+    assert got.shape == (1280, 960, 3)
+    top_left = got[:100, :100].reshape(-1, 3).mean(0)
+    assert top_left[0] > 200 and top_left[1] < 60, f"the picture is not upright: top-left corner {top_left}"
+
+    decoded = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    srgb = ImageCms.profileToProfile(decoded, ImageCms.ImageCmsProfile(io.BytesIO(p3_profile)),
+                                     ImageCms.createProfile("sRGB"))
+    fair = _fair(srgb, (960, 1280))
+    assert _psnr(got, fair) > 45
+    assert np.abs(got - fair).mean() < 0.6
+
+
+def test_a_big_jpeg_is_decoded_at_a_reduced_scale(monkeypatch):
+    """A 24-megapixel scan is not decoded whole only to be scaled to 1280: that held 300 MB more per render."""
+    from PIL import JpegImagePlugin
+
+    decoded_at = []
+    load = JpegImagePlugin.JpegImageFile.load
+
+    def spy(self):
+        decoded_at.append(self.size)
+        return load(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", spy)
+    got = load_image(_saved(_detailed(4000, 6000), "JPEG", quality=90), max_side=1280)
+    assert got.shape == (1280, 853, 3)
+    assert decoded_at and max(decoded_at[-1]) <= 2 * 1280 * 1.2, f"decoded at {decoded_at[-1]}"
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK"])
+def test_a_big_picture_in_another_mode_is_scaled_down_like_a_full_decode(mode):
+    src = _detailed(2400, 3200)
+    if mode == "RGBA":  # the right half half see-through: shown over the loader's museum-wall grey
+        alpha = np.full((3200, 2400), 255, np.uint8)
+        alpha[:, 1200:] = 128
+        src.putalpha(Image.fromarray(alpha))
+        shown = Image.alpha_composite(Image.new("RGBA", src.size, (200, 200, 196, 255)), src).convert("RGB")
+        data = _saved(src, "PNG")
+    else:
+        src = src.convert(mode)
+        data = _saved(src, "TIFF" if mode == "CMYK" else "PNG")
+        shown = src.convert("RGB")
+    got = load_image(data, max_side=1000)
+    assert got.shape == (1000, 750, 3)
+    assert _psnr(got, _fair(shown, (750, 1000))) > 45
