@@ -67,7 +67,8 @@ DEFAULT_MAX_DURATION = 30.0
 DRIVE_MAX_SIDE = 720
 # How extracted motion is made (tracked, then corrected on the skin: faces.patches); a new value keeps
 # motion cached by an older way from being used.
-MOTION_VERSION = "skin-patches-2"  # 2: frames of non-square pixels are tracked at their display shape
+MOTION_VERSION = "skin-patches-3"  # 2: frames of non-square pixels are tracked at their display shape; 3: the same
+# person taken up again after a loss in a clip with several (FaceFollower)
 # How a portrait's face is found; a new value keeps faces found the older way from being used. 2: a fit whose
 # eyes do not hold their irises is taken again from other crops (faces.mediapipe_backend.irises_fit).
 FACE_VERSION = "2"
@@ -436,7 +437,7 @@ def _stored_drive(track: MotionTrack, face: FaceLandmarks, settings: AnimateSett
             if img is not None and scale_drv is None and (img.shape[1], img.shape[0]) != tuple(track.frame_size):
                 scale_drv = img.shape[1] / track.frame_size[0]
             lm = smooth.landmarks[i] if scale_drv is None else smooth.landmarks[i] * scale_drv
-            yield DrivingFrame(i, img, lm, motion.targets[i], motion.head[i])
+            yield DrivingFrame(i, img, lm, motion.targets[i], motion.head[i], seen=bool(track.found[i]))
     finally:
         if frames is not None:
             frames.close()
@@ -618,7 +619,8 @@ def _live_drive(live: _LiveTracking, backend: LandmarkBackend, face: FaceLandmar
             motion = _retarget(track, face, settings)
             for k in range(1, len(chunk)):
                 img = live.take(index)
-                yield DrivingFrame(index, img if need_pixels else None, chunk[k], motion.targets[k], motion.head[k])
+                yield DrivingFrame(index, img if need_pixels else None, chunk[k], motion.targets[k], motion.head[k],
+                                   seen=live.raw[index] is not None)
                 index += 1
         if ended:
             return

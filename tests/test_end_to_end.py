@@ -508,6 +508,42 @@ def test_an_upload_whose_header_does_not_give_its_size_is_tracked_after_the_prob
     assert _no_render_thread()
 
 
+def test_frames_where_the_drivers_face_is_lost_are_marked_so_for_the_engine(tmp_path, monkeypatch):
+    """A clip cut to black for ten frames: the engine is told which frames had no face (there it keeps the
+    mouth it saw last), on the render that tracks the clip and on the next, which reads its stored motion;
+    both give the same frames."""
+    import hashlib
+
+    from badinput import ff
+
+    from talking_head.cache import DiskCache
+    from talking_head.engines.meshwarp import MeshWarpEngine
+    from talking_head.pipeline import AnimateSettings, animate
+    clip = tmp_path / "cut_to_black.mp4"
+    ff("-i", str(Gallery.default().clip_path("mouth_open")), "-frames:v", "50", "-an",
+       "-vf", "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(n,20,29)'",
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip))
+    told = []
+    render_frames = MeshWarpEngine.render
+    monkeypatch.setattr(MeshWarpEngine, "render",
+                        lambda self, prepared, frames: told.extend((fr.index, fr.seen) for fr in frames)
+                        or render_frames(self, prepared, frames))
+    cache = DiskCache(tmp_path / "cache")
+
+    def render():
+        told.clear()
+        digests = []
+        animate("gallery:mona_lisa", str(clip), None, settings=AnimateSettings(max_side=320), cache=cache,
+                on_frame=lambda i, frame, crop: digests.append(hashlib.sha256(frame).hexdigest()))
+        return digests, [i for i, seen in told if not seen]
+
+    tracked, unseen = render()
+    assert unseen == list(range(20, 30))
+    stored, unseen_again = render()
+    assert unseen_again == list(range(20, 30))
+    assert stored == tracked
+
+
 def test_a_clip_rendered_before_is_not_decoded_again(tmp_path, monkeypatch):
     """meshwarp keeps the driver's mouth views with the clip: the next render of that clip (any portrait)
     reads no driving frames, and its frames are the same."""

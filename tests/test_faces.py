@@ -177,3 +177,62 @@ def test_tracking_on_skin_gives_one_result_per_frame_and_keeps_lost_faces_lost()
     centre = lambda p: p[:, :2].mean(axis=0)
     assert np.allclose(centre(out[2]) - centre(out[0]), [-6, 4], atol=1.0)
     assert np.allclose(centre(out[3]), centre(out[0]), atol=1.0)
+
+
+def _two_people():
+    """A frame of two people side by side: the gallery driver (larger, left) and another driver (right),
+    and the same frame with the left one hidden (a hand, a cut)."""
+    import cv2
+
+    from talking_head import video
+    from talking_head.gallery import Gallery
+    left = _driver_frame0()
+    path = Gallery.default().clip_path("smile_eyes")
+    right = next(video.read_frames(path, video.probe(path), max_side=720))
+    h = left.shape[0]
+    right = cv2.resize(right, (round(right.shape[1] * 0.6 * h / right.shape[0]), round(0.6 * h)), interpolation=cv2.INTER_AREA)
+    right = np.pad(right, ((0, h - right.shape[0]), (0, 0), (0, 0)), constant_values=40)
+    both = np.ascontiguousarray(np.concatenate([left, right], axis=1))
+    hidden = both.copy()
+    hidden[:, : left.shape[1]] = 30
+    return both, hidden, left.shape[1]
+
+
+def test_a_track_lost_in_a_clip_of_two_people_comes_back_to_the_same_person():
+    """Half a second with the speaker hidden sent the track to the other person for the rest of the clip: the
+    motion jumped to that face's place and size, and the portrait's head was torn up into its hair."""
+    from talking_head.faces.patches import track_on_skin
+
+    both, hidden, split = _two_people()
+    assert len(get_backend("mediapipe").detect(both)) == 2
+    out = list(track_on_skin(get_backend("mediapipe"), iter([both, both, hidden, hidden, both, both])))
+    assert out[2] is None and out[3] is None, "the other person was taken for the hidden one"
+    for k in (0, 1, 4, 5):
+        assert out[k] is not None and out[k][:, 0].max() < split, f"frame {k}: not the person on the left"
+    np.testing.assert_allclose(out[4][:, :2].mean(0), out[0][:, :2].mean(0), atol=2.0)
+
+
+def _face_at(cx: float, cy: float, side: float):
+    from talking_head.faces import FaceLandmarks
+    square = np.float32([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]]) * [side / 2, side / 2, 0]
+    return FaceLandmarks(square + [cx, cy, 0], "test4")
+
+
+def test_the_follower_takes_the_largest_face_first_then_the_one_near_where_it_was_lost():
+    from talking_head.faces.base import FaceFollower
+
+    small_left, big_right = _face_at(100, 100, 60), _face_at(400, 120, 90)
+    f = FaceFollower()
+    assert f.seen(f.pick([small_left, big_right])) is big_right  # the largest, as a portrait's default
+    f.seen(_face_at(380, 110, 90))                            # it moved a little while tracked
+    assert f.pick([small_left]) is None                       # lost: the other person is not it
+    near = _face_at(410, 100, 80)                             # back, a few pixels from where it was
+    assert f.pick([small_left, near]) is near
+    assert f.pick([_face_at(460, 110, 90), small_left]) is None  # most of a face away: someone else
+    assert f.pick([]) is None
+
+    # One person in the clip: found again wherever it comes back, as before.
+    alone = FaceFollower()
+    alone.seen(alone.pick([_face_at(100, 100, 60)]))
+    elsewhere = _face_at(500, 300, 60)
+    assert alone.pick([elsewhere]) is elsewhere

@@ -251,3 +251,26 @@ def test_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(lp_ready, sho
     assert any("ran out of device memory" in m for m in messages)
     assert video.probe(tmp_path / "b.mp4").n_frames == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4"]  # nothing half-written
+
+
+def test_frames_where_the_drivers_face_was_lost_keep_the_expression_seen_last(lp_ready):
+    """A clip cut to black: the motion extractor would read an expression off the black frames; those frames
+    keep the features of the last frame where the face was seen (and the first frames, before any, their own)."""
+    from talking_head.engines import DrivingFrame
+    from talking_head.gallery import Gallery
+    from talking_head.images import load_image
+
+    eng = lpengine.LivePortraitEngine(device="cpu", precision="fp32", batch_size=2)
+    g = Gallery.default()
+    face = g.portrait_face("mona_lisa")
+    img = load_image(g.portrait_path("mona_lisa"), max_side=1280)
+    prepared = eng.prepare(img, face)
+    black, head = np.zeros_like(img), np.float32([[1, 0, 0], [0, 1, 0]])
+    frames = [DrivingFrame(i, black if i in (0, 2, 3) else img, face.points, face.points, head, seen=i not in (0, 2, 3))
+              for i in range(5)]
+    for batch in (frames[:2], frames[2:4], frames[4:]):  # across batches, as the pipeline hands them over
+        eng._driving_motion(prepared.state, batch)
+    f = [fr.features for fr in frames]
+    np.testing.assert_array_equal(f[2], f[1])
+    np.testing.assert_array_equal(f[3], f[1])
+    assert not np.array_equal(f[0], f[1]), "the leading lost frame has no earlier expression to keep"

@@ -37,6 +37,10 @@ class DrivingFrame:
     # (x, y, z, 1), z in the target's units (see motion.Retargeted.head), or a (2, 3) affine on (x, y, 1).
     head: np.ndarray
     features: np.ndarray | None = None  # the engine's own per-frame driving features (see Engine.driving_features)
+    # Whether the driver's face was found in this frame. Where it was not (a hand before it, a black cut, a turn
+    # away), the landmarks are filled in between the frames around the gap, and the pixels show something else:
+    # an engine takes what it reads from pixels (a mouth's inside, an expression) from the last frame it was seen.
+    seen: bool = True
 
 
 class SourceStore(ABC):

@@ -67,6 +67,41 @@ def choose_face(faces: list[FaceLandmarks], face_index: int | None = None, *, wh
     return ordered[face_index]
 
 
+class FaceFollower:
+    """Which of the faces found in a frame a clip's track takes up: the same person all through the clip.
+
+    A tracker follows one face from frame to frame and asks its detector again only where it lost it. The
+    first time, the largest face is taken. Taken up again after a loss (a turn, a hand, a cut), the largest
+    face was the wrong rule in a clip with two people: half a second with the speaker hidden and the track went
+    to the other person for the rest of the clip, and the portrait's head jumped to where that face was. Once
+    a detection has seen several faces, a lost face is taken up again only near where it was last seen (the
+    nearest face within ``REACH`` of its size), and is otherwise still lost. A clip with one person is
+    followed as before: wherever that face comes back.
+    """
+
+    REACH = 0.75  # how far (in face sizes) from where it was last seen a lost face is looked for
+
+    def __init__(self) -> None:
+        self.last: FaceLandmarks | None = None
+        self.people = 0  # the most faces one detection found
+
+    def pick(self, faces: list[FaceLandmarks]) -> FaceLandmarks | None:
+        self.people = max(self.people, len(faces))
+        if not faces:
+            return None
+        if self.last is None or self.people < 2:
+            return max(faces, key=lambda f: f.size)
+        centre = self.last.xy.mean(axis=0)
+        distance, face = min(((float(np.linalg.norm(f.xy.mean(axis=0) - centre)), f) for f in faces),
+                             key=lambda pair: pair[0])
+        return face if distance <= self.REACH * self.last.size else None
+
+    def seen(self, face: FaceLandmarks | None) -> FaceLandmarks | None:
+        if face is not None:
+            self.last = face
+        return face
+
+
 _BACKENDS = {}
 
 

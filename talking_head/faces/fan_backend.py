@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import TalkingHeadError
-from .base import FaceLandmarks, register_backend
+from .base import FaceFollower, FaceLandmarks, register_backend
 
 LAYOUT = "ibug68"
 WEIGHT_FILES = ("s3fd-619a316812.pth", "2DFAN4-11f355bf06.pth.tar")
@@ -69,13 +69,14 @@ class FaceAlignmentBackend:
 
     def track(self, frames: Iterable[np.ndarray], first: FaceLandmarks | None = None) -> Iterator[FaceLandmarks | None]:
         prev = first
+        follower = FaceFollower()
         for rgb in frames:
             if prev is not None:
                 # Re-using the last landmarks' box skips the slow S3FD detector on most frames.
                 x0, y0, x1, y1 = prev.box
                 m = 0.15 * (x1 - x0)
                 faces = self._faces(rgb, [np.array([x0 - m, y0 - 2 * m, x1 + m, y1 + m, 1.0])])
-            else:
-                faces = self._faces(rgb)
-            prev = max(faces, key=lambda f: f.size) if faces else None
-            yield prev
+                prev = max(faces, key=lambda f: f.size) if faces else None
+            else:  # the detector's turn: the same person as before a loss (FaceFollower)
+                prev = follower.pick(self._faces(rgb))
+            yield follower.seen(prev)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from ..topology import MEDIAPIPE
-from .base import FaceLandmarks, register_backend
+from .base import FaceFollower, FaceLandmarks, register_backend
 
 LAYOUT = "mediapipe478"
 # Detection runs on a copy no larger than this; the face mesh then runs on a crop around each face,
@@ -172,7 +172,7 @@ class MediaPipeBackend:
 
     # -- video --------------------------------------------------------------------------------
     def track(self, frames: Iterable[np.ndarray], first: FaceLandmarks | None = None) -> Iterator[FaceLandmarks | None]:
-        """Follow the largest face (or ``first``) through a clip.
+        """Follow the largest face (or ``first``) through a clip, and the same person after a loss (``FaceFollower``).
 
         The mesh runs in video mode on a fixed square around the face, so small or off-centre faces
         in large or vertical frames are tracked at a useful resolution; the square is re-centred when
@@ -181,13 +181,13 @@ class MediaPipeBackend:
         mesh = None
         crop_box = None
         prev = first
+        follower = FaceFollower()
         try:
             for rgb in frames:
                 h, w = rgb.shape[:2]
                 if crop_box is None:
                     if prev is None:
-                        found = self.detect(rgb)
-                        prev = max(found, key=lambda f: f.size) if found else None
+                        prev = follower.pick(self.detect(rgb))
                     if prev is None:
                         yield None
                         continue
@@ -216,7 +216,7 @@ class MediaPipeBackend:
                     crop_box = self._track_box(face, w, h)  # re-centre before the face leaves the square
                     mesh.close()
                     mesh = self._video_mesh()
-                prev = face
+                prev = follower.seen(face)
                 yield face
         finally:
             if mesh is not None:

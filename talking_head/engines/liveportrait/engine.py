@@ -84,7 +84,7 @@ def load_model(device: str = "auto", precision: str = "auto", *, local_dir=None,
                  description="LivePortrait networks (KwaiVGI, MIT weights from the Hugging Face Hub); fast on a GPU")
 class LivePortraitEngine(Engine):
     needs_driving_pixels = True
-    driving_features = "liveportrait-motion-v1"
+    driving_features = "liveportrait-motion-v2"  # v2: a frame where the face was lost keeps the last expression seen
 
     def __init__(self, device: str = "auto", precision: str = "auto", stitching: bool = True,
                  retarget_eyes: bool = False, retarget_lips: bool = False, batch_size: int | None = None,
@@ -166,6 +166,11 @@ class LivePortraitEngine(Engine):
             feats = self.model.extract_motion(self.model.to_tensor(crops)).features()
             for fr, f in zip(todo, feats):
                 fr.features = f
+        for fr in frames:  # where the driver's face was lost, the expression of the last frame it was seen in
+            if fr.seen:
+                state["seen"] = fr.features
+            elif state.get("seen") is not None:
+                fr.features = state["seen"]
         return Motion.from_features(np.stack([fr.features for fr in frames]), device=self.model.device)
 
     def render(self, prepared: Prepared, frames: list[DrivingFrame]) -> list[np.ndarray]:
