@@ -52,7 +52,13 @@ from .errors import (
     SettingsError,
     TalkingHeadError,
 )
-from .faces import FaceLandmarks, LandmarkBackend, choose_face, get_backend
+from .faces import (
+    FaceFollower,
+    FaceLandmarks,
+    LandmarkBackend,
+    choose_face,
+    get_backend,
+)
 from .faces.patches import track_on_skin
 from .gallery import Gallery
 from .images import load_image
@@ -270,6 +276,15 @@ def several_faces_note(count: int, chosen: int | None) -> Note | None:
                 "--face, or crop the picture around it.", reason="several_faces", count=count)
 
 
+def several_people_note(count: int) -> Note | None:
+    """What to tell the user when the driving clip showed more people than the one followed."""
+    if count < 2:
+        return None
+    return Note(f"The driving clip shows {count} people; the portrait follows the one whose face was largest "
+                "where the clip starts. To follow another, crop the clip around that person.",
+                reason="clip_several_faces", count=count)
+
+
 def check_portrait(spec, settings: AnimateSettings | None = None, cache: DiskCache | None = None) -> Note | None:
     """Load a portrait and find its face exactly as a render would, before any rendering: raises the
     error the render would raise (not an image, damaged, too big, no face); returns the note a render
@@ -307,7 +322,7 @@ def extract_motion(path: Path, info: video.ClipInfo, *, backend: str = "auto",
     """Track the driving face through a clip (raw landmarks; smoothing happens at render time)."""
     be = get_backend(backend)
     canceller = _Canceller(cancel)
-    raw, size = [], None
+    raw, size, follower = [], None, FaceFollower()
 
     reader = video.read_frames(path, info, max_side=DRIVE_MAX_SIDE)
 
@@ -321,11 +336,11 @@ def extract_motion(path: Path, info: video.ClipInfo, *, backend: str = "auto",
             yield f
 
     try:
-        raw.extend(track_on_skin(be, frames()))
+        raw.extend(track_on_skin(be, frames(), follower))
     finally:
         reader.close()  # stop ffmpeg now if tracking failed or was cancelled
     _check_found(raw)
-    return build_track(raw, be.layout, info.fps, size)
+    return build_track(raw, be.layout, info.fps, size, follower.people)
 
 
 def _clip_file(spec, gallery: Gallery) -> tuple[Path, str | None]:
@@ -507,6 +522,7 @@ class _LiveTracking:
         self.frames: list[np.ndarray | None] = []  # decoded frames; None once taken
         self.raw: list[np.ndarray | None] = []     # landmarks per tracked frame; None where no face was found
         self.size: tuple[int, int] | None = None
+        self.follower = FaceFollower()  # which face is tracked; how many people it saw
         self.ended = False
         self._error: BaseException | None = None
         self._taken = 0
@@ -520,7 +536,7 @@ class _LiveTracking:
         try:
             reader = video.read_frames(path, info, max_side=DRIVE_MAX_SIDE)
             try:
-                for points in track_on_skin(backend, self._feed(reader)):
+                for points in track_on_skin(backend, self._feed(reader), self.follower):
                     with self._cond:
                         self.raw.append(points)
                         self._cond.notify_all()
@@ -604,7 +620,7 @@ def _live_drive(live: _LiveTracking, backend: LandmarkBackend, face: FaceLandmar
             if len(live.raw) < info.n_frames:  # tracking read the frames before the probe had counted them
                 raise video.ClipDecodeError(f"Decoding {info.path.name} failed part-way; re-export the clip as an "
                                             "H.264 MP4 and try again.")
-            on_track(build_track(live.raw, backend.layout, info.fps, live.size))
+            on_track(build_track(live.raw, backend.layout, info.fps, live.size, live.follower.people))
             filled += filler.finish()
         for x in filled:
             x = x.astype(np.float32)  # as a stored track holds it
@@ -883,6 +899,8 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
     timings["render_encode_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     report(1.0, STEP_DONE)
-    note = several_faces_note(faces_found, settings.face_index)
+    notes = [several_faces_note(faces_found, settings.face_index)]
+    if gid is None:  # (a gallery clip's people were the museum's choice, told to the staff who added it)
+        notes.append(several_people_note(track.people if track is not None else live.follower.people))
     return AnimateResult(Path(out) if out is not None else None, done, info.fps, (comp.out_w + sbs_w, comp.out_h), eng.name,
-                         prepared.crop_box, timings, track is not None, [note] if note else [])
+                         prepared.crop_box, timings, track is not None, [n for n in notes if n is not None])

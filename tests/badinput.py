@@ -632,3 +632,32 @@ if __name__ == "__main__":  # python tests/badinput.py DEST: write the corpus to
 
     for k, v in build_corpus(sys.argv[1] if len(sys.argv) > 1 else "badinput_corpus").items():
         print(f"{k:22s} {v.stat().st_size:>9d}  {v}")
+
+
+def two_people_frames() -> tuple[np.ndarray, np.ndarray, int]:
+    """A frame of two people side by side (two gallery drivers: the larger on the left), the same frame with the
+    left one hidden (a hand, a cut), and the x where the right one's half starts."""
+    from talking_head import video
+
+    def first_frame(clip: Path) -> np.ndarray:
+        return next(video.read_frames(clip, video.probe(clip), max_side=720))
+
+    left, right = first_frame(CLIPS / "subtle_smile.mp4"), first_frame(BASE_CLIP)
+    h = left.shape[0]
+    size = (round(right.shape[1] * 0.6 * h / right.shape[0]), round(0.6 * h))
+    right = np.asarray(Image.fromarray(right).resize(size, Image.LANCZOS))
+    right = np.pad(right, ((0, h - right.shape[0]), (0, 0), (0, 0)), constant_values=40)
+    both = np.ascontiguousarray(np.concatenate([left, right], axis=1))
+    hidden = both.copy()
+    hidden[:, : left.shape[1]] = 30
+    return both, hidden, left.shape[1]
+
+
+def make_two_people_clip(dest: Path) -> Path:
+    """Six frames (25 fps) of ``two_people_frames``' two people, no sound."""
+    still, p = dest / "two_people.png", dest / "two_people.mp4"
+    Image.fromarray(two_people_frames()[0]).save(still)
+    ff("-loop", "1", "-i", str(still), "-frames:v", "6", "-r", "25", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p))
+    return p
+

@@ -252,6 +252,7 @@ def test_a_museum_adds_its_own_painting_and_clip_and_renders_them(tmp_path, shar
                 "--title", "A greeting", "--shows", "glances and a smile", "--provenance", "test copy",
                 "--licence", "test", "--consent", "test footage", env=env)
     assert r.returncode == 0, r.stderr
+    assert "note" not in r.stdout  # one person: nothing to say
     clip = Gallery(root).clip("our_greeting")
     assert clip["n_frames"] == 78 and clip["fps"] == "25/1" and clip["faces_found"] == "78/78"
     assert Gallery(root).motion_path("our_greeting").is_file()

@@ -1,8 +1,10 @@
 """Faces are found on every painting, several faces are handled, no face says so."""
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from badinput import two_people_frames
 
 from talking_head.errors import FaceNotFoundError
 from talking_head.faces import choose_face, detect_face, get_backend
@@ -179,33 +181,17 @@ def test_tracking_on_skin_gives_one_result_per_frame_and_keeps_lost_faces_lost()
     assert np.allclose(centre(out[3]), centre(out[0]), atol=1.0)
 
 
-def _two_people():
-    """A frame of two people side by side: the gallery driver (larger, left) and another driver (right),
-    and the same frame with the left one hidden (a hand, a cut)."""
-    import cv2
-
-    from talking_head import video
-    from talking_head.gallery import Gallery
-    left = _driver_frame0()
-    path = Gallery.default().clip_path("smile_eyes")
-    right = next(video.read_frames(path, video.probe(path), max_side=720))
-    h = left.shape[0]
-    right = cv2.resize(right, (round(right.shape[1] * 0.6 * h / right.shape[0]), round(0.6 * h)), interpolation=cv2.INTER_AREA)
-    right = np.pad(right, ((0, h - right.shape[0]), (0, 0), (0, 0)), constant_values=40)
-    both = np.ascontiguousarray(np.concatenate([left, right], axis=1))
-    hidden = both.copy()
-    hidden[:, : left.shape[1]] = 30
-    return both, hidden, left.shape[1]
-
-
 def test_a_track_lost_in_a_clip_of_two_people_comes_back_to_the_same_person():
     """Half a second with the speaker hidden sent the track to the other person for the rest of the clip: the
     motion jumped to that face's place and size, and the portrait's head was torn up into its hair."""
+    from talking_head.faces import FaceFollower
     from talking_head.faces.patches import track_on_skin
 
-    both, hidden, split = _two_people()
+    both, hidden, split = two_people_frames()
     assert len(get_backend("mediapipe").detect(both)) == 2
-    out = list(track_on_skin(get_backend("mediapipe"), iter([both, both, hidden, hidden, both, both])))
+    follower = FaceFollower()
+    out = list(track_on_skin(get_backend("mediapipe"), iter([both, both, hidden, hidden, both, both]), follower))
+    assert follower.people == 2  # (what the render's note says)
     assert out[2] is None and out[3] is None, "the other person was taken for the hidden one"
     for k in (0, 1, 4, 5):
         assert out[k] is not None and out[k][:, 0].max() < split, f"frame {k}: not the person on the left"
@@ -236,3 +222,31 @@ def test_the_follower_takes_the_largest_face_first_then_the_one_near_where_it_wa
     alone.seen(alone.pick([_face_at(100, 100, 60)]))
     elsewhere = _face_at(500, 300, 60)
     assert alone.pick([elsewhere]) is elsewhere
+
+
+def test_a_clip_of_two_people_is_rendered_with_a_note_saying_whom_the_portrait_follows(tmp_path):
+    """An upload (tracked, then from the cache) says so; a gallery clip, chosen by the museum, does not."""
+    from badinput import make_two_people_clip
+
+    from talking_head.cache import DiskCache
+    from talking_head.pipeline import AnimateSettings, animate
+    clip = make_two_people_clip(tmp_path)
+    cache, settings = DiskCache(tmp_path / "cache"), AnimateSettings(max_side=320)
+    for _ in ("tracked", "cached"):
+        notes = animate("gallery:mona_lisa", str(clip), None, settings=settings, cache=cache).notes
+        assert [(n.reason, n.facts["count"]) for n in notes] == [("clip_several_faces", 2)]
+        assert "2 people" in str(notes[0]) and "crop the clip" in str(notes[0])
+    assert animate("gallery:mona_lisa", "gallery:smile_eyes", None, settings=settings, cache=cache).notes == []
+
+
+def test_a_motion_track_keeps_how_many_people_its_tracker_saw():
+    from talking_head.motion import MotionTrack
+    pts = np.random.default_rng(0).uniform(0, 48, (2, 68, 3)).astype(np.float32)
+    t = MotionTrack(pts, np.ones(2, bool), "ibug68", 25, (64, 48), people=3)
+    assert MotionTrack.from_bytes(t.to_bytes()).people == 3
+    assert t.smoothed(0).people == 3
+    # A track stored before the count was kept (every shipped gallery clip's) reads as "not recorded".
+    buf = io.BytesIO()
+    np.savez_compressed(buf, landmarks=t.landmarks, found=t.found, layout=t.layout, fps=np.array([25, 1]),
+                        frame_size=np.array(t.frame_size))
+    assert MotionTrack.from_bytes(buf.getvalue()).people == 0

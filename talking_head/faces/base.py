@@ -45,8 +45,10 @@ class LandmarkBackend(Protocol):
     def detect(self, rgb: np.ndarray) -> list[FaceLandmarks]:
         """All faces in a still image, in any order."""
 
-    def track(self, frames: Iterable[np.ndarray]) -> Iterator[FaceLandmarks | None]:
-        """One result per frame of a video (None where the face is lost), following one face."""
+    def track(self, frames: Iterable[np.ndarray], first: FaceLandmarks | None = None,
+              follower: FaceFollower | None = None) -> Iterator[FaceLandmarks | None]:
+        """One result per frame of a video (None where the face is lost), following one face (``first``, or
+        as ``follower`` picks it; the caller's follower tells it afterwards how many people it saw)."""
 
 
 def choose_face(faces: list[FaceLandmarks], face_index: int | None = None, *, what: str = "the portrait") -> FaceLandmarks:

@@ -67,9 +67,10 @@ class FaceAlignmentBackend:
     def detect(self, rgb: np.ndarray) -> list[FaceLandmarks]:
         return self._faces(rgb)
 
-    def track(self, frames: Iterable[np.ndarray], first: FaceLandmarks | None = None) -> Iterator[FaceLandmarks | None]:
+    def track(self, frames: Iterable[np.ndarray], first: FaceLandmarks | None = None,
+              follower: FaceFollower | None = None) -> Iterator[FaceLandmarks | None]:
         prev = first
-        follower = FaceFollower()
+        follower = follower or FaceFollower()
         for rgb in frames:
             if prev is not None:
                 # Re-using the last landmarks' box skips the slow S3FD detector on most frames.

@@ -171,7 +171,8 @@ class MediaPipeBackend:
             return faces
 
     # -- video --------------------------------------------------------------------------------
-    def track(self, frames: Iterable[np.ndarray], first: FaceLandmarks | None = None) -> Iterator[FaceLandmarks | None]:
+    def track(self, frames: Iterable[np.ndarray], first: FaceLandmarks | None = None,
+              follower: FaceFollower | None = None) -> Iterator[FaceLandmarks | None]:
         """Follow the largest face (or ``first``) through a clip, and the same person after a loss (``FaceFollower``).
 
         The mesh runs in video mode on a fixed square around the face, so small or off-centre faces
@@ -181,7 +182,7 @@ class MediaPipeBackend:
         mesh = None
         crop_box = None
         prev = first
-        follower = FaceFollower()
+        follower = follower or FaceFollower()
         try:
             for rgb in frames:
                 h, w = rgb.shape[:2]

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..motion import face_size
 from ..topology import Layout, get_layout
-from .base import LandmarkBackend
+from .base import FaceFollower, LandmarkBackend
 
 # Patches are compared at this many pixels between the eye centres (a 60-120 px range scored the same).
 EYE_GAP_PX = 70.0
@@ -123,9 +123,10 @@ def _smoothed(weights: np.ndarray, shift: np.ndarray, keep: np.ndarray, full: fl
     return mean * np.minimum(total / full, 1.0)[:, None]
 
 
-def track_on_skin(backend: LandmarkBackend, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray | None]:
-    """``backend.track`` over ``frames``, each face's points (N, 3) corrected by ``PatchCorrector``
-    (None where the face is lost). The first frame with a face is the reference."""
+def track_on_skin(backend: LandmarkBackend, frames: Iterable[np.ndarray],
+                  follower: FaceFollower | None = None) -> Iterator[np.ndarray | None]:
+    """``backend.track`` over ``frames`` (following the face ``follower`` picks), each face's points (N, 3)
+    corrected by ``PatchCorrector`` (None where the face is lost). The first frame with a face is the reference."""
     pending: deque[np.ndarray] = deque()
 
     def feed() -> Iterator[np.ndarray]:
@@ -134,6 +135,6 @@ def track_on_skin(backend: LandmarkBackend, frames: Iterable[np.ndarray]) -> Ite
             yield frame
 
     corrector = PatchCorrector(backend.layout)
-    for face in backend.track(feed()):
+    for face in backend.track(feed(), follower=follower):
         frame = pending.popleft()
         yield None if face is None else corrector(frame, face.points)
