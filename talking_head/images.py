@@ -61,9 +61,13 @@ def load_image(source: str | os.PathLike | bytes | np.ndarray, *, max_side: int 
                                  reason="image_too_small", min_side=MIN_SIDE)
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)  # animated GIF/WebP: the first frame is the portrait
-            _decode_smaller(img, max_side)
+            # The size it will have, from the header (a JPEG decoded smaller is a pixel larger where it is odd).
+            size = fit_within(w, h, max_side)
+            _decode_smaller(img, size)
             img.load()
-            img = _shrunk(_in_srgb(ImageOps.exif_transpose(img), max_side), max_side)
+            if img.getexif().get(_ORIENTATION) in _TURNED:
+                size = size[::-1]
+            img = _shrunk(_in_srgb(ImageOps.exif_transpose(img), size), size)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -83,7 +87,7 @@ def load_image(source: str | os.PathLike | bytes | np.ndarray, *, max_side: int 
 _PROFILED_MODES = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB", "L": "RGB"}
 
 
-def _in_srgb(img: Image.Image, max_side: int | None) -> Image.Image:
+def _in_srgb(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     """The picture's colours as a browser or an image viewer shows them.
 
     A scan in Adobe RGB or Display P3, a print file in CMYK or a grey scan with a dot-gain curve carries an
@@ -91,7 +95,7 @@ def _in_srgb(img: Image.Image, max_side: int | None) -> Image.Image:
     than the painting does anywhere else (La Velata's Display P3 file lost a tenth of its saturation). The
     profile's own rendering intent converts them to sRGB, the colour space of everything downstream (the
     H.264 output is tagged BT.709, sRGB's primaries). A picture without a profile is taken as sRGB already,
-    as browsers do; a damaged or unusable profile leaves the numbers as they are. A picture over ``max_side``
+    as browsers do; a damaged or unusable profile leaves the numbers as they are. A picture larger than ``size``
     is scaled down first, as it would be after: a 24-megapixel scan's conversion cost 0.6 s at full size."""
     icc = img.info.get("icc_profile")
     if not icc:
@@ -109,11 +113,11 @@ def _in_srgb(img: Image.Image, max_side: int | None) -> Image.Image:
         transform = ImageCms.buildTransform(profile, _srgb(), base.mode, out_mode, ImageCms.getDefaultIntent(profile))
         if base.mode in ("RGB", "RGBA") and _leaves_unchanged(transform):
             return img  # an sRGB profile, whatever it is called: converting would change nothing but the time
-        out = ImageCms.applyTransform(_shrunk(base, max_side), transform)
+        out = ImageCms.applyTransform(_shrunk(base, size), transform)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return img
     if alpha is not None:
-        out.putalpha(_shrunk(alpha, max_side))
+        out.putalpha(_shrunk(alpha, size))
     return out
 
 
@@ -123,23 +127,24 @@ _REDUCING_GAP = 2.0
 # The modes Pillow scales with a proper filter (it weights colour by alpha itself); a palette would be
 # scaled by nearest neighbour and a colour keyed transparent (tRNS) blurred into its neighbours.
 _SHRINKABLE = {"RGB", "RGBA", "L", "LA", "CMYK"}
+# EXIF orientations that turn the picture a quarter (width and height swap places).
+_ORIENTATION, _TURNED = 0x0112, {5, 6, 7, 8}
 
 
-def _decode_smaller(img: Image.Image, max_side: int | None) -> None:
+def _decode_smaller(img: Image.Image, size: tuple[int, int]) -> None:
     """Have a JPEG decoded at 1/2, 1/4 or 1/8 of its size where that is still twice the size it is scaled to.
 
     libjpeg scales in its inverse DCT for nearly nothing: a 24-megapixel scan's decode and scaling fell
     from 0.55 s to 0.12 s (BENCHMARKS, twenty-sixth session). Before ``load``; a no-op for other formats."""
-    w, h = fit_within(img.width, img.height, max_side)
+    w, h = size
     if (w, h) != img.size and img.format == "JPEG":
         img.draft(None, (int(w * _REDUCING_GAP), int(h * _REDUCING_GAP)))
 
 
-def _shrunk(img: Image.Image, max_side: int | None) -> Image.Image:
-    """``img`` with its long side at most ``max_side``, while it is still a Pillow image (in the modes it can).
+def _shrunk(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``img`` scaled down to ``size``, while it is still a Pillow image (in the modes it can; else as it is).
 
     Before the pixels become arrays, so a big scan is not copied at full size two or three times more."""
-    size = fit_within(img.width, img.height, max_side)
     if size == img.size or img.mode not in _SHRINKABLE or "transparency" in img.info:
         return img
     return img.resize(size, Image.LANCZOS, reducing_gap=_REDUCING_GAP)

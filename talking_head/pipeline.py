@@ -472,26 +472,32 @@ def _features_key(eng: Engine, clip_digest: str | None, settings: AnimateSetting
     return cache.key("features", clip_digest, eng.features_key(), settings.landmarks, repr(settings.smoothing), motion)
 
 
-def _stored_features(key: str | None, cache: DiskCache) -> np.ndarray | None:
-    """The engine's per-frame driving features cached under ``key``, or None."""
+def _stored_features(key: str | None, cache: DiskCache) -> list[np.ndarray | None] | None:
+    """The engine's per-frame driving features cached under ``key`` (None for a frame it read nothing from), or
+    None."""
     if key is None:
         return None
     blob = cache.get("features", key)
     if blob is None:
         return None
     try:
-        return np.load(io.BytesIO(blob), allow_pickle=False)
-    except ValueError:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as stored:
+            features, present = stored["features"], stored["present"]
+    except (ValueError, KeyError, OSError, TypeError, AttributeError, zipfile.BadZipFile):
         return None  # unreadable: computed again and stored over it
+    return [f if has else None for f, has in zip(features, present)]
 
 
-def _npy_bytes(a: np.ndarray) -> bytes:
+def _features_bytes(features: list[np.ndarray | None]) -> bytes:
+    """Per-frame features as one file: stacked (zeros where a frame has none) and which frames have them."""
+    blank = np.zeros_like(next(f for f in features if f is not None))
     buf = io.BytesIO()
-    np.save(buf, a, allow_pickle=False)
+    np.savez(buf, features=np.stack([blank if f is None else f for f in features]),
+             present=np.array([f is not None for f in features]))
     return buf.getvalue()
 
 
-def _with_features(drive: Iterator[DrivingFrame], stored: np.ndarray) -> Iterator[DrivingFrame]:
+def _with_features(drive: Iterator[DrivingFrame], stored: list[np.ndarray | None]) -> Iterator[DrivingFrame]:
     """The driving frames with the engine's stored features attached."""
     try:
         for fr in drive:
@@ -887,8 +893,8 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
             if done == 0:
                 raise ClipError("No frame of the driving clip could be rendered; choose another clip.",
                                 reason="clip_unreadable")
-            if feats_key and new_features and all(f is not None for f in new_features):
-                cache.put("features", feats_key, _npy_bytes(np.stack(new_features)))
+            if feats_key and new_features and any(f is not None for f in new_features):
+                cache.put("features", feats_key, _features_bytes(new_features))
     finally:
         # On any failure (a bad clip, cancel, engine, encoder) the decoder's ffmpeg and the tracking thread
         # stop now, not whenever the exception and its traceback are garbage-collected.

@@ -509,10 +509,12 @@ def test_an_upload_whose_header_does_not_give_its_size_is_tracked_after_the_prob
     assert _no_render_thread()
 
 
-def test_frames_where_the_drivers_face_is_lost_are_marked_so_for_the_engine(tmp_path, monkeypatch):
-    """A clip cut to black for ten frames: the engine is told which frames had no face (there it keeps the
-    mouth it saw last), on the render that tracks the clip and on the next, which reads its stored motion;
-    both give the same frames."""
+@pytest.mark.parametrize("cut", [(20, 29), (0, 9)], ids=["middle", "start"])
+def test_frames_where_the_drivers_face_is_lost_are_marked_so_for_the_engine(tmp_path, monkeypatch, cut):
+    """A clip cut to black for ten frames: the engine is told which frames had no face (there it draws the
+    mouth), on the render that tracks the clip and on the next, which reads its stored motion and mouth views
+    and decodes no frame (a clip that started without a face had its views stored never); both give the same
+    frames."""
     import hashlib
 
     from badinput import ff
@@ -522,26 +524,30 @@ def test_frames_where_the_drivers_face_is_lost_are_marked_so_for_the_engine(tmp_
     from talking_head.pipeline import AnimateSettings, animate
     clip = tmp_path / "cut_to_black.mp4"
     ff("-i", str(Gallery.default().clip_path("mouth_open")), "-frames:v", "50", "-an",
-       "-vf", "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(n,20,29)'",
+       "-vf", f"drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(n,{cut[0]},{cut[1]})'",
        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip))
-    told = []
-    render_frames = MeshWarpEngine.render
+    told, decoded = [], []
+    render_frames, read_frames = MeshWarpEngine.render, video.read_frames
     monkeypatch.setattr(MeshWarpEngine, "render",
                         lambda self, prepared, frames: told.extend((fr.index, fr.seen) for fr in frames)
                         or render_frames(self, prepared, frames))
+    monkeypatch.setattr(video, "read_frames", lambda *a, **k: decoded.append(a[0]) or read_frames(*a, **k))
     cache = DiskCache(tmp_path / "cache")
 
     def render():
         told.clear()
+        decoded.clear()
         digests = []
         animate("gallery:mona_lisa", str(clip), None, settings=AnimateSettings(max_side=320), cache=cache,
                 on_frame=lambda i, frame, crop: digests.append(hashlib.sha256(frame).hexdigest()))
         return digests, [i for i, seen in told if not seen]
 
+    lost = list(range(cut[0], cut[1] + 1))
     tracked, unseen = render()
-    assert unseen == list(range(20, 30))
+    assert unseen == lost and decoded
     stored, unseen_again = render()
-    assert unseen_again == list(range(20, 30))
+    assert unseen_again == lost
+    assert not decoded, "the clip was decoded again: its mouth views were not stored"
     assert stored == tracked
 
 

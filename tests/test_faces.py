@@ -204,24 +204,54 @@ def _face_at(cx: float, cy: float, side: float):
     return FaceLandmarks(square + [cx, cy, 0], "test4")
 
 
-def test_the_follower_takes_the_largest_face_first_then_the_one_near_where_it_was_lost():
-    from talking_head.faces.base import FaceFollower
+def test_the_follower_takes_the_largest_face_first_and_after_a_loss_never_another_persons():
+    from talking_head.faces.base import FaceFollower, place_of
 
     small_left, big_right = _face_at(100, 100, 60), _face_at(400, 120, 90)
     f = FaceFollower()
     assert f.seen(f.pick([small_left, big_right])) is big_right  # the largest, as a portrait's default
-    f.seen(_face_at(380, 110, 90))                            # it moved a little while tracked
+    assert f.people == 2
+    f.seen(_face_at(380, 110, 90))                            # it moved a little while followed
     assert f.pick([small_left]) is None                       # lost: the other person is not it
-    near = _face_at(410, 100, 80)                             # back, a few pixels from where it was
-    assert f.pick([small_left, near]) is near
-    assert f.pick([_face_at(460, 110, 90), small_left]) is None  # most of a face away: someone else
+    near = _face_at(410, 100, 80)
+    assert f.pick([small_left, near]) is near                 # back where it was
+    moved = _face_at(700, 300, 90)                            # back, but it moved far while hidden
+    assert f.pick([moved, _face_at(105, 98, 62)]) is moved    # (the other person moved a little too)
     assert f.pick([]) is None
+
+    # A second person who comes in while the first is followed is counted by the tracker's look around.
+    f = FaceFollower()
+    f.seen(f.pick([_face_at(200, 200, 100)]))
+    f.census([])
+    assert f.people == 1
+    newcomer = _face_at(600, 180, 70)
+    f.census([place_of(newcomer.box)])
+    assert f.people == 2
+    assert f.pick([newcomer]) is None                         # the speaker hidden: the newcomer is not taken
+    assert f.pick([newcomer, _face_at(260, 210, 100)]) is not newcomer
 
     # One person in the clip: found again wherever it comes back, as before.
     alone = FaceFollower()
     alone.seen(alone.pick([_face_at(100, 100, 60)]))
     elsewhere = _face_at(500, 300, 60)
     assert alone.pick([elsewhere]) is elsewhere
+
+
+def test_a_person_who_walks_in_later_is_not_taken_for_the_speaker_hidden_for_a_moment():
+    """The follower counted only the faces a detection saw, and detections run where the face was lost: someone
+    who came in later was unknown, and the speaker hidden for a moment was swapped for them."""
+    from talking_head.faces import FaceFollower
+    from talking_head.faces.patches import track_on_skin
+
+    both, hidden, split = two_people_frames()
+    alone = both.copy()
+    alone[:, split:] = 40
+    follower = FaceFollower()
+    frames = [alone] * 10 + [both] * 3 + [hidden] * 2 + [both] * 2  # the look around at frame 10 sees the newcomer
+    out = list(track_on_skin(get_backend("mediapipe"), iter(frames), follower))
+    assert follower.people == 2
+    assert out[13] is None and out[14] is None, "the newcomer was taken for the hidden speaker"
+    assert out[15] is not None and out[15][:, 0].max() < split
 
 
 def test_a_clip_of_two_people_is_rendered_with_a_note_saying_whom_the_portrait_follows(tmp_path):

@@ -229,3 +229,14 @@ def test_a_big_picture_in_another_mode_is_scaled_down_like_a_full_decode(mode):
     got = load_image(data, max_side=1000)
     assert got.shape == (1000, 750, 3)
     assert _psnr(got, _fair(shown, (750, 1000))) > 45
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_jpeg_decoded_smaller_has_the_size_its_header_gives(orientation):
+    """5120x3413 decoded at a quarter is 1280x854 (a pixel rounded up), which came out 1280x854 instead of
+    the 1280x853 every other path (and the gallery's stored face) takes for that picture."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _saved(Image.new("RGB", (5120, 3413), (120, 80, 60)), "JPEG", exif=exif.tobytes())
+    want = (853, 1280, 3) if orientation == 1 else (1280, 853, 3)
+    assert load_image(data, max_side=1280).shape == want

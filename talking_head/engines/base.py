@@ -39,7 +39,8 @@ class DrivingFrame:
     features: np.ndarray | None = None  # the engine's own per-frame driving features (see Engine.driving_features)
     # Whether the driver's face was found in this frame. Where it was not (a hand before it, a black cut, a turn
     # away), the landmarks are filled in between the frames around the gap, and the pixels show something else:
-    # an engine takes what it reads from pixels (a mouth's inside, an expression) from the last frame it was seen.
+    # an engine does not read the face from them (meshwarp draws the mouth's inside, LivePortrait keeps the last
+    # expression it read).
     seen: bool = True
 
 
@@ -66,8 +67,8 @@ class Engine(ABC):
     # Set by the pipeline before ``prepare``: where slow parts of a preparation may be kept (None: nowhere).
     source_store: SourceStore | None = None
     # Engines that read something from each driving frame's pixels name it here; they fill
-    # ``DrivingFrame.features`` while rendering, the pipeline caches those with the clip and hands
-    # them back next time (then the frames' pixels are not needed).
+    # ``DrivingFrame.features`` while rendering (or leave it None where they read nothing), the pipeline
+    # caches those with the clip and hands them back next time (then the frames' pixels are not needed).
     driving_features: str | None = None
 
     @classmethod

@@ -101,7 +101,7 @@ _DETAIL_TEXTURE = 2.0
 # lips, eye line level, scaled by the eye distance. At 96 px per eye distance it keeps the detail of the
 # gallery clips (their eye distances are 92-127 px); 1.5 x 1.3 eye distances hold the widest lips (1.12)
 # and the widest yawn (0.97) seen in them.
-_MOUTH_VIEW = "mouth-view-v2"  # v2: a frame where the face was lost keeps the last mouth seen (DrivingFrame.seen)
+_MOUTH_VIEW = "mouth-view-v2"  # v2: a frame where the face was lost has no view (DrivingFrame.seen)
 _MOUTH_VIEW_PX = 96
 _MOUTH_VIEW_SIZE = (144, 124)  # (width, height)
 
@@ -131,7 +131,6 @@ class _MeshState:
     driver: _DriverFlow | None = None  # the driving clip's frame 0, set when it arrives
     prev_disp: np.ndarray | None = None  # the last frame's residual on the remap grid
     mouth_warper: MeshWarper | None = None  # maps the driver's mouth interior; grows to the widest mouth
-    seen_mouth: np.ndarray | None = None  # the mouth view of the last driving frame where the face was found
     grain: np.ndarray | None = None  # (h, w) float32: the painting's own fine texture, from a cheek (_grain)
     # Two layers (None: one layer). The sitter is (h, w, 4) uint8: the crop less the plate's share (the
     # sitter premultiplied by its mask) with the mask as its fourth channel, so one remap moves both.
@@ -527,16 +526,12 @@ class MeshWarpEngine(Engine):
         s: _MeshState = prepared.state
         out = []
         for fr in frames:
-            if fr.index == 0:
-                s.seen_mouth = None
-            if self.fill_mouth and fr.features is None and fr.image is not None:
-                # Where the driver's face was lost the view would show what hid it (a black cut's mouth came out
-                # blue-grey once matched to the painting): the last mouth seen stands in, or a drawn cavity.
+            # Where the driver's face was lost the view would show what hid it (a black cut's mouth came out
+            # blue-grey once matched to the painting), and the last mouth seen has another shape than the one
+            # filled in across the gap: the drawn cavity fills those frames (no view).
+            if self.fill_mouth and fr.features is None and fr.image is not None and fr.seen:
                 fr.features = cv2.warpAffine(fr.image, _mouth_view(s.layout, fr.landmarks), _MOUTH_VIEW_SIZE,
-                                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) \
-                    if fr.seen else s.seen_mouth
-            if fr.seen and fr.features is not None:
-                s.seen_mouth = fr.features
+                                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             dst, z = self.vertices(prepared, fr)
             if (self.refine or self.detail) and fr.image is not None and fr.index == 0:
                 s.driver, s.prev_disp = _DriverFlow(s.layout, fr.image, fr.landmarks), None

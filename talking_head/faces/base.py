@@ -69,34 +69,75 @@ def choose_face(faces: list[FaceLandmarks], face_index: int | None = None, *, wh
     return ordered[face_index]
 
 
+Place = tuple[float, float, float]  # a face's centre (x, y) and size (the square root of its box's area), pixels
+
+
+def place_of(box: tuple[float, float, float, float]) -> Place:
+    x0, y0, x1, y1 = box
+    return (x0 + x1) / 2, (y0 + y1) / 2, float(np.sqrt(max(x1 - x0, 1.0) * max(y1 - y0, 1.0)))
+
+
+def _near(a: Place, b: Place, within: float) -> bool:
+    return float(np.hypot(a[0] - b[0], a[1] - b[1])) < within * max(a[2], b[2])
+
+
 class FaceFollower:
     """Which of the faces found in a frame a clip's track takes up: the same person all through the clip.
 
-    A tracker follows one face from frame to frame and asks its detector again only where it lost it. The
-    first time, the largest face is taken. Taken up again after a loss (a turn, a hand, a cut), the largest
-    face was the wrong rule in a clip with two people: half a second with the speaker hidden and the track went
-    to the other person for the rest of the clip, and the portrait's head jumped to where that face was. Once
-    a detection has seen several faces, a lost face is taken up again only near where it was last seen (the
-    nearest face within ``REACH`` of its size), and is otherwise still lost. A clip with one person is
-    followed as before: wherever that face comes back.
+    A tracker follows one face from frame to frame and asks its detector again where it lost it. The first
+    time, the largest face is taken. Taken up again after a loss (a turn, a hand, a cut), the largest face was
+    the wrong rule in a clip with two people: half a second with the speaker hidden and the track went to the
+    other person for the rest of the clip, and the portrait's head jumped to where that face was. So the
+    follower keeps where the other people are: the faces a detection found beside the one taken, and those the
+    tracker finds in a look around every ``CENSUS_EVERY`` frames while it follows its face (``census``), which
+    counts a person who walks in later. After a loss, a face where another person was is not taken; of the
+    rest, the nearest to where the lost face was last seen, however far it moved while hidden. A clip where no
+    one else was seen is followed as before: the largest face, wherever it comes back.
     """
 
-    REACH = 0.75  # how far (in face sizes) from where it was last seen a lost face is looked for
+    CENSUS_EVERY = 10  # frames between two looks for other people while the face is followed (a third of a second)
+    SAME = 0.5         # a place within this many face sizes of a face's centre is that face
+    OTHER = 0.6        # ... and of another person's last known place, that person (who may have moved a little)
 
     def __init__(self) -> None:
         self.last: FaceLandmarks | None = None
-        self.people = 0  # the most faces one detection found
+        self.others: list[Place] = []  # where the other people were last seen
+        self.people = 0                # the most faces seen at once
+
+    def is_other(self, where: Place) -> bool:
+        return any(_near(where, o, self.OTHER) for o in self.others)
+
+    def is_followed(self, where: Place) -> bool:
+        return self.last is not None and _near(where, place_of(self.last.box), self.SAME)
 
     def pick(self, faces: list[FaceLandmarks]) -> FaceLandmarks | None:
-        self.people = max(self.people, len(faces))
+        """The face to follow among those a detection found (None: not here)."""
         if not faces:
             return None
-        if self.last is None or self.people < 2:
-            return max(faces, key=lambda f: f.size)
-        centre = self.last.xy.mean(axis=0)
-        distance, face = min(((float(np.linalg.norm(f.xy.mean(axis=0) - centre)), f) for f in faces),
-                             key=lambda pair: pair[0])
-        return face if distance <= self.REACH * self.last.size else None
+        self.people = max(self.people, len(faces))
+        free = [f for f in faces if not self.is_other(place_of(f.box))] if self.last is not None else faces
+        if not free:
+            return None
+        if self.last is None or not self.others:
+            face = max(free, key=lambda f: f.size)
+        else:
+            x, y, _ = place_of(self.last.box)
+            face = min(free, key=lambda f: float(np.hypot(*(np.asarray(place_of(f.box)[:2]) - (x, y)))))
+        self._met([place_of(f.box) for f in faces if f is not face], place_of(face.box))
+        return face
+
+    def census(self, others: list[Place]) -> None:
+        """Where the faces beside the followed one are now (a tracker's look around)."""
+        self.people = max(self.people, 1 + len(others))
+        if self.last is not None:
+            self._met(others, place_of(self.last.box))
+
+    def _met(self, found: list[Place], followed: Place) -> None:
+        # Places just seen replace the old ones near them; an old place stays (the person may be hidden for
+        # now) unless the followed face is there now.
+        kept = [o for o in self.others
+                if not any(_near(o, f, self.OTHER) for f in found) and not _near(o, followed, self.SAME)]
+        self.others = found + kept
 
     def seen(self, face: FaceLandmarks | None) -> FaceLandmarks | None:
         if face is not None:

@@ -166,11 +166,14 @@ class LivePortraitEngine(Engine):
             feats = self.model.extract_motion(self.model.to_tensor(crops)).features()
             for fr, f in zip(todo, feats):
                 fr.features = f
-        for fr in frames:  # where the driver's face was lost, the expression of the last frame it was seen in
-            if fr.seen:
-                state["seen"] = fr.features
-            elif state.get("seen") is not None:
-                fr.features = state["seen"]
+            # Where the driver's face was lost, the motion of the last frame it was seen in (the head holds still
+            # until it is found again). Only frames read now: a batch halved after running out of memory is read
+            # again, and its frames must keep what the frames before them gave.
+            for fr in todo:
+                if fr.seen:
+                    state["seen"] = fr.features
+                elif state.get("seen") is not None:
+                    fr.features = state["seen"]
         return Motion.from_features(np.stack([fr.features for fr in frames]), device=self.model.device)
 
     def render(self, prepared: Prepared, frames: list[DrivingFrame]) -> list[np.ndarray]:
@@ -193,7 +196,13 @@ class LivePortraitEngine(Engine):
         state = prepared.state
         drv = self._driving_motion(state, frames)
         if state["drv0"] is None:
-            state["drv0"] = drv.take(0)  # the clip's neutral first frame (frames arrive in order)
+            # The clip's neutral frame is its first with the face (frames arrive in order); before it, the
+            # portrait rests (a motion read off a black frame or a hand was the reference for the whole clip).
+            lead = next((k for k, fr in enumerate(frames) if fr.seen), len(frames))
+            if lead:
+                rest = [prepared.crop.copy() for _ in frames[:lead]]
+                return rest + (self._render(prepared, frames[lead:]) if lead < len(frames) else [])
+            state["drv0"] = drv.take(0)
         eyes = lips = None
         if self.retarget_eyes or self.retarget_lips:
             pts = [lpcrop.ibug68(fr.landmarks) for fr in frames]
