@@ -247,11 +247,12 @@ def test_a_person_who_walks_in_later_is_not_taken_for_the_speaker_hidden_for_a_m
     alone = both.copy()
     alone[:, split:] = 40
     follower = FaceFollower()
-    frames = [alone] * 10 + [both] * 3 + [hidden] * 2 + [both] * 2  # the look around at frame 10 sees the newcomer
+    n = FaceFollower.CENSUS_EVERY  # the look around at frame n sees the newcomer
+    frames = [alone] * n + [both] * 3 + [hidden] * 2 + [both] * 2
     out = list(track_on_skin(get_backend("mediapipe"), iter(frames), follower))
     assert follower.people == 2
-    assert out[13] is None and out[14] is None, "the newcomer was taken for the hidden speaker"
-    assert out[15] is not None and out[15][:, 0].max() < split
+    assert out[n + 3] is None and out[n + 4] is None, "the newcomer was taken for the hidden speaker"
+    assert out[n + 5] is not None and out[n + 5][:, 0].max() < split
 
 
 def test_a_clip_of_two_people_is_rendered_with_a_note_saying_whom_the_portrait_follows(tmp_path):

@@ -95,7 +95,7 @@ class FaceFollower:
     one else was seen is followed as before: the largest face, wherever it comes back.
     """
 
-    CENSUS_EVERY = 10  # frames between two looks for other people while the face is followed (a third of a second)
+    CENSUS_EVERY = 15  # frames between two looks for other people while the face is followed (half a second)
     SAME = 0.5         # a place within this many face sizes of a face's centre is that face
     OTHER = 0.6        # ... and of another person's last known place, that person (who may have moved a little)
 
