@@ -64,8 +64,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "note_several_faces": "This picture has {count} faces; the largest was animated. To animate another, choose "
                               "it under the picture.",
         "note_chosen_face": "This picture has {count} faces; face no. {number} from the left was animated.",
-        "note_clip_several_faces": "This performance shows {count} people; the portrait follows the one whose face "
-                                   "was largest at the start. To follow another, upload a clip of that person alone.",
+        "note_clip_several_faces": "This performance shows {count} faces; the portrait follows the one that was "
+                                   "largest at the start. To follow another, upload a clip of that person alone.",
         "faces_found": "This picture has {count} faces: the largest will come to life, or choose another below.",
         "clip_other_codec": "This clip is in {codec}, a format some browsers cannot play, so it may show no "
                             "preview here; it can still be animated.",
@@ -156,8 +156,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "note_several_faces": "Cette image contient {count} visages ; le plus grand a été animé. Pour en animer un "
                               "autre, choisissez-le sous l'image.",
         "note_chosen_face": "Cette image contient {count} visages ; le n° {number} en partant de la gauche a été animé.",
-        "note_clip_several_faces": "Cette vidéo montre {count} personnes ; le portrait suit celle dont le visage était "
-                                   "le plus grand au début. Pour en suivre une autre, envoyez une vidéo d'elle seule.",
+        "note_clip_several_faces": "Cette vidéo montre {count} visages ; le portrait suit celui qui était le plus grand "
+                                   "au début. Pour en suivre un autre, envoyez une vidéo de cette personne seule.",
         "faces_found": "Cette image contient {count} visages : le plus grand va s'animer, ou choisissez-en un autre "
                        "ci-dessous.",
         "clip_other_codec": "Ce clip est au format {codec}, que certains navigateurs ne savent pas lire : il se "

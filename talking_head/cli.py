@@ -144,7 +144,7 @@ def _run_gallery(a) -> int:
         for cid in a.ids or sorted(g.manifest().get("clips", {})):
             e = g.retrack_clip(cid)
             print(f"Tracked clip {cid!r} again (face in {e['faces_found']} frames)")
-            _people_note(g, cid)
+            _faces_note(g, cid)
         return 0
     info = {k: getattr(a, k) for k in ("title", "shows", "provenance", "licence", "consent")}
     info["title_fr"] = a.title_fr
@@ -152,15 +152,15 @@ def _run_gallery(a) -> int:
     e = g.add_clip(Path(a.path), a.id, info, max_duration=a.max_duration, replace=a.replace)
     print(f"{done} clip {a.id!r} ({e['duration']} s at {e['fps']} fps, face in {e['faces_found']} frames); restart the "
           "app to show it.")
-    _people_note(g, a.id)
+    _faces_note(g, a.id)
     return 0
 
 
-def _people_note(g, clip_id: str) -> None:
-    """Tell the staff who added or re-tracked a clip that it shows several people (visitors are not told)."""
+def _faces_note(g, clip_id: str) -> None:
+    """Tell the staff who added or re-tracked a clip that it shows several faces (visitors are not told)."""
     from .motion import MotionTrack
-    from .pipeline import several_people_note
-    note = several_people_note(MotionTrack.load(g.motion_path(clip_id)).people)
+    from .pipeline import several_faces_in_clip_note
+    note = several_faces_in_clip_note(MotionTrack.load(g.motion_path(clip_id)).faces)
     if note is not None:
         print(f"note: {note}")
 

@@ -28,7 +28,7 @@ class MotionTrack:
     layout: str
     fps: Fraction
     frame_size: tuple[int, int]  # (w, h)
-    people: int = 0              # the most faces one of the tracker's detections saw (0: not recorded)
+    faces: int = 0              # the most faces one of the tracker's detections saw (0: not recorded)
 
     def __len__(self) -> int:
         return len(self.landmarks)
@@ -37,7 +37,7 @@ class MotionTrack:
         buf = io.BytesIO()
         np.savez_compressed(buf, landmarks=self.landmarks.astype(np.float32), found=self.found,
                             layout=self.layout, fps=np.array([self.fps.numerator, self.fps.denominator]),
-                            frame_size=np.array(self.frame_size), people=np.int32(self.people))
+                            frame_size=np.array(self.frame_size), faces=np.int32(self.faces))
         return buf.getvalue()
 
     @classmethod
@@ -45,7 +45,7 @@ class MotionTrack:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return cls(z["landmarks"], z["found"].astype(bool), str(z["layout"]),
                        Fraction(int(z["fps"][0]), int(z["fps"][1])), tuple(int(v) for v in z["frame_size"]),
-                       int(z["people"]) if "people" in z.files else 0)
+                       int(z["faces"]) if "faces" in z.files else 0)
 
     def save(self, path: Path) -> None:
         """Write the track (replacing any old file whole: see ``files.replace_file``)."""
@@ -60,18 +60,18 @@ class MotionTrack:
         """The same track smoothed without lag; strength 0 returns it unchanged."""
         size = face_size(self.landmarks[0], get_layout(self.layout))
         arr = smooth_track(self.landmarks, float(self.fps), strength, scale=size)
-        return MotionTrack(arr.astype(np.float32), self.found, self.layout, self.fps, self.frame_size, self.people)
+        return MotionTrack(arr.astype(np.float32), self.found, self.layout, self.fps, self.frame_size, self.faces)
 
 
 def build_track(raw: list[np.ndarray | None], layout: str, fps: Fraction, frame_size: tuple[int, int],
-                people: int = 0) -> MotionTrack:
-    """A track from per-frame detections (None where the face was lost, filled by interpolation); ``people``:
+                faces: int = 0) -> MotionTrack:
+    """A track from per-frame detections (None where the face was lost, filled by interpolation); ``faces``:
     the most faces the tracker saw at once."""
     found = np.array([r is not None for r in raw], dtype=bool)
     n = get_layout(layout).n_points
     arr = np.stack([r if r is not None else np.zeros((n, 3), np.float32) for r in raw])
     arr = fill_gaps(arr, found)
-    return MotionTrack(arr.astype(np.float32), found, layout, Fraction(fps), frame_size, people)
+    return MotionTrack(arr.astype(np.float32), found, layout, Fraction(fps), frame_size, faces)
 
 
 def face_size(points: np.ndarray, layout: Layout) -> float:

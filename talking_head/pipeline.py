@@ -73,7 +73,7 @@ DEFAULT_MAX_DURATION = 30.0
 DRIVE_MAX_SIDE = 720
 # How extracted motion is made (tracked, then corrected on the skin: faces.patches); a new value keeps
 # motion cached by an older way from being used.
-MOTION_VERSION = "skin-patches-3"  # 2: frames of non-square pixels are tracked at their display shape; 3: the same
+MOTION_VERSION = "skin-patches-4"  # 2: frames of non-square pixels are tracked at their display shape; 3, 4: the same
 # person taken up again after a loss in a clip with several (FaceFollower)
 # How a portrait's face is found; a new value keeps faces found the older way from being used. 2: a fit whose
 # eyes do not hold their irises is taken again from other crops (faces.mediapipe_backend.irises_fit).
@@ -276,12 +276,13 @@ def several_faces_note(count: int, chosen: int | None) -> Note | None:
                 "--face, or crop the picture around it.", reason="several_faces", count=count)
 
 
-def several_people_note(count: int) -> Note | None:
-    """What to tell the user when the driving clip showed more people than the one followed."""
+def several_faces_in_clip_note(count: int) -> Note | None:
+    """What to tell the user when the driving clip showed more faces than the one followed (a photograph on the
+    wall or a mirror counts: the note says faces, not people)."""
     if count < 2:
         return None
-    return Note(f"The driving clip shows {count} people; the portrait follows the one whose face was largest "
-                "where the clip starts. To follow another, crop the clip around that person.",
+    return Note(f"The driving clip shows {count} faces; the portrait follows the one that was largest where the "
+                "clip starts. To follow another, crop the clip around that person.",
                 reason="clip_several_faces", count=count)
 
 
@@ -340,7 +341,7 @@ def extract_motion(path: Path, info: video.ClipInfo, *, backend: str = "auto",
     finally:
         reader.close()  # stop ffmpeg now if tracking failed or was cancelled
     _check_found(raw)
-    return build_track(raw, be.layout, info.fps, size, follower.people)
+    return build_track(raw, be.layout, info.fps, size, follower.faces)
 
 
 def _clip_file(spec, gallery: Gallery) -> tuple[Path, str | None]:
@@ -528,7 +529,7 @@ class _LiveTracking:
         self.frames: list[np.ndarray | None] = []  # decoded frames; None once taken
         self.raw: list[np.ndarray | None] = []     # landmarks per tracked frame; None where no face was found
         self.size: tuple[int, int] | None = None
-        self.follower = FaceFollower()  # which face is tracked; how many people it saw
+        self.follower = FaceFollower()  # which face is tracked; how many faces it saw
         self.ended = False
         self._error: BaseException | None = None
         self._taken = 0
@@ -626,7 +627,7 @@ def _live_drive(live: _LiveTracking, backend: LandmarkBackend, face: FaceLandmar
             if len(live.raw) < info.n_frames:  # tracking read the frames before the probe had counted them
                 raise video.ClipDecodeError(f"Decoding {info.path.name} failed part-way; re-export the clip as an "
                                             "H.264 MP4 and try again.")
-            on_track(build_track(live.raw, backend.layout, info.fps, live.size, live.follower.people))
+            on_track(build_track(live.raw, backend.layout, info.fps, live.size, live.follower.faces))
             filled += filler.finish()
         for x in filled:
             x = x.astype(np.float32)  # as a stored track holds it
@@ -906,7 +907,7 @@ def _animate_once(portrait, clip, out, *, engine, settings, progress, cancel, ga
     timings["total_s"] = time.perf_counter() - t0
     report(1.0, STEP_DONE)
     notes = [several_faces_note(faces_found, settings.face_index)]
-    if gid is None:  # (a gallery clip's people were the museum's choice, told to the staff who added it)
-        notes.append(several_people_note(track.people if track is not None else live.follower.people))
+    if gid is None:  # (a gallery clip's faces were the museum's choice, told to the staff who added it)
+        notes.append(several_faces_in_clip_note(track.faces if track is not None else live.follower.faces))
     return AnimateResult(Path(out) if out is not None else None, done, info.fps, (comp.out_w + sbs_w, comp.out_h), eng.name,
                          prepared.crop_box, timings, track is not None, [n for n in notes if n is not None])

@@ -191,7 +191,7 @@ def test_a_track_lost_in_a_clip_of_two_people_comes_back_to_the_same_person():
     assert len(get_backend("mediapipe").detect(both)) == 2
     follower = FaceFollower()
     out = list(track_on_skin(get_backend("mediapipe"), iter([both, both, hidden, hidden, both, both]), follower))
-    assert follower.people == 2  # (what the render's note says)
+    assert follower.faces == 2  # (what the render's note says)
     assert out[2] is None and out[3] is None, "the other person was taken for the hidden one"
     for k in (0, 1, 4, 5):
         assert out[k] is not None and out[k][:, 0].max() < split, f"frame {k}: not the person on the left"
@@ -210,7 +210,7 @@ def test_the_follower_takes_the_largest_face_first_and_after_a_loss_never_anothe
     small_left, big_right = _face_at(100, 100, 60), _face_at(400, 120, 90)
     f = FaceFollower()
     assert f.seen(f.pick([small_left, big_right])) is big_right  # the largest, as a portrait's default
-    assert f.people == 2
+    assert f.faces == 2
     f.seen(_face_at(380, 110, 90))                            # it moved a little while followed
     assert f.pick([small_left]) is None                       # lost: the other person is not it
     near = _face_at(410, 100, 80)
@@ -223,12 +223,26 @@ def test_the_follower_takes_the_largest_face_first_and_after_a_loss_never_anothe
     f = FaceFollower()
     f.seen(f.pick([_face_at(200, 200, 100)]))
     f.census([])
-    assert f.people == 1
+    assert f.faces == 1
     newcomer = _face_at(600, 180, 70)
     f.census([place_of(newcomer.box)])
-    assert f.people == 2
+    assert f.faces == 2
     assert f.pick([newcomer]) is None                         # the speaker hidden: the newcomer is not taken
     assert f.pick([newcomer, _face_at(260, 210, 100)]) is not newcomer
+
+    # The other person moves while the followed one is hidden: each detection moves their place along.
+    f = FaceFollower()
+    f.seen(f.pick([_face_at(100, 100, 80), _face_at(400, 100, 60)]))
+    for x in range(400, 330, -10):                            # 10 px a frame, 70 px in all: more than a face size
+        assert f.pick([_face_at(x, 100, 60)]) is None
+    assert f.pick([_face_at(330, 100, 60), _face_at(120, 110, 80)]).xy.mean(0)[0] == 120
+    # Someone who left a second ago: the followed person may come back where they were.
+    f = FaceFollower()
+    f.seen(f.pick([_face_at(100, 100, 80), _face_at(400, 100, 80)]))
+    f.census([])                                              # gone at the look around
+    assert f.pick([]) is None                                 # the followed face lost too
+    back = _face_at(400, 100, 80)
+    assert f.pick([back]) is back
 
     # One person in the clip: found again wherever it comes back, as before.
     alone = FaceFollower()
@@ -250,7 +264,7 @@ def test_a_person_who_walks_in_later_is_not_taken_for_the_speaker_hidden_for_a_m
     n = FaceFollower.CENSUS_EVERY  # the look around at frame n sees the newcomer
     frames = [alone] * n + [both] * 3 + [hidden] * 2 + [both] * 2
     out = list(track_on_skin(get_backend("mediapipe"), iter(frames), follower))
-    assert follower.people == 2
+    assert follower.faces == 2
     assert out[n + 3] is None and out[n + 4] is None, "the newcomer was taken for the hidden speaker"
     assert out[n + 5] is not None and out[n + 5][:, 0].max() < split
 
@@ -266,18 +280,18 @@ def test_a_clip_of_two_people_is_rendered_with_a_note_saying_whom_the_portrait_f
     for _ in ("tracked", "cached"):
         notes = animate("gallery:mona_lisa", str(clip), None, settings=settings, cache=cache).notes
         assert [(n.reason, n.facts["count"]) for n in notes] == [("clip_several_faces", 2)]
-        assert "2 people" in str(notes[0]) and "crop the clip" in str(notes[0])
+        assert "2 faces" in str(notes[0]) and "crop the clip" in str(notes[0])
     assert animate("gallery:mona_lisa", "gallery:smile_eyes", None, settings=settings, cache=cache).notes == []
 
 
-def test_a_motion_track_keeps_how_many_people_its_tracker_saw():
+def test_a_motion_track_keeps_how_many_faces_its_tracker_saw():
     from talking_head.motion import MotionTrack
     pts = np.random.default_rng(0).uniform(0, 48, (2, 68, 3)).astype(np.float32)
-    t = MotionTrack(pts, np.ones(2, bool), "ibug68", 25, (64, 48), people=3)
-    assert MotionTrack.from_bytes(t.to_bytes()).people == 3
-    assert t.smoothed(0).people == 3
+    t = MotionTrack(pts, np.ones(2, bool), "ibug68", 25, (64, 48), faces=3)
+    assert MotionTrack.from_bytes(t.to_bytes()).faces == 3
+    assert t.smoothed(0).faces == 3
     # A track stored before the count was kept (every shipped gallery clip's) reads as "not recorded".
     buf = io.BytesIO()
     np.savez_compressed(buf, landmarks=t.landmarks, found=t.found, layout=t.layout, fps=np.array([25, 1]),
                         frame_size=np.array(t.frame_size))
-    assert MotionTrack.from_bytes(buf.getvalue()).people == 0
+    assert MotionTrack.from_bytes(buf.getvalue()).faces == 0

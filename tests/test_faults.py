@@ -528,7 +528,7 @@ def test_a_curator_removes_a_work_and_is_told_of_one_whose_file_went(tmp_path):
     rc, out, err = _gallery_cli(root, "add-clip", str(badinput.make_two_people_clip(tmp_path)), "--id", "two",
                                 *[x for k in ("title", "shows", "provenance", "licence", "consent") for x in (f"--{k}", "x")])
     assert rc == 0 and "Added clip 'two'" in out, err
-    assert "note: The driving clip shows 2 people; the portrait follows the one whose face was largest" in out, out
+    assert "note: The driving clip shows 2 faces; the portrait follows the one that was largest" in out, out
 
     (root / "portraits" / "mona_lisa.jpg").unlink()  # by hand, the entry left
     with pytest.raises(GalleryError, match=r"lists the portrait 'mona_lisa', but its file .* is not there"):

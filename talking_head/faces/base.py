@@ -48,7 +48,7 @@ class LandmarkBackend(Protocol):
     def track(self, frames: Iterable[np.ndarray], first: FaceLandmarks | None = None,
               follower: FaceFollower | None = None) -> Iterator[FaceLandmarks | None]:
         """One result per frame of a video (None where the face is lost), following one face (``first``, or
-        as ``follower`` picks it; the caller's follower tells it afterwards how many people it saw)."""
+        as ``follower`` picks it; the caller's follower tells it afterwards how many faces it saw)."""
 
 
 def choose_face(faces: list[FaceLandmarks], face_index: int | None = None, *, what: str = "the portrait") -> FaceLandmarks:
@@ -77,8 +77,9 @@ def place_of(box: tuple[float, float, float, float]) -> Place:
     return (x0 + x1) / 2, (y0 + y1) / 2, float(np.sqrt(max(x1 - x0, 1.0) * max(y1 - y0, 1.0)))
 
 
-def _near(a: Place, b: Place, within: float) -> bool:
-    return float(np.hypot(a[0] - b[0], a[1] - b[1])) < within * max(a[2], b[2])
+def _apart(a: Place, b: Place) -> float:
+    """How far apart two places are, in the larger face's sizes."""
+    return float(np.hypot(a[0] - b[0], a[1] - b[1])) / max(a[2], b[2], 1.0)
 
 
 class FaceFollower:
@@ -88,56 +89,78 @@ class FaceFollower:
     time, the largest face is taken. Taken up again after a loss (a turn, a hand, a cut), the largest face was
     the wrong rule in a clip with two people: half a second with the speaker hidden and the track went to the
     other person for the rest of the clip, and the portrait's head jumped to where that face was. So the
-    follower keeps where the other people are: the faces a detection found beside the one taken, and those the
-    tracker finds in a look around every ``CENSUS_EVERY`` frames while it follows its face (``census``), which
-    counts a person who walks in later. After a loss, a face where another person was is not taken; of the
-    rest, the nearest to where the lost face was last seen, however far it moved while hidden. A clip where no
-    one else was seen is followed as before: the largest face, wherever it comes back.
+    follower keeps where the other faces are (all places are face-mesh boxes): those a detection found beside
+    the one taken; those the tracker finds in its look around every ``CENSUS_EVERY`` frames while it follows
+    (``census``: a person who comes in later); and, while the followed face is lost, each detection moves them
+    along to where they are now, so a person who moves while the speaker is hidden is still known. After a loss,
+    a face at another's place is not taken; of the rest, the nearest to where the lost face was last seen,
+    however far it moved while hidden. A place where no face was found lately no longer keeps a face from being
+    taken (the followed person may come back where someone else was), and after ``FORGET`` frames it is
+    forgotten. A clip where no other face was seen is followed as before: the largest face, wherever
+    it comes back.
     """
 
-    CENSUS_EVERY = 15  # frames between two looks for other people while the face is followed (half a second)
-    SAME = 0.5         # a place within this many face sizes of a face's centre is that face
-    OTHER = 0.6        # ... and of another person's last known place, that person (who may have moved a little)
+    CENSUS_EVERY = 15  # frames between two looks for other faces while the face is followed (half a second)
+    SAME = 0.5         # a place within this many face sizes of another is the same face
+    FORGET = 30        # frames without a face at a place before it is forgotten (about a second)
 
     def __init__(self) -> None:
         self.last: FaceLandmarks | None = None
-        self.others: list[Place] = []  # where the other people were last seen
-        self.people = 0                # the most faces seen at once
-
-    def is_other(self, where: Place) -> bool:
-        return any(_near(where, o, self.OTHER) for o in self.others)
+        self.others: list[list] = []  # [place, frames it has been missed for] of each other face
+        self.faces = 0                # the most faces seen at once
 
     def is_followed(self, where: Place) -> bool:
-        return self.last is not None and _near(where, place_of(self.last.box), self.SAME)
+        return self.last is not None and _apart(where, place_of(self.last.box)) < self.SAME
+
+    def _match(self, found: list[Place]) -> list[int | None]:
+        """For each place found, the index of the other face it is (nearest first, each at most once), or None."""
+        pairs = sorted((_apart(f, o[0]), i, k) for i, f in enumerate(found) for k, o in enumerate(self.others))
+        match: list[int | None] = [None] * len(found)
+        taken = set()
+        for d, i, k in pairs:
+            if d < self.SAME and match[i] is None and k not in taken:
+                match[i] = k
+                taken.add(k)
+        return match
 
     def pick(self, faces: list[FaceLandmarks]) -> FaceLandmarks | None:
         """The face to follow among those a detection found (None: not here)."""
-        if not faces:
-            return None
-        self.people = max(self.people, len(faces))
-        free = [f for f in faces if not self.is_other(place_of(f.box))] if self.last is not None else faces
+        self.faces = max(self.faces, len(faces))
+        if self.last is None:
+            face = max(faces, key=lambda f: f.size) if faces else None
+            self.others = [[place_of(f.box), 0] for f in faces if f is not face]
+            return face
+        places = [place_of(f.box) for f in faces]
+        # A face is another person's only where that person was seen lately (in the last look around, or since
+        # the loss): a face found where someone was a second ago may be the followed one, come back where they left.
+        match = [k if k is not None and self.others[k][1] < self.CENSUS_EVERY else None for k in self._match(places)]
+        self._update(places, match, missed=1)  # (detections run every frame while the followed face is lost)
+        free = [f for f, k in zip(faces, match) if k is None]
         if not free:
             return None
-        if self.last is None or not self.others:
+        if not self.others:
             face = max(free, key=lambda f: f.size)
         else:
-            x, y, _ = place_of(self.last.box)
-            face = min(free, key=lambda f: float(np.hypot(*(np.asarray(place_of(f.box)[:2]) - (x, y)))))
-        self._met([place_of(f.box) for f in faces if f is not face], place_of(face.box))
+            last = place_of(self.last.box)
+            face = min(free, key=lambda f: _apart(place_of(f.box), last))
+        self.others += [[place_of(f.box), 0] for f in free if f is not face]
         return face
 
-    def census(self, others: list[Place]) -> None:
-        """Where the faces beside the followed one are now (a tracker's look around)."""
-        self.people = max(self.people, 1 + len(others))
-        if self.last is not None:
-            self._met(others, place_of(self.last.box))
+    def census(self, found: list[Place]) -> None:
+        """The places of the faces beside the followed one now (a tracker's look around)."""
+        self.faces = max(self.faces, 1 + len(found))
+        match = self._match(found)
+        self._update(found, match, missed=self.CENSUS_EVERY)
+        self.others = [o for o in self.others if not self.is_followed(o[0])]
+        self.others += [[where, 0] for where, k in zip(found, match) if k is None]
 
-    def _met(self, found: list[Place], followed: Place) -> None:
-        # Places just seen replace the old ones near them; an old place stays (the person may be hidden for
-        # now) unless the followed face is there now.
-        kept = [o for o in self.others
-                if not any(_near(o, f, self.OTHER) for f in found) and not _near(o, followed, self.SAME)]
-        self.others = found + kept
+    def _update(self, found: list[Place], match: list[int | None], missed: int) -> None:
+        """Other faces found again move to where they are now; the rest have been missed ``missed`` frames more,
+        and are forgotten after ``FORGET``."""
+        again = {k: where for where, k in zip(found, match) if k is not None}
+        for k, other in enumerate(self.others):
+            other[:] = [again[k], 0] if k in again else [other[0], other[1] + missed]
+        self.others = [o for o in self.others if o[1] < self.FORGET]
 
     def seen(self, face: FaceLandmarks | None) -> FaceLandmarks | None:
         if face is not None:

@@ -202,7 +202,7 @@ class LivePortraitEngine(Engine):
             if lead:
                 rest = [prepared.crop.copy() for _ in frames[:lead]]
                 return rest + (self._render(prepared, frames[lead:]) if lead < len(frames) else [])
-            state["drv0"] = drv.take(0)
+        drv0 = drv.take(0) if state["drv0"] is None else state["drv0"]
         eyes = lips = None
         if self.retarget_eyes or self.retarget_lips:
             pts = [lpcrop.ibug68(fr.landmarks) for fr in frames]
@@ -213,6 +213,7 @@ class LivePortraitEngine(Engine):
             if self.retarget_lips:
                 lips = torch.tensor([[state["src_lip"], lpcrop.lip_open_ratio(p)] for p in pts],
                                     dtype=torch.float32, device=dev)
-        images = self.model.animate(state["source"], drv, state["drv0"], self.transfer, eyes, lips)
+        images = self.model.animate(state["source"], drv, drv0, self.transfer, eyes, lips)
+        state["drv0"] = drv0  # (once drawn: a batch that ran out of memory is drawn again, halved, from the same start)
         return [lpcrop.crop_to_box(img, state["to_box"], state["box"]) for img in self.model.to_uint8(images)]
 
