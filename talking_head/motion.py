@@ -28,7 +28,7 @@ class MotionTrack:
     layout: str
     fps: Fraction
     frame_size: tuple[int, int]  # (w, h)
-    faces: int = 0              # the most faces one of the tracker's detections saw (0: not recorded)
+    faces: int = 0              # the most faces the tracker saw at once (0: not recorded)
 
     def __len__(self) -> int:
         return len(self.landmarks)

@@ -84,7 +84,7 @@ def load_model(device: str = "auto", precision: str = "auto", *, local_dir=None,
                  description="LivePortrait networks (KwaiVGI, MIT weights from the Hugging Face Hub); fast on a GPU")
 class LivePortraitEngine(Engine):
     needs_driving_pixels = True
-    driving_features = "liveportrait-motion-v2"  # v2: a frame where the face was lost keeps the last expression seen
+    driving_features = "liveportrait-motion-v2"  # v2: a frame where the face was lost keeps the last motion seen
 
     def __init__(self, device: str = "auto", precision: str = "auto", stitching: bool = True,
                  retarget_eyes: bool = False, retarget_lips: bool = False, batch_size: int | None = None,
