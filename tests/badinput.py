@@ -661,3 +661,19 @@ def make_two_people_clip(dest: Path) -> Path:
        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(p))
     return p
 
+
+
+def close_pair_frame() -> tuple[np.ndarray, int]:
+    """Two visitors cheek to cheek: ``two_people_frames``' right-hand face cut out and set just beside the larger
+    left-hand one, inside the square a tracker follows that face in; and the x where the left one's frame ends."""
+    from talking_head.faces import get_backend
+
+    both, _, split = two_people_frames()
+    left, right = both[:, :split], both[:, split:]
+    x0, y0, x1, y1 = (int(v) for v in get_backend("mediapipe").detect(right)[0].box)
+    m = int(0.3 * (x1 - x0))
+    face = right[max(y0 - m, 0):y1 + m, max(x0 - m, 0):x1 + m]
+    frame = np.concatenate([left, np.full((left.shape[0], 300, 3), 128, np.uint8)], axis=1)
+    at = split - 80  # (its margin over the left frame's edge, its face beside the left face)
+    frame[150:150 + face.shape[0], at:at + face.shape[1]] = face[: frame.shape[0] - 150]
+    return np.ascontiguousarray(frame), split

@@ -198,6 +198,23 @@ def test_a_track_lost_in_a_clip_of_two_people_comes_back_to_the_same_person():
     np.testing.assert_allclose(out[4][:, :2].mean(0), out[0][:, :2].mean(0), atol=2.0)
 
 
+def test_a_second_face_beside_the_followed_one_is_not_followed():
+    """Two visitors cheek to cheek: the tracker's mesh takes whichever face it finds in the square around the
+    followed one, and followed the smaller face from the first frame."""
+    from badinput import close_pair_frame
+
+    from talking_head.faces import FaceFollower
+    from talking_head.faces.patches import track_on_skin
+
+    frame, split = close_pair_frame()
+    assert len(get_backend("mediapipe").detect(frame)) == 2
+    follower = FaceFollower()
+    out = list(track_on_skin(get_backend("mediapipe"), iter([frame] * 4), follower))
+    assert follower.faces == 2
+    for points in out:
+        assert points is not None and points[:, 0].mean() < split - 100, "the smaller face was followed"
+
+
 def _face_at(cx: float, cy: float, side: float):
     from talking_head.faces import FaceLandmarks
     square = np.float32([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]]) * [side / 2, side / 2, 0]

@@ -53,6 +53,33 @@ def _crop_padded(rgb, box):
     return rgb[y0 + pad:y1 + pad, x0 + pad:x1 + pad]
 
 
+def _others_hidden(crop: np.ndarray, crop_box, others: list[Place], own: tuple[float, float, float, float]) -> np.ndarray:
+    """``crop`` with the other faces the follower knows painted over in its median colour, outside the followed
+    face's own box: the video mesh takes whichever face it finds in its square, and a second face beside the
+    followed one (two visitors cheek to cheek) was followed from the first frame or drifted to within a second."""
+    x0, y0 = crop_box[:2]
+    ox0, oy0, ox1, oy1 = own
+    m = 0.1 * max(ox1 - ox0, oy1 - oy0)
+    keep = (int(ox0 - m - x0), int(oy0 - m - y0), int(np.ceil(ox1 + m - x0)), int(np.ceil(oy1 + m - y0)))
+    painted = None
+    for cx, cy, size in others:
+        half = 0.6 * size
+        bx0, by0 = max(int(cx - half - x0), 0), max(int(cy - half - y0), 0)
+        bx1, by1 = min(int(np.ceil(cx + half - x0)), crop.shape[1]), min(int(np.ceil(cy + half - y0)), crop.shape[0])
+        if bx1 <= bx0 or by1 <= by0:
+            continue  # not in the square
+        if painted is None:
+            painted = crop.copy()
+            colour = np.median(crop.reshape(-1, 3), axis=0).astype(crop.dtype)
+        patch = np.ones((by1 - by0, bx1 - bx0), bool)
+        # (never over the followed face itself)
+        ky0, ky1 = np.clip([keep[1] - by0, keep[3] - by0], 0, by1 - by0)
+        kx0, kx1 = np.clip([keep[0] - bx0, keep[2] - bx0], 0, bx1 - bx0)
+        patch[ky0:ky1, kx0:kx1] = False
+        painted[by0:by1, bx0:bx1][patch] = colour
+    return crop if painted is None else painted
+
+
 def irises_fit(points: np.ndarray) -> bool:
     """Whether each iris centre lies well inside its eye, as an iris does (see ``_IRIS_FROM_CORNER``)."""
     for (upper, _), iris in zip(MEDIAPIPE.eyes, MEDIAPIPE.iris_centres):
@@ -199,6 +226,8 @@ class MediaPipeBackend:
                         mesh.close()
                     mesh = self._video_mesh()
                 crop = _crop_padded(rgb, crop_box)
+                if follower.others and prev is not None:
+                    crop = _others_hidden(crop, crop_box, [o[0] for o in follower.others], prev.box)
                 side = crop.shape[0]
                 px = min(side, 512)
                 if px != side:
