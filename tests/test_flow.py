@@ -450,3 +450,44 @@ def test_the_mouth_fill_fades_out_before_the_edge_of_its_box():
     y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
     rim = np.concatenate([diff[y0, x0:x1 + 1], diff[y1, x0:x1 + 1], diff[y0:y1 + 1, x0], diff[y0:y1 + 1, x1]])
     assert rim.max() <= 3, f"the fill ends in a hard edge ({rim.max()} grey levels at the rim of what it changed)"
+
+
+def test_the_drawn_mouth_follows_a_tilted_mouths_lips(portrait):
+    """Drawn row by row, the cavity's teeth were a straight band across the box: on a tilted (or smiling) mouth
+    they crossed the hole and left the upper lip's edge. They must lie along the upper inner lip."""
+    from talking_head.engines.meshwarp import _cavity
+
+    img, face = portrait
+    lay = get_layout(face.layout)
+    pts = face.points[:, :2].astype(np.float64).copy()
+    upper, lower = list(lay.inner_lip_upper), list(lay.inner_lip_lower)
+    corners = pts[[upper[0], upper[-1]]]
+    across = np.array([-(corners[1] - corners[0])[1], (corners[1] - corners[0])[0]])
+    across /= np.linalg.norm(across)
+    width = float(np.linalg.norm(corners[1] - corners[0]))
+    pts[lower[1:-1]] += 0.35 * width * across  # the mouth opened
+    centre = pts[upper + lower].mean(0)
+    a = np.deg2rad(25)
+    pts = (pts - centre) @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) + centre  # and tilted
+    ring = pts[list(lay.mouth_ring)]
+    x0, y0 = np.floor(ring.min(0)).astype(int) - 6
+    x1, y1 = np.ceil(ring.max(0)).astype(int) + 7
+    region = img[y0:y1, x0:x1]
+    local = pts - (x0, y0)
+    patch = _cavity(region, ring - (x0, y0), lay, local)
+    inside = np.zeros(patch.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(ring - (x0, y0)).astype(np.int32)], 1)
+    grey = patch.mean(axis=2)
+    teeth = np.argwhere((grey > np.percentile(grey[inside > 0], 85)) & (inside > 0))[:, ::-1] + 0.5
+    assert len(teeth) > 20
+
+    def to_segments(p, line):  # the distance from each point to a polyline
+        a, b = line[:-1][None], line[1:][None]
+        ab = b - a
+        s = np.clip(((p[:, None] - a) * ab).sum(-1) / (ab ** 2).sum(-1), 0, 1)
+        return np.linalg.norm(p[:, None] - (a + s[..., None] * ab), axis=-1).min(axis=1)
+
+    gap = 0.35 * width
+    d = to_segments(teeth, local[upper])  # (drawn row by row: a median of 0.28 of the gap)
+    assert np.median(d) < 0.2 * gap, "the teeth are not along the upper lip"
+    assert np.percentile(d, 90) < 0.35 * gap

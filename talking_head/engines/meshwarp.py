@@ -791,17 +791,37 @@ def _match_colour(patch: np.ndarray, drv_img, drv_lm, region, dst_local, layout)
 
 
 def _cavity(region, ring_local, layout, face_local):
-    """A shaded mouth interior in the portrait's own palette: dark throat, a hint of upper teeth."""
+    """A shaded mouth interior in the portrait's own palette: dark throat, a hint of upper teeth.
+
+    Drawn along the mouth's own axis (corner to corner) and its lips' curves, deepest between the lips and away
+    from the corners; the teeth follow the upper lip. (Drawn row by row, a straight band of teeth crossed a
+    smiling or tilted mouth, and the hole was a flat box.)"""
     h, w = region.shape[:2]
     band = _lip_band(face_local, layout, region.shape) > 0
     lip = region[band].mean(0) if band.sum() > 5 else region.reshape(-1, 3).mean(0)
-    up = face_local[list(layout.inner_lip_upper), 1].mean()
-    lo = face_local[list(layout.inner_lip_lower), 1].mean()
-    yy = np.arange(h, dtype=np.float32)[:, None, None]
-    t = np.clip((yy - up) / max(lo - up, 1.0), 0, 1)
-    throat = lip * 0.18
-    patch = np.broadcast_to(throat + (lip * 0.35 - throat) * np.abs(t - 0.5)[..., :] * 2, (h, w, 3)).copy()
-    teeth = (yy - up) < 0.22 * max(lo - up, 1.0)
-    ivory = 0.55 * np.array([235, 225, 205], np.float32) + 0.45 * lip
-    patch = np.where(teeth & (yy >= up - 1), ivory * 0.85, patch)
+    upper = face_local[list(layout.inner_lip_upper), :2].astype(np.float64)
+    lower = face_local[list(layout.inner_lip_lower), :2].astype(np.float64)
+    c0, c1 = upper[0], upper[-1]
+    length = max(float(np.hypot(*(c1 - c0))), 1.0)
+    e = (c1 - c0) / length
+    n = np.array([-e[1], e[0]])  # across the mouth, towards the chin
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    u = np.clip(((xx - c0[0]) * e[0] + (yy - c0[1]) * e[1]) / length, 0, 1)
+    v = (xx - c0[0]) * n[0] + (yy - c0[1]) * n[1]
+
+    def curve(points):  # the lip's offset across the mouth, as a function of the way along it
+        pu, pv = ((points - c0) @ e) / length, (points - c0) @ n
+        order = np.argsort(pu)
+        return np.interp(u, pu[order], pv[order])
+
+    v_up = curve(upper)
+    gap = np.maximum(curve(lower) - v_up, 1.0)
+    t = np.clip((v - v_up) / gap, 0, 1)
+    side = np.abs(2 * u - 1)  # 0 in the middle, 1 at the corners
+    depth = ((1 - np.abs(2 * t - 1)) * np.sqrt(np.clip(1 - side ** 2, 0, 1)))[..., None]
+    throat, rim = lip * 0.18, lip * 0.35
+    patch = rim + (throat - rim) * depth
+    ivory = 0.55 * np.array([235, 225, 205], np.float64) + 0.45 * lip
+    teeth = ((v - v_up >= -1) & (v - v_up < 0.22 * gap) & (side < 0.75))[..., None]
+    patch = np.where(teeth, ivory * (0.85 - 0.3 * side[..., None] ** 2), patch)
     return cv2.GaussianBlur(patch.astype(np.float32), (0, 0), 0.8)
