@@ -548,6 +548,10 @@ def test_progress_steps_and_notes_speak_the_page_language():
                engine="liveportrait", fallback="meshwarp")
     assert "processeur avec meshwarp" in localize("fr", oom)
     assert localize("fr", "a sentence with no reason") == "a sentence with no reason"
+    from talking_head.pipeline import several_faces_in_clip_note
+    two = several_faces_in_clip_note(2)
+    assert localize("fr", two).startswith("Cette vidéo montre 2 visages")
+    assert localize("en", two).startswith("This performance shows 2 faces") and "upload a clip" in localize("en", two)
 
 
 def test_a_visitors_error_crosses_the_gpu_process_whole(tmp_path):
