@@ -70,7 +70,7 @@ def _others_hidden(crop: np.ndarray, crop_box, others: list[Place], own: tuple[f
             continue  # not in the square
         if painted is None:
             painted = crop.copy()
-            colour = np.median(crop.reshape(-1, 3), axis=0).astype(crop.dtype)
+            colour = np.median(crop[::8, ::8].reshape(-1, 3), axis=0).astype(crop.dtype)  # (every 8th pixel: 0.1 ms, not 9)
         patch = np.ones((by1 - by0, bx1 - bx0), bool)
         # (never over the followed face itself)
         ky0, ky1 = np.clip([keep[1] - by0, keep[3] - by0], 0, by1 - by0)
