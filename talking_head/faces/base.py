@@ -109,6 +109,15 @@ class FaceFollower:
         self.others: list[list] = []  # [place, frames it has been missed for] of each other face
         self.faces = 0                # the most faces seen at once
 
+    def _lately(self, other: list) -> bool:
+        """Whether another face was seen at its place lately: in the last look around, or since the loss."""
+        return other[1] < self.CENSUS_EVERY
+
+    def seen_lately(self) -> list[Place]:
+        """The places of the other faces seen lately (a place no one was seen at lately may be the followed
+        face's now)."""
+        return [other[0] for other in self.others if self._lately(other)]
+
     def is_followed(self, where: Place) -> bool:
         return self.last is not None and _apart(where, place_of(self.last.box)) < self.SAME
 
@@ -133,7 +142,7 @@ class FaceFollower:
         places = [place_of(f.box) for f in faces]
         # A face is another person's only where that person was seen lately (in the last look around, or since
         # the loss): a face found where someone was a second ago may be the followed one, come back where they left.
-        match = [k if k is not None and self.others[k][1] < self.CENSUS_EVERY else None for k in self._match(places)]
+        match = [k if k is not None and self._lately(self.others[k]) else None for k in self._match(places)]
         self._update(places, match, missed=1)  # (detections run every frame while the followed face is lost)
         free = [f for f, k in zip(faces, match) if k is None]
         if not free:

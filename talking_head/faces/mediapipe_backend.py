@@ -226,8 +226,8 @@ class MediaPipeBackend:
                         mesh.close()
                     mesh = self._video_mesh()
                 crop = _crop_padded(rgb, crop_box)
-                lately = [where for where, missed in follower.others if missed < follower.CENSUS_EVERY]
-                if lately and prev is not None:  # (a place no one was seen at lately may be where this face is now)
+                lately = follower.seen_lately()
+                if lately and prev is not None:
                     crop = _others_hidden(crop, crop_box, lately, prev.box)
                 side = crop.shape[0]
                 px = min(side, 512)
