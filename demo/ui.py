@@ -340,6 +340,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         # The file each field showed when its consent box was ticked (None: unticked, or ticked on an empty field;
         # a tick given while a file arrives reaches the server once that file is in, with its path).
         p_ticked_for, c_ticked_for = gr.State(None), gr.State(None)
+        # The clip the field shows, as its upload chain last saw it (the portrait's is portrait_file).
+        c_shown = gr.State(None)
         status_said = gr.State(None)  # what the line under Animate says, unsaid (see strings.say), or None
         upload_inputs = ([portrait_file, p_consent, face_pick] if config.uploads_enabled
                          else [gr.State(None), gr.State(False), gr.State(-1)])
@@ -457,11 +459,12 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         # The portrait is taken as uploaded (preprocess=False): Gradio's image field would open it with
         # Pillow first and refuse a text file named .jpg with its own error, before our sentence could
         # say what to do; the library's loader checks and converts every file itself.
-        def take_portrait(payload, ticked, ticked_for, request: gr.Request):
+        def take_portrait(payload, ticked, ticked_for, replaced, request: gr.Request):
             path = (payload or {}).get("path")
             keep_uploads(path, request)
             # (The last attempt's message no longer holds.)
-            return path, None, "", face_choices(0, lang0), "", None, *consent_on_arrival(ticked, ticked_for, path)
+            return (path, None, "", face_choices(0, lang0), "", None,
+                    *consent_on_arrival(ticked, ticked_for, path, replaced))
 
         def shown_path(value) -> str | None:
             """The file in a field's raw value: an image's FileData, a video's, or a path."""
@@ -470,14 +473,20 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 return value.get("path") if isinstance(value, dict) else None
             return value if isinstance(value, str) else None
 
-        def consent_on_arrival(ticked, ticked_for, arrived):
-            """(the box, the file its tick is for) when a file arrives. The box says "this file": a tick given
-            for the file this one replaces is cleared. A tick given while the field was empty, or while this
-            file was arriving (the page then sends the tick once the file is in), is this file's. Emptying
-            the field, or a file refused, clears it too."""
+        def consent_on_arrival(ticked, ticked_for, arrived, replaced):
+            """(the box, the file its tick is for) when a file arrives in place of ``replaced`` (None: the field
+            was empty). The box says "this file": a tick given for the file this one replaces is cleared. A tick
+            given while the field was empty, or while this file was arriving (the page then sends the tick
+            once the file is in), is this file's. Emptying the field, or a file refused, clears it too.
+
+            The tick's own event and the field's are separate requests, answered in no set order: a tick
+            given just before the field was emptied can be recorded after the emptying, for a file no longer
+            there. So only a tick for the very file replaced counts against the new one."""
             if not ticked:
                 return gr.skip(), None
-            return (False, None) if ticked_for and ticked_for != arrived else (gr.skip(), arrived)
+            if ticked_for and ticked_for == replaced and replaced != arrived:
+                return False, None
+            return gr.skip(), arrived
 
         def ticked_with(ticked, shown):
             return shown_path(shown) if ticked else None
@@ -491,7 +500,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
         def check_clip(path, lang_, request: gr.Request):
             checked = studio.check_upload(path, "clip", request.session_hash if request else None)
-            return checked, _check_html(checked, lang_), *((None, False, None) if checked.unreadable else (gr.skip(),) * 3)
+            return (checked, _check_html(checked, lang_),
+                    *((None, None, False, None) if checked.unreadable else (gr.skip(),) * 4))
 
         def face_choices(count, lang_, value=-1):
             largest = [(t(lang_, "face_largest"), -1)]  # (a radio's value must be one of its choices)
@@ -506,7 +516,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             # (Not queued: a check takes under a second, and a queue full of renders must not refuse it.)
             private = {"api_visibility": "private", "queue": False}
             # The selection line follows the files: a file in the field is the choice, an emptied field is none.
-            p_upload.upload(take_portrait, [p_upload, p_consent, p_ticked_for],
+            p_upload.upload(take_portrait, [p_upload, p_consent, p_ticked_for, portrait_file],
                             [portrait_file, p_check, p_note, face_pick, status, status_said, p_consent, p_ticked_for],
                             preprocess=False,
                             **private).then(check_portrait, [portrait_file, lang],
@@ -522,12 +532,16 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 if checked is not None and checked.ok and agreed and path:
                     studio.read_ahead(path, request.session_hash if request else None)
 
+            def take_clip(ticked, ticked_for, replaced, clip):
+                path = shown_path(clip)
+                return None, "", "", None, path, *consent_on_arrival(ticked, ticked_for, path, replaced)
+
             c_upload.upload(keep_uploads, c_upload, None, **private).then(
-                lambda ticked, ticked_for, clip: (None, "", "", None,
-                                                  *consent_on_arrival(ticked, ticked_for, shown_path(clip))),
-                [c_consent, c_ticked_for, c_upload], [c_check, c_note, status, status_said, c_consent, c_ticked_for],
+                take_clip, [c_consent, c_ticked_for, c_shown, c_upload],
+                [c_check, c_note, status, status_said, c_shown, c_consent, c_ticked_for],
                 preprocess=False, **private).then(
-                check_clip, [c_upload, lang], [c_check, c_note, c_upload, c_consent, c_ticked_for], **private).then(
+                check_clip, [c_upload, lang], [c_check, c_note, c_upload, c_shown, c_consent, c_ticked_for],
+                **private).then(
                 describe, chosen, selection, **private).then(
                 read_ahead, [c_check, c_consent, c_upload], None, **private)
             c_consent.input(read_ahead, [c_check, c_consent, c_upload], None, **private)
@@ -549,7 +563,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             # (The fields' raw values: only the file's path is asked, and nothing is copied.)
             p_consent.input(ticked_with, [p_consent, p_upload], p_ticked_for, preprocess=False, **private)
             c_consent.input(ticked_with, [c_consent, c_upload], c_ticked_for, preprocess=False, **private)
-            c_upload.clear(lambda: (None, "", False, None), None, [c_check, c_note, c_consent, c_ticked_for], **private).then(
+            c_upload.clear(lambda: (None, "", None, False, None), None,
+                           [c_check, c_note, c_shown, c_consent, c_ticked_for], **private).then(
                 describe, chosen, selection, **private)
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")
