@@ -164,6 +164,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                                                  label=t(lang0, "which_face"), visible=False)
                             p_consent = tr(gr.Checkbox(False, label=t(lang0, "consent"), elem_id="lp-consent-portrait"),
                                            "consent")
+                            p_tick = gr.Textbox(None, visible=False, elem_id="lp-consent-portrait-for")  # see TICK_JS
 
                 tr(gr.Markdown(t(lang0, "step2"), elem_classes="lp-step"), "step2", "value")
                 with gr.Tabs(elem_classes=tabs_class):
@@ -184,6 +185,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                             c_note = gr.HTML("", elem_id="lp-clip-note", padding=False)
                             c_consent = tr(gr.Checkbox(False, label=t(lang0, "consent"), elem_id="lp-consent-clip"),
                                            "consent")
+                            c_tick = gr.Textbox(None, visible=False, elem_id="lp-consent-clip-for")
 
             with gr.Column(scale=2, elem_id="lp-result-column"):
                 tr(gr.Markdown(t(lang0, "step3"), elem_classes="lp-step"), "step3", "value")
@@ -309,18 +311,22 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 files.remember_upload(session, path)
             return dataclasses.replace(done, path=path)
 
-        def run(psrc, pid, pfile, pconsent, face_, csrc, cid, cfile, cconsent, side_, engine_, strength_, smoothing_,
-                head_, crop_, shots_, faces_, lang_, request: gr.Request, progress=gr.Progress()):
+        def run(psrc, pid, pfile, pconsent, ptick, face_, csrc, cid, cfile, cconsent, ctick, side_, engine_, strength_,
+                smoothing_, head_, crop_, shots_, faces_, lang_, request: gr.Request, progress=gr.Progress()):
             """Animate for the page: the video, its label and its download, or the reason in the status line."""
             try:
                 portrait = Choice(gallery_id=pid) if psrc == "gallery" else Choice(upload=pfile)
                 clip = Choice(gallery_id=cid) if csrc == "gallery" else Choice(upload=cfile)
-                consent = (not portrait.is_upload or pconsent) and (not clip.is_upload or cconsent)
+                # An upload is used only with a tick given for that very file (see TICK_JS): the box alone
+                # could be a tick given for the file this one replaced, kept by a request answered late.
+                p_agreed, c_agreed = given_for(pconsent, ptick, pfile), given_for(cconsent, ctick, cfile)
+                consent = (not portrait.is_upload or p_agreed) and (not clip.is_upload or c_agreed)
                 settings = studio.settings(strength=strength_, smoothing=smoothing_, head_motion=head_,
                                            side_by_side=side_, crop_only=crop_,
                                            face=face_ if portrait.is_upload else None)
                 faces = [f if isinstance(f, str) else getattr(f, "name", f) for f in (faces_ or [])]
-                consent = consent and (not faces or pconsent or cconsent)
+                # (More pictures of the face come with an upload in use that has its tick.)
+                consent = consent and (not faces or (portrait.is_upload and p_agreed) or (clip.is_upload and c_agreed))
                 done = render(portrait, clip, settings, lang_, consent, engine_, request, progress, shots_, faces)
                 entry = manifest["portraits"][pid] if not portrait.is_upload else None
                 name = download_name(entry and _short_title(entry, lang_),
@@ -337,15 +343,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                     gr.update(value=str(keep), visible=not config.kiosk), (entry, done), _status_html(), None)
 
         p_check, c_check = gr.State(None), gr.State(None)  # studio.UploadCheck of each upload
-        # The file each field showed when its consent box was ticked (None: unticked, or ticked on an empty field;
-        # a tick given while a file arrives reaches the server once that file is in, with its path).
-        p_ticked_for, c_ticked_for = gr.State(None), gr.State(None)
-        # The clip the field shows, as its upload chain last saw it (the portrait's is portrait_file).
-        c_shown = gr.State(None)
         status_said = gr.State(None)  # what the line under Animate says, unsaid (see strings.say), or None
-        upload_inputs = ([portrait_file, p_consent, face_pick] if config.uploads_enabled
-                         else [gr.State(None), gr.State(False), gr.State(-1)])
-        clip_upload_inputs = ([c_upload, c_consent] if config.uploads_enabled else [gr.State(None), gr.State(False)])
+        upload_inputs = ([portrait_file, p_consent, p_tick, face_pick] if config.uploads_enabled
+                         else [gr.State(None), gr.State(False), gr.State(None), gr.State(-1)])
+        clip_upload_inputs = ([c_upload, c_consent, c_tick] if config.uploads_enabled
+                              else [gr.State(None), gr.State(False), gr.State(None)])
         run_inputs = ([portrait_src, portrait_id, *upload_inputs, clip_src, clip_id, *clip_upload_inputs, side, engine,
                        strength, smoothing, head_motion, crop_only, shots, more_faces, lang])
         for trigger in (go.click, side.input):
@@ -459,12 +461,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         # The portrait is taken as uploaded (preprocess=False): Gradio's image field would open it with
         # Pillow first and refuse a text file named .jpg with its own error, before our sentence could
         # say what to do; the library's loader checks and converts every file itself.
-        def take_portrait(payload, ticked, ticked_for, replaced, request: gr.Request):
+        def take_portrait(payload, ticked, tick, request: gr.Request):
             path = (payload or {}).get("path")
             keep_uploads(path, request)
             # (The last attempt's message no longer holds.)
-            return (path, None, "", face_choices(0, lang0), "", None,
-                    *consent_on_arrival(ticked, ticked_for, path, replaced))
+            return path, None, "", face_choices(0, lang0), "", None, *tick_on_arrival(ticked, tick, path)
 
         def shown_path(value) -> str | None:
             """The file in a field's raw value: an image's FileData, a video's, or a path."""
@@ -473,35 +474,16 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 return value.get("path") if isinstance(value, dict) else None
             return value if isinstance(value, str) else None
 
-        def consent_on_arrival(ticked, ticked_for, arrived, replaced):
-            """(the box, the file its tick is for) when a file arrives in place of ``replaced`` (None: the field
-            was empty). The box says "this file": a tick given for the file this one replaces is cleared. A tick
-            given while the field was empty, or while this file was arriving (the page then sends the tick
-            once the file is in), is this file's. Emptying the field, or a file refused, clears it too.
-
-            The tick's own event and the field's are separate requests, answered in no set order: a tick
-            given just before the field was emptied can be recorded after the emptying, for a file no longer
-            there. So only a tick for the very file replaced counts against the new one."""
-            if not ticked:
-                return gr.skip(), None
-            if ticked_for and ticked_for == replaced and replaced != arrived:
-                return False, None
-            return gr.skip(), arrived
-
-        def ticked_with(ticked, shown):
-            return shown_path(shown) if ticked else None
-
         def check_portrait(path, lang_, request: gr.Request):
             checked = studio.check_upload(path, "portrait", request.session_hash if request else None)
             # A file that is not a picture (or not a video, below) would stay in the field as a broken one:
             # the field is emptied, and the sentence under it says why.
             return (checked, _check_html(checked, lang_), face_choices(checked.faces, lang_),
-                    *((None, None, False, None) if checked.unreadable else (gr.skip(),) * 4))
+                    *((None, None, False, "") if checked.unreadable else (gr.skip(),) * 4))
 
         def check_clip(path, lang_, request: gr.Request):
             checked = studio.check_upload(path, "clip", request.session_hash if request else None)
-            return (checked, _check_html(checked, lang_),
-                    *((None, None, False, None) if checked.unreadable else (gr.skip(),) * 4))
+            return checked, _check_html(checked, lang_), *((None, False, "") if checked.unreadable else (gr.skip(),) * 3)
 
         def face_choices(count, lang_, value=-1):
             largest = [(t(lang_, "face_largest"), -1)]  # (a radio's value must be one of its choices)
@@ -516,15 +498,16 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             # (Not queued: a check takes under a second, and a queue full of renders must not refuse it.)
             private = {"api_visibility": "private", "queue": False}
             # The selection line follows the files: a file in the field is the choice, an emptied field is none.
-            p_upload.upload(take_portrait, [p_upload, p_consent, p_ticked_for, portrait_file],
-                            [portrait_file, p_check, p_note, face_pick, status, status_said, p_consent, p_ticked_for],
-                            preprocess=False,
+            # (always_last: a picture dropped onto one still being taken in is taken in after it, not dropped.)
+            p_upload.upload(take_portrait, [p_upload, p_consent, p_tick],
+                            [portrait_file, p_check, p_note, face_pick, status, status_said, p_consent, p_tick],
+                            preprocess=False, trigger_mode="always_last",
                             **private).then(check_portrait, [portrait_file, lang],
-                                            [p_check, p_note, face_pick, p_upload, portrait_file, p_consent, p_ticked_for],
+                                            [p_check, p_note, face_pick, p_upload, portrait_file, p_consent, p_tick],
                                             **private).then(
                 describe, chosen, selection, **private)
-            p_upload.clear(lambda: (None, None, "", face_choices(0, lang0), False, None), None,
-                           [portrait_file, p_check, p_note, face_pick, p_consent, p_ticked_for], **private).then(
+            p_upload.clear(lambda: (None, None, "", face_choices(0, lang0)), None,
+                           [portrait_file, p_check, p_note, face_pick], **private).then(
                 describe, chosen, selection, **private)
             # Once a good clip is there and the visitor has agreed to its use, its motion is read ahead while
             # they choose a painting (studio.read_ahead): their render then starts as a gallery clip's does.
@@ -532,16 +515,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 if checked is not None and checked.ok and agreed and path:
                     studio.read_ahead(path, request.session_hash if request else None)
 
-            def take_clip(ticked, ticked_for, replaced, clip):
-                path = shown_path(clip)
-                return None, "", "", None, path, *consent_on_arrival(ticked, ticked_for, path, replaced)
-
-            c_upload.upload(keep_uploads, c_upload, None, **private).then(
-                take_clip, [c_consent, c_ticked_for, c_shown, c_upload],
-                [c_check, c_note, status, status_said, c_shown, c_consent, c_ticked_for],
+            c_upload.upload(keep_uploads, c_upload, None, trigger_mode="always_last", **private).then(
+                lambda ticked, tick, clip: (None, "", "", None, *tick_on_arrival(ticked, tick, shown_path(clip))),
+                [c_consent, c_tick, c_upload], [c_check, c_note, status, status_said, c_consent, c_tick],
                 preprocess=False, **private).then(
-                check_clip, [c_upload, lang], [c_check, c_note, c_upload, c_shown, c_consent, c_ticked_for],
-                **private).then(
+                check_clip, [c_upload, lang], [c_check, c_note, c_upload, c_consent, c_tick], **private).then(
                 describe, chosen, selection, **private).then(
                 read_ahead, [c_check, c_consent, c_upload], None, **private)
             c_consent.input(read_ahead, [c_check, c_consent, c_upload], None, **private)
@@ -560,12 +538,12 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             for own, box in enumerate((p_consent, c_consent)):
                 box.input(consent_given(own), [p_consent, c_consent, portrait_src, clip_src, status_said],
                           [status, status_said], **private)
-            # (The fields' raw values: only the file's path is asked, and nothing is copied.)
-            p_consent.input(ticked_with, [p_consent, p_upload], p_ticked_for, preprocess=False, **private)
-            c_consent.input(ticked_with, [c_consent, c_upload], c_ticked_for, preprocess=False, **private)
-            c_upload.clear(lambda: (None, "", None, False, None), None,
-                           [c_check, c_note, c_shown, c_consent, c_ticked_for], **private).then(
+            c_upload.clear(lambda: (None, ""), None, [c_check, c_note], **private).then(
                 describe, chosen, selection, **private)
+            # Which file each box was ticked for, kept in the page (see TICK_JS).
+            for box, field, tick in ((p_consent, p_upload, p_tick), (c_consent, c_upload, c_tick)):
+                box.input(None, [box, field], tick, js=TICK_JS)
+                field.clear(None, None, [box, tick], js="() => [false, '']")
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")
         larger.click(None, js="() => window.lpTextSize && window.lpTextSize(1)")
@@ -594,6 +572,30 @@ def _client_gone(demo: gr.Blocks) -> Callable[[], bool] | None:
         return event is None or not event.alive
 
     return gone
+
+
+# The consent boxes say "I may use this file". Which file a tick was given for is kept in the page, where the
+# visitor's actions happen in order: a record kept on the server was written by requests answered in no set
+# order (a tick given just before its field was emptied could be recorded after, for a file no longer there).
+# A tick given while a file is still arriving is held by the page until the file is in, and is that file's;
+# one given on an empty field is recorded as EMPTY_FIELD until a file arrives (tick_on_arrival). Unticked: ''.
+EMPTY_FIELD = "(empty field)"
+TICK_JS = ("(ticked, value) => ticked ? ((value && (value.video ? value.video.path : value.path))"
+           f" || {EMPTY_FIELD!r}) : ''")
+
+
+def given_for(ticked: bool, tick: str | None, file: str | None) -> bool:
+    """Whether an upload's box is ticked, and was ticked for ``file`` (the page's record, TICK_JS)."""
+    return bool(ticked and file and tick == str(file))
+
+
+def tick_on_arrival(ticked: bool, tick: str | None, arrived: str | None):
+    """(the box, its record) once a file is in its field. A tick given on the empty field, or while this file
+    arrived (its record still held by the page: the box ticked, the record empty), becomes this file's. One
+    given for the file it replaced is cleared: the box would say "this file" of a file it was not given for."""
+    if not ticked or not arrived or tick == arrived:
+        return gr.skip(), gr.skip()
+    return (gr.skip(), arrived) if tick in (None, "", EMPTY_FIELD) else (False, "")
 
 
 KIOSK_DARK = "#141210"  # the kiosk's start screen, and its page until the start screen is up
