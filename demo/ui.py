@@ -22,6 +22,7 @@ from talking_head.engines.fewshot import SHOT_CHOICES
 from talking_head.gallery import Gallery
 from talking_head.results import ResultStore
 
+from .consent import arrived_js, beside_js, box_js, cleared_js, given_for
 from .strings import LANGUAGE_NAMES, STRINGS, localize, pick_language, say, t
 from .studio import Choice, Studio, VisitorError
 from .thumbnails import clip_posters, portrait_thumbs, thumbs_dir
@@ -164,7 +165,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                                                  label=t(lang0, "which_face"), visible=False)
                             p_consent = tr(gr.Checkbox(False, label=t(lang0, "consent"), elem_id="lp-consent-portrait"),
                                            "consent")
-                            p_tick = gr.Textbox(None, visible=False, elem_id="lp-consent-portrait-for")  # see TICK_JS
+                            # The page's record of the box (demo.consent): the file it was ticked for, the file shown.
+                            p_tick, p_shown = gr.Textbox("", visible=False), gr.Textbox("", visible=False)
 
                 tr(gr.Markdown(t(lang0, "step2"), elem_classes="lp-step"), "step2", "value")
                 with gr.Tabs(elem_classes=tabs_class):
@@ -185,7 +187,7 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                             c_note = gr.HTML("", elem_id="lp-clip-note", padding=False)
                             c_consent = tr(gr.Checkbox(False, label=t(lang0, "consent"), elem_id="lp-consent-clip"),
                                            "consent")
-                            c_tick = gr.Textbox(None, visible=False, elem_id="lp-consent-clip-for")
+                            c_tick, c_shown = gr.Textbox("", visible=False), gr.Textbox("", visible=False)
 
             with gr.Column(scale=2, elem_id="lp-result-column"):
                 tr(gr.Markdown(t(lang0, "step3"), elem_classes="lp-step"), "step3", "value")
@@ -311,15 +313,17 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                 files.remember_upload(session, path)
             return dataclasses.replace(done, path=path)
 
-        def run(psrc, pid, pfile, pconsent, ptick, face_, csrc, cid, cfile, cconsent, ctick, side_, engine_, strength_,
-                smoothing_, head_, crop_, shots_, faces_, lang_, request: gr.Request, progress=gr.Progress()):
+        def run(psrc, pid, pfile, pconsent, ptick, pshown, face_, csrc, cid, cfile, cconsent, ctick, cshown, side_,
+                engine_, strength_, smoothing_, head_, crop_, shots_, faces_, lang_, request: gr.Request,
+                progress=gr.Progress()):
             """Animate for the page: the video, its label and its download, or the reason in the status line."""
             try:
                 portrait = Choice(gallery_id=pid) if psrc == "gallery" else Choice(upload=pfile)
                 clip = Choice(gallery_id=cid) if csrc == "gallery" else Choice(upload=cfile)
-                # An upload is used only with a tick given for that very file (see TICK_JS): the box alone
-                # could be a tick given for the file this one replaced, kept by a request answered late.
-                p_agreed, c_agreed = given_for(pconsent, ptick, pfile), given_for(cconsent, ctick, cfile)
+                # An upload is used only with a tick given for that very file, the one the page shows (see
+                # demo.consent): the box alone could be a tick given for another, or the server's file stale.
+                p_agreed = given_for(pconsent, ptick, pshown, pfile)
+                c_agreed = given_for(cconsent, ctick, cshown, cfile)
                 consent = (not portrait.is_upload or p_agreed) and (not clip.is_upload or c_agreed)
                 settings = studio.settings(strength=strength_, smoothing=smoothing_, head_motion=head_,
                                            side_by_side=side_, crop_only=crop_,
@@ -344,10 +348,10 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
 
         p_check, c_check = gr.State(None), gr.State(None)  # studio.UploadCheck of each upload
         status_said = gr.State(None)  # what the line under Animate says, unsaid (see strings.say), or None
-        upload_inputs = ([portrait_file, p_consent, p_tick, face_pick] if config.uploads_enabled
-                         else [gr.State(None), gr.State(False), gr.State(None), gr.State(-1)])
-        clip_upload_inputs = ([c_upload, c_consent, c_tick] if config.uploads_enabled
-                              else [gr.State(None), gr.State(False), gr.State(None)])
+        upload_inputs = ([portrait_file, p_consent, p_tick, p_shown, face_pick] if config.uploads_enabled
+                         else [gr.State(None), gr.State(False), gr.State(""), gr.State(""), gr.State(-1)])
+        clip_upload_inputs = ([c_upload, c_consent, c_tick, c_shown] if config.uploads_enabled
+                              else [gr.State(None), gr.State(False), gr.State(""), gr.State("")])
         run_inputs = ([portrait_src, portrait_id, *upload_inputs, clip_src, clip_id, *clip_upload_inputs, side, engine,
                        strength, smoothing, head_motion, crop_only, shots, more_faces, lang])
         for trigger in (go.click, side.input):
@@ -461,11 +465,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
         # The portrait is taken as uploaded (preprocess=False): Gradio's image field would open it with
         # Pillow first and refuse a text file named .jpg with its own error, before our sentence could
         # say what to do; the library's loader checks and converts every file itself.
-        def take_portrait(payload, ticked, tick, request: gr.Request):
+        def take_portrait(payload, request: gr.Request):
             path = (payload or {}).get("path")
             keep_uploads(path, request)
             # (The last attempt's message no longer holds.)
-            return path, None, "", face_choices(0, lang0), "", None, *tick_on_arrival(ticked, tick, path)
+            return path, None, "", face_choices(0, lang0), "", None
 
         def shown_path(value) -> str | None:
             """The file in a field's raw value: an image's FileData, a video's, or a path."""
@@ -479,11 +483,11 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             # A file that is not a picture (or not a video, below) would stay in the field as a broken one:
             # the field is emptied, and the sentence under it says why.
             return (checked, _check_html(checked, lang_), face_choices(checked.faces, lang_),
-                    *((None, None, False, "") if checked.unreadable else (gr.skip(),) * 4))
+                    *((None, None, False) if checked.unreadable else (gr.skip(),) * 3))
 
         def check_clip(path, lang_, request: gr.Request):
             checked = studio.check_upload(path, "clip", request.session_hash if request else None)
-            return checked, _check_html(checked, lang_), *((None, False, "") if checked.unreadable else (gr.skip(),) * 3)
+            return checked, _check_html(checked, lang_), *((None, False) if checked.unreadable else (gr.skip(),) * 2)
 
         def face_choices(count, lang_, value=-1):
             largest = [(t(lang_, "face_largest"), -1)]  # (a radio's value must be one of its choices)
@@ -494,16 +498,25 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                              label=t(lang_, "which_face"))
 
         if config.uploads_enabled:
+            # Which file each box was ticked for, kept in the page (demo.consent). Registered first: a listener
+            # registered before them whose inputs include a field still uploading held them back with it (the
+            # clip's read-ahead did). A file refused is emptied from its field by the server: its path is no
+            # longer the server's file, so no tick counts for it.
+            for which, box, upload, tick, shown in (("portrait", p_consent, p_upload, p_tick, p_shown),
+                                                    ("clip", c_consent, c_upload, c_tick, c_shown)):
+                box.input(None, box, [tick, shown], js=box_js(which))
+                box.input(None, [box, upload], [tick, shown], js=beside_js(which))
+                upload.upload(None, upload, [box, tick, shown], js=arrived_js(which))
+                upload.clear(None, None, [box, tick, shown], js=cleared_js(which))
             more_faces.upload(keep_uploads, more_faces, None, api_visibility="private", queue=False)
             # (Not queued: a check takes under a second, and a queue full of renders must not refuse it.)
             private = {"api_visibility": "private", "queue": False}
             # The selection line follows the files: a file in the field is the choice, an emptied field is none.
             # (always_last: a picture dropped onto one still being taken in is taken in after it, not dropped.)
-            p_upload.upload(take_portrait, [p_upload, p_consent, p_tick],
-                            [portrait_file, p_check, p_note, face_pick, status, status_said, p_consent, p_tick],
+            p_upload.upload(take_portrait, p_upload, [portrait_file, p_check, p_note, face_pick, status, status_said],
                             preprocess=False, trigger_mode="always_last",
                             **private).then(check_portrait, [portrait_file, lang],
-                                            [p_check, p_note, face_pick, p_upload, portrait_file, p_consent, p_tick],
+                                            [p_check, p_note, face_pick, p_upload, portrait_file, p_consent],
                                             **private).then(
                 describe, chosen, selection, **private)
             p_upload.clear(lambda: (None, None, "", face_choices(0, lang0)), None,
@@ -516,10 +529,8 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                     studio.read_ahead(path, request.session_hash if request else None)
 
             c_upload.upload(keep_uploads, c_upload, None, trigger_mode="always_last", **private).then(
-                lambda ticked, tick, clip: (None, "", "", None, *tick_on_arrival(ticked, tick, shown_path(clip))),
-                [c_consent, c_tick, c_upload], [c_check, c_note, status, status_said, c_consent, c_tick],
-                preprocess=False, **private).then(
-                check_clip, [c_upload, lang], [c_check, c_note, c_upload, c_consent, c_tick], **private).then(
+                lambda: (None, "", "", None), None, [c_check, c_note, status, status_said], **private).then(
+                check_clip, [c_upload, lang], [c_check, c_note, c_upload, c_consent], **private).then(
                 describe, chosen, selection, **private).then(
                 read_ahead, [c_check, c_consent, c_upload], None, **private)
             c_consent.input(read_ahead, [c_check, c_consent, c_upload], None, **private)
@@ -540,10 +551,6 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
                           [status, status_said], **private)
             c_upload.clear(lambda: (None, ""), None, [c_check, c_note], **private).then(
                 describe, chosen, selection, **private)
-            # Which file each box was ticked for, kept in the page (see TICK_JS).
-            for box, field, tick in ((p_consent, p_upload, p_tick), (c_consent, c_upload, c_tick)):
-                box.input(None, [box, field], tick, js=TICK_JS)
-                field.clear(None, None, [box, tick], js="() => [false, '']")
 
         smaller.click(None, js="() => window.lpTextSize && window.lpTextSize(-1)")
         larger.click(None, js="() => window.lpTextSize && window.lpTextSize(1)")
@@ -572,30 +579,6 @@ def _client_gone(demo: gr.Blocks) -> Callable[[], bool] | None:
         return event is None or not event.alive
 
     return gone
-
-
-# The consent boxes say "I may use this file". Which file a tick was given for is kept in the page, where the
-# visitor's actions happen in order: a record kept on the server was written by requests answered in no set
-# order (a tick given just before its field was emptied could be recorded after, for a file no longer there).
-# A tick given while a file is still arriving is held by the page until the file is in, and is that file's;
-# one given on an empty field is recorded as EMPTY_FIELD until a file arrives (tick_on_arrival). Unticked: ''.
-EMPTY_FIELD = "(empty field)"
-TICK_JS = ("(ticked, value) => ticked ? ((value && (value.video ? value.video.path : value.path))"
-           f" || {EMPTY_FIELD!r}) : ''")
-
-
-def given_for(ticked: bool, tick: str | None, file: str | None) -> bool:
-    """Whether an upload's box is ticked, and was ticked for ``file`` (the page's record, TICK_JS)."""
-    return bool(ticked and file and tick == str(file))
-
-
-def tick_on_arrival(ticked: bool, tick: str | None, arrived: str | None):
-    """(the box, its record) once a file is in its field. A tick given on the empty field, or while this file
-    arrived (its record still held by the page: the box ticked, the record empty), becomes this file's. One
-    given for the file it replaced is cleared: the box would say "this file" of a file it was not given for."""
-    if not ticked or not arrived or tick == arrived:
-        return gr.skip(), gr.skip()
-    return (gr.skip(), arrived) if tick in (None, "", EMPTY_FIELD) else (False, "")
 
 
 KIOSK_DARK = "#141210"  # the kiosk's start screen, and its page until the start screen is up
