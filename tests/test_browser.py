@@ -312,6 +312,13 @@ def test_a_render_uses_an_upload_only_with_a_tick_given_for_that_very_file(brows
         while held:
             held.pop(0).continue_()
 
+    def wait_until_held():
+        for _ in range(100):
+            if held:
+                return
+            page.wait_for_timeout(100)
+        raise AssertionError("the request to hold back was not sent")
+
     def throttle(bytes_per_s):
         cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
                                                      "uploadThroughput": bytes_per_s})
@@ -355,11 +362,7 @@ def test_a_render_uses_an_upload_only_with_a_tick_given_for_that_very_file(brows
     # A picture dropped onto one whose taking-in is held back: the one shown is the one used.
     holding.append(lambda body: body.startswith('{"data":[{"path":') and "rousseau" in body)
     field.locator("input[type=file]").set_input_files(str(paintings / "rousseau_la_tour_1753.jpg"))
-    for _ in range(100):
-        if held:
-            break
-        page.wait_for_timeout(100)
-    assert held, "the picture's arrival was not sent"
+    wait_until_held()
     field.locator("input[type=file]").set_input_files(str(paintings / "gogol_moller_1840.jpg"))
     shown("gogol")
     page.wait_for_timeout(500)
@@ -408,11 +411,7 @@ def test_a_render_uses_an_upload_only_with_a_tick_given_for_that_very_file(brows
     box.check()
     holding.append(lambda body: body.startswith('{"data":[{"path":') and "girl_with" in body)
     field.locator("input[type=file]").set_input_files(str(paintings / "girl_with_a_pearl_earring.jpg"))
-    for _ in range(100):
-        if held:
-            break
-        page.wait_for_timeout(100)
-    assert held, "the picture's arrival was not sent"
+    wait_until_held()
     field.locator("button[aria-label='Remove Image']").first.click()
     expect(field.locator("img")).to_have_count(0)
     box.focus()
