@@ -471,13 +471,6 @@ def build(config: AppConfig, *, gallery: Gallery | None = None, store: ResultSto
             # (The last attempt's message no longer holds.)
             return path, None, "", face_choices(0, lang0), "", None
 
-        def shown_path(value) -> str | None:
-            """The file in a field's raw value: an image's FileData, a video's, or a path."""
-            if isinstance(value, dict):
-                value = value.get("video", value)
-                return value.get("path") if isinstance(value, dict) else None
-            return value if isinstance(value, str) else None
-
         def check_portrait(path, lang_, request: gr.Request):
             checked = studio.check_upload(path, "portrait", request.session_hash if request else None)
             # A file that is not a picture (or not a video, below) would stay in the field as a broken one:
