@@ -59,6 +59,28 @@ def new_page(browser, **ctx):
     return page
 
 
+def network(page):
+    """A CDP session on ``page`` with its network domain on (see throttle_uploads)."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    return cdp
+
+
+def throttle_uploads(cdp, bytes_per_s: int) -> None:
+    """The page's uploads at ``bytes_per_s`` (a slow connection); -1: at full speed again."""
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                 "uploadThroughput": bytes_per_s})
+
+
+def wait_until(page, condition, what: str, timeout_s: float = 10.0) -> None:
+    """Poll ``condition()`` (a test's own record, not the page's) until it holds; fail saying ``what``."""
+    for _ in range(int(timeout_s * 10)):
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"waited {timeout_s} s for {what}")
+
+
 def open_page(browser, url, viewport=None, **ctx):
     page = new_page(browser, viewport=viewport or {"width": 1440, "height": 1000}, **ctx)
     outside = []
@@ -261,10 +283,7 @@ def test_upload_needs_consent(browser, launch_app, shared_dir):
     paintings = shared_dir / "gallery-src/paintings"
     field.locator("input[type=file]").set_input_files(str(paintings / "newton_kneller_1702.jpg"))
     expect(field.locator("img")).to_have_count(1, timeout=30000)
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
-                                                 "uploadThroughput": 30000})
+    throttle_uploads(network(page), 30000)
     field.locator("input[type=file]").set_input_files(str(paintings / "voltaire_largilliere_1724.jpg"))
     page.wait_for_timeout(1000)
     box.check()
@@ -312,35 +331,20 @@ def test_a_render_uses_an_upload_only_with_a_tick_given_for_that_very_file(brows
         while held:
             held.pop(0).continue_()
 
-    def wait_until_held():
-        for _ in range(100):
-            if held:
-                return
-            page.wait_for_timeout(100)
-        raise AssertionError("the request to hold back was not sent")
-
-    def throttle(bytes_per_s):
-        cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
-                                                     "uploadThroughput": bytes_per_s})
-
     def animate(expected):
         count = len(asked)
         page.locator("#lp-animate").click()
-        for _ in range(300):
-            if len(asked) > count:
-                break
-            page.wait_for_timeout(100)
+        wait_until(page, lambda: len(asked) > count, "the studio to be asked", timeout_s=30)
         assert asked[count:] == [expected]
 
+    def shown(name):
+        page.wait_for_function("(name) => new RegExp(name).test(document.querySelector('#lp-portrait-upload img')?.src"
+                               " || '')", arg=name, timeout=60000)
+
     page.route("**/gradio_api/run/predict", hold)
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Network.enable")
+    cdp = network(page)
     paintings = shared_dir / "gallery-src/paintings"
     field, box = page.locator("#lp-portrait-upload"), page.locator("#lp-consent-portrait input")
-    shows = "() => new RegExp(arguments[0]).test(document.querySelector('#lp-portrait-upload img')?.src || '')"
-
-    def shown(name):
-        page.wait_for_function(f"(name) => ({shows.replace('arguments[0]', 'name')})()", arg=name, timeout=60000)
 
     page.locator("#lp-clips .thumbnail-item").first.click()
     page.get_by_role("tab", name="Upload").first.click()
@@ -349,20 +353,20 @@ def test_a_render_uses_an_upload_only_with_a_tick_given_for_that_very_file(brows
     box.check()
     box.uncheck()
     # Animate pressed while a picture is still arriving in place of one not ticked, the box ticked meanwhile.
-    throttle(30000)
+    throttle_uploads(cdp, 30000)
     field.locator("input[type=file]").set_input_files(str(paintings / "voltaire_largilliere_1724.jpg"))
     page.wait_for_timeout(700)
     box.check()
     animate(("newton_kneller_1702.jpg", "smile_eyes", False))
     shown("voltaire")
-    throttle(-1)
+    throttle_uploads(cdp, -1)
     page.wait_for_timeout(1000)
     expect(box).to_be_checked()                        # the tick given while it arrived is the new picture's
     animate(("voltaire_largilliere_1724.jpg", "smile_eyes", True))
     # A picture dropped onto one whose taking-in is held back: the one shown is the one used.
     holding.append(lambda body: body.startswith('{"data":[{"path":') and "rousseau" in body)
     field.locator("input[type=file]").set_input_files(str(paintings / "rousseau_la_tour_1753.jpg"))
-    wait_until_held()
+    wait_until(page, lambda: held, "the request to hold back")
     field.locator("input[type=file]").set_input_files(str(paintings / "gogol_moller_1840.jpg"))
     shown("gogol")
     page.wait_for_timeout(500)
@@ -393,14 +397,14 @@ def test_a_render_uses_an_upload_only_with_a_tick_given_for_that_very_file(brows
     # A tick taken back and given again while another picture arrives: the old picture's tick is withdrawn at
     # once, and the new tick is the new picture's (the untick, held back with the picture, did not count).
     box.check()
-    throttle(30000)
+    throttle_uploads(cdp, 30000)
     field.locator("input[type=file]").set_input_files(str(paintings / "mona_lisa.jpg"))
     page.wait_for_timeout(700)
     box.uncheck()
     box.check()
     animate(("voltaire_largilliere_1724.jpg", "smile_eyes", False))
     shown("mona_lisa")
-    throttle(-1)
+    throttle_uploads(cdp, -1)
     page.wait_for_timeout(1000)
     expect(box).to_be_checked()
     animate(("mona_lisa.jpg", "smile_eyes", True))
@@ -411,7 +415,7 @@ def test_a_render_uses_an_upload_only_with_a_tick_given_for_that_very_file(brows
     box.check()
     holding.append(lambda body: body.startswith('{"data":[{"path":') and "girl_with" in body)
     field.locator("input[type=file]").set_input_files(str(paintings / "girl_with_a_pearl_earring.jpg"))
-    wait_until_held()
+    wait_until(page, lambda: held, "the request to hold back")
     field.locator("button[aria-label='Remove Image']").first.click()
     expect(field.locator("img")).to_have_count(0)
     box.focus()
@@ -439,12 +443,12 @@ def test_a_render_uses_an_upload_only_with_a_tick_given_for_that_very_file(brows
     page.wait_for_timeout(500)
     release()
     page.wait_for_timeout(500)
-    throttle(20000)
+    throttle_uploads(cdp, 20000)
     field.locator("input[type=file]").set_input_files(str(phone))
     page.wait_for_timeout(700)
     box.check()
     expect(page.locator("#lp-clip-note")).to_contain_text("HEVC", timeout=60000)
-    throttle(-1)
+    throttle_uploads(cdp, -1)
     page.wait_for_timeout(1500)
     expect(box).to_be_checked()
     animate(("mona_lisa", phone.name, True))
@@ -714,10 +718,8 @@ def test_a_clip_the_browser_cannot_play_is_still_animated(browser, launch_app, t
             expect(page.locator("#lp-consent-clip input")).not_to_be_checked()
             expect(page.locator("#lp-selection")).to_contain_text("Interprétation : —")
         if clip is phone:  # on a slow connection, the box ticked while the clip is still arriving
-            cdp = page.context.new_cdp_session(page)
-            cdp.send("Network.enable")
-            cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
-                                                         "uploadThroughput": 20000})
+            cdp = network(page)
+            throttle_uploads(cdp, 20000)
             field.locator("input[type=file]").set_input_files(str(clip))
             page.wait_for_timeout(700)
             page.locator("#lp-consent-clip input").check()
@@ -726,8 +728,7 @@ def test_a_clip_the_browser_cannot_play_is_still_animated(browser, launch_app, t
         expect(note).to_contain_text(codec, timeout=30000)
         expect(page.locator("#lp-selection")).to_contain_text("Interprétation : votre fichier")
         if clip is phone:  # ... is that clip's (a first version cleared it: the emptied field's tick was remembered)
-            cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
-                                                         "uploadThroughput": -1})
+            throttle_uploads(cdp, -1)
             page.wait_for_timeout(1000)
             expect(page.locator("#lp-consent-clip input")).to_be_checked()
         expect(note).to_contain_text("il peut être animé")
